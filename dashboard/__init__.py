@@ -1,0 +1,1 @@
+"""The Dash user interface over the ``ml`` engine."""

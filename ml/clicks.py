@@ -1,0 +1,117 @@
+"""Index canonical clicks once, as flat numpy arrays sorted by (session, order).
+
+Every per-session computation in ``ml`` (session features, window features,
+targets) works on ``IndexedClicks`` with ``np.add.reduceat``-style reductions
+over contiguous session blocks, so nothing loops over sessions in Python.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ml import schema as S
+
+
+@dataclass(frozen=True)
+class IndexedClicks:
+    """Clicks sorted by session then order, with per-session block offsets.
+
+    ``session`` maps each click to its session position ``0..n_sessions-1``;
+    ``starts``/``lengths`` delimit each session's block; ``rank`` is a click's
+    0-based position within its session; ``is_review`` marks a click on a
+    clothing model the session has already viewed.
+    """
+
+    clicks: pd.DataFrame  # sorted canonical clicks, fresh RangeIndex
+    session_ids: pd.Index
+    session: np.ndarray
+    starts: np.ndarray
+    lengths: np.ndarray
+    rank: np.ndarray
+    model_code: np.ndarray
+    is_review: np.ndarray
+
+    @property
+    def n_sessions(self) -> int:
+        return len(self.starts)
+
+    def column(self, name: str) -> np.ndarray:
+        return self.clicks[name].to_numpy()
+
+    def per_session_sum(self, values: np.ndarray) -> np.ndarray:
+        """Sum of a per-click array over each session block."""
+        if not len(values):
+            return np.zeros(0, dtype=np.float64)
+        return np.add.reduceat(values, self.starts)
+
+    def first(self, name: str) -> np.ndarray:
+        """The value of a column at each session's first click."""
+        return self.clicks[name].to_numpy()[self.starts]
+
+
+def _is_sorted(session_codes: np.ndarray, order: np.ndarray) -> bool:
+    if len(session_codes) < 2:
+        return True
+    ds = np.diff(session_codes)
+    if (ds < 0).any():
+        return False
+    same = ds == 0
+    return bool((np.diff(order)[same] > 0).all())
+
+
+def index_clicks(clicks: pd.DataFrame) -> IndexedClicks:
+    """Sort clicks by (session, order) and compute block offsets and re-view flags."""
+    codes, uniques = pd.factorize(clicks[S.SESSION_ID], sort=False)
+    order = clicks[S.ORDER].to_numpy()
+    if _is_sorted(codes, order):
+        ordered = clicks.reset_index(drop=True)
+    else:
+        perm = np.lexsort((order, codes))
+        ordered = clicks.take(perm).reset_index(drop=True)
+        codes = codes[perm]
+        # Renumber sessions so codes follow the sorted order of first appearance.
+        first_pos = np.full(len(uniques), -1)
+        boundaries = np.flatnonzero(np.r_[True, np.diff(codes) != 0])
+        first_pos[codes[boundaries]] = np.arange(len(boundaries))
+        uniques = uniques[codes[boundaries]]
+        codes = first_pos[codes]
+    n = len(codes)
+    starts = np.flatnonzero(np.r_[True, np.diff(codes) != 0]) if n else np.zeros(0, dtype=np.int64)
+    lengths = np.diff(np.r_[starts, n]).astype(np.int64)
+    session = codes.astype(np.int64)
+    rank = np.arange(n, dtype=np.int64) - np.repeat(starts, lengths)
+    model_code = ordered[S.CLOTHING_MODEL].cat.codes.to_numpy().astype(np.int64)
+    n_models = max(len(ordered[S.CLOTHING_MODEL].cat.categories), 1)
+    pair_key = session * n_models + model_code
+    is_review = pd.Series(pair_key).duplicated(keep="first").to_numpy()
+    return IndexedClicks(
+        clicks=ordered,
+        session_ids=pd.Index(uniques, name=S.SESSION_ID),
+        session=session,
+        starts=starts,
+        lengths=lengths,
+        rank=rank,
+        model_code=model_code,
+        is_review=is_review,
+    )
+
+
+def code_counts(indexed: IndexedClicks, codes: np.ndarray, n_codes: int) -> np.ndarray:
+    """Clicks per (session, code): an ``n_sessions x (n_codes + 1)`` count matrix."""
+    flat = indexed.session * (n_codes + 1) + codes.astype(np.int64)
+    counts = np.bincount(flat, minlength=indexed.n_sessions * (n_codes + 1))
+    return counts.reshape(indexed.n_sessions, n_codes + 1)
+
+
+def dominant_code(indexed: IndexedClicks, codes: np.ndarray, n_codes: int) -> np.ndarray:
+    """Most-clicked code per session; ties go to the code the session viewed first."""
+    counts = code_counts(indexed, codes, n_codes)
+    flat = indexed.session * (n_codes + 1) + codes.astype(np.int64)
+    first_seen = np.full(counts.size, np.iinfo(np.int64).max // 4, dtype=np.int64)
+    is_first = ~pd.Series(flat).duplicated(keep="first").to_numpy()
+    first_seen[flat[is_first]] = indexed.rank[is_first]
+    score = counts * (1 << 20) - np.minimum(first_seen.reshape(counts.shape), (1 << 20) - 1)
+    return score.argmax(axis=1)

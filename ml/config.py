@@ -1,0 +1,109 @@
+"""The one configuration module: paths, limits, the observation window, seeds, server.
+
+Every setting has a default that works on the bundled data; environment
+variables override them. ``get_settings()`` reads the environment each time it
+is called, so tests and the app factory can build settings for a temporary
+folder without reloading modules.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+BUNDLED_DATA_FILE = PROJECT_ROOT / "data" / "e-shop-clothing-2008.csv.gz"
+BUNDLED_DATA_NAME = "UCI 553 e-shop clothing 2008"
+
+# Environment variable names (documented in the README).
+ENV_DATA_FILE = "CLICKSTREAM_DATA"
+ENV_MODELS_DIR = "CLICKSTREAM_MODELS_DIR"
+ENV_CACHE_DIR = "CLICKSTREAM_CACHE_DIR"
+ENV_WINDOW = "CLICKSTREAM_WINDOW"
+ENV_MAX_INPUT_MB = "CLICKSTREAM_MAX_INPUT_MB"
+ENV_MAX_UPLOAD_MB = "CLICKSTREAM_MAX_UPLOAD_MB"
+ENV_HOST = "HOST"  # as Dash itself reads it
+ENV_PORT = "PORT"  # as Dash itself reads it
+ENV_DEBUG = "DASH_DEBUG"
+
+DEFAULT_WINDOW = 3
+RANDOM_SEED = 42
+TEST_SIZE = 0.2
+CV_FOLDS = 5
+MEGABYTE = 1024 * 1024
+
+# Model-size limits, stated in each model's metadata.
+SVR_MAX_TRAIN_ROWS = 5_000
+NYSTROEM_COMPONENTS = 300
+DBSCAN_MAX_ROWS = 20_000
+SILHOUETTE_SAMPLE = 5_000
+KMEANS_K_RANGE = (2, 8)
+
+# Output sizes: curve data stored beside a model, predictions kept for the UI.
+CURVE_POINTS = 200
+STORED_PREDICTIONS = 5_000
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"environment variable {name}={raw!r} is not an integer") from exc
+
+
+def _env_flag(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    return raw in {"1", "true", "yes", "on"}
+
+
+def _env_path(name: str, default: Path) -> Path:
+    raw = os.environ.get(name, "").strip()
+    return Path(raw).expanduser().resolve() if raw else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings for one process (or one test)."""
+
+    data_file: Path
+    models_dir: Path
+    cache_dir: Path
+    window: int
+    max_input_bytes: int
+    max_upload_bytes: int
+    host: str
+    port: int
+    debug: bool
+    seed: int = RANDOM_SEED
+
+    def with_overrides(self, **changes: object) -> Settings:
+        """Return a copy with some fields replaced (used by tests and the CLI)."""
+        return replace(self, **changes)
+
+    @property
+    def uses_bundled_data(self) -> bool:
+        return self.data_file == BUNDLED_DATA_FILE
+
+
+def get_settings() -> Settings:
+    """Read settings from the environment, falling back to the defaults."""
+    window = _env_int(ENV_WINDOW, DEFAULT_WINDOW)
+    if window < 1:
+        raise ValueError(f"{ENV_WINDOW} must be at least 1, got {window}")
+    return Settings(
+        data_file=_env_path(ENV_DATA_FILE, BUNDLED_DATA_FILE),
+        models_dir=_env_path(ENV_MODELS_DIR, PROJECT_ROOT / "models"),
+        cache_dir=_env_path(ENV_CACHE_DIR, PROJECT_ROOT / ".cache"),
+        window=window,
+        max_input_bytes=_env_int(ENV_MAX_INPUT_MB, 2048) * MEGABYTE,
+        max_upload_bytes=_env_int(ENV_MAX_UPLOAD_MB, 50) * MEGABYTE,
+        host=os.environ.get(ENV_HOST, "").strip() or "127.0.0.1",
+        port=_env_int(ENV_PORT, 8050),
+        debug=_env_flag(ENV_DEBUG, False),
+    )

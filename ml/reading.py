@@ -1,0 +1,162 @@
+"""Turn the bytes of an input file into a raw table, whatever form the user has.
+
+Detects the container (gzip, Parquet, Excel, zip, plain text), checks the size
+limit and the text encoding, and sniffs the delimiter from the header line.
+It never asks the user which form a file is in, and it never unpickles or
+executes anything: CSV is parsed as text, Parquet through pyarrow.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ml.errors import Problem, ValidationError
+
+GZIP_MAGIC = b"\x1f\x8b"
+PARQUET_MAGIC = b"PAR1"
+ZIP_MAGIC = b"PK\x03\x04"
+EMPTY_ZIP_MAGIC = b"PK\x05\x06"
+OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # legacy .xls workbooks
+GZIP_EXPANSION_LIMIT = 20  # a gzip may unpack to at most this many times the size limit
+DELIMITERS = (";", ",", "\t", "|")
+
+
+@dataclass(frozen=True)
+class RawTable:
+    """A parsed but not yet validated table, with how it was read."""
+
+    frame: pd.DataFrame
+    container: str  # "csv", "csv.gz", "parquet"
+    delimiter: str | None
+
+
+def _fail(message: str, source: str | None) -> ValidationError:
+    return ValidationError([Problem(message)], source=source)
+
+
+def read_source_bytes(source: str | Path | bytes, *, max_bytes: int, name: str | None) -> bytes:
+    """Read a file (or take given bytes), refusing anything over ``max_bytes``."""
+    if isinstance(source, bytes):
+        size = len(source)
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise _fail(f"file not found: {path}", name)
+        if path.is_dir():
+            raise _fail(f"{path} is a folder, not a file", name)
+        size = path.stat().st_size
+    if size > max_bytes:
+        raise _fail(
+            f"the file is {size / 1_048_576:,.1f} MB, over the limit of {max_bytes / 1_048_576:,.0f} MB",
+            name,
+        )
+    return source if isinstance(source, bytes) else path.read_bytes()
+
+
+def _gunzip(data: bytes, limit: int, source: str | None) -> bytes:
+    out = io.BytesIO()
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
+            while chunk := stream.read(1 << 20):
+                out.write(chunk)
+                if out.tell() > limit:
+                    raise _fail(
+                        f"the gzip file unpacks to more than {limit / 1_048_576:,.0f} MB",
+                        source,
+                    )
+    except (OSError, EOFError, zlib.error) as exc:
+        raise _fail(f"the gzip file is damaged or truncated ({exc})", source) from exc
+    return out.getvalue()
+
+
+def _describe_zip(data: bytes) -> str:
+    head = data[:4096]
+    if b"[Content_Types].xml" in head or b"xl/" in head:
+        return (
+            "this is an Excel workbook (.xlsx), not CSV or Parquet; "
+            "save the sheet as CSV (comma or semicolon separated) and upload that"
+        )
+    return "this is a zip archive, not CSV or Parquet; unzip it and use the CSV file inside"
+
+
+def _check_utf8(data: bytes, source: str | None) -> None:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise _fail(
+            f"the file is not UTF-8 text: byte 0x{data[exc.start]:02x} at line {line} "
+            "cannot be decoded; save or export the file as UTF-8",
+            source,
+        ) from exc
+
+
+def sniff_delimiter(header_line: str) -> str | None:
+    """Pick the delimiter that splits the header line into the most fields."""
+    counts = {d: header_line.count(d) for d in DELIMITERS}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else None
+
+
+def _read_csv(data: bytes, container: str, source: str | None) -> RawTable:
+    if b"\x00" in data[:8192]:
+        raise _fail("the file is binary, not CSV text or Parquet", source)
+    _check_utf8(data, source)
+    text_start = data[:65536].decode("utf-8", errors="ignore").lstrip("\ufeff")
+    if not text_start.strip():
+        raise _fail("the file is empty: no header and no rows", source)
+    header_line = text_start.splitlines()[0]
+    delimiter = sniff_delimiter(header_line)
+    try:
+        frame = pd.read_csv(
+            io.BytesIO(data),
+            sep=delimiter or ",",
+            encoding="utf-8-sig",
+            keep_default_na=False,
+            na_values=[""],
+            skipinitialspace=True,
+            low_memory=False,
+        )
+    except pd.errors.EmptyDataError as exc:
+        raise _fail("the file is empty: no header and no rows", source) from exc
+    except (pd.errors.ParserError, csv.Error) as exc:
+        raise _fail(f"the CSV cannot be parsed: {exc}", source) from exc
+    return RawTable(frame=frame, container=container, delimiter=delimiter)
+
+
+def _read_parquet(data: bytes, source: str | None) -> RawTable:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(io.BytesIO(data))
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise _fail(f"the Parquet file cannot be read: {exc}", source) from exc
+    return RawTable(frame=table.to_pandas(), container="parquet", delimiter=None)
+
+
+def parse_bytes(data: bytes, *, max_bytes: int, source: str | None) -> RawTable:
+    """Detect the form of ``data`` and parse it into a raw table."""
+    container = "csv"
+    if data[:2] == GZIP_MAGIC:
+        data = _gunzip(data, max_bytes * GZIP_EXPANSION_LIMIT, source)
+        container = "csv.gz"
+    if not data.strip():
+        raise _fail("the file is empty: no header and no rows", source)
+    if data[:4] == PARQUET_MAGIC:
+        return _read_parquet(data, source)
+    if data[:4] in (ZIP_MAGIC, EMPTY_ZIP_MAGIC):
+        raise _fail(_describe_zip(data), source)
+    if data[:8] == OLE2_MAGIC:
+        raise _fail(
+            "this is a legacy Excel workbook (.xls), not CSV or Parquet; save the sheet as CSV",
+            source,
+        )
+    return _read_csv(data, container, source)

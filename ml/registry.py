@@ -1,0 +1,253 @@
+"""The model registry: ``models/<task>/<model>/<run-id>/`` with a pipeline and its metadata.
+
+A run is written in a staging folder inside the registry and moved into place
+with one ``os.replace`` per run when its training job commits, so a crash or a
+cancel mid-write leaves no half run visible. The newest run of a model wins.
+Reading a missing or corrupt artifact raises ``ArtifactError`` naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import joblib
+import numpy as np
+
+from ml.errors import ArtifactError, NoModelError
+from ml.evaluation import LOWER_IS_BETTER, PRIMARY_METRIC
+from ml.zoo import TASKS
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "model.joblib"
+METADATA_FILE = "metadata.json"
+CURVES_FILE = "curves.json"
+STAGING_DIR = ".staging"
+LOCK_FILE = ".training.lock"
+RUN_ID_PATTERN = re.compile(r"^\d{8}T\d{6}\d{6}Z-[0-9a-f]{6}$")
+STALE_STAGING_SECONDS = 6 * 3600
+
+
+def new_run_id() -> str:
+    """Sortable, unique run id: UTC time to the microsecond plus a random suffix."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + uuid.uuid4().hex[:6]
+
+
+def run_timestamp(run_id: str) -> datetime:
+    return datetime.strptime(run_id.split("-", maxsplit=1)[0], "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    text = json.dumps(payload, indent=2, default=_json_default, allow_nan=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One complete run on disk. ``metadata`` is ``None`` when it cannot be read (see ``error``)."""
+
+    task: str
+    model: str
+    run_id: str
+    path: Path
+    metadata: dict | None
+    error: str | None = None
+
+    @property
+    def created(self) -> datetime:
+        return run_timestamp(self.run_id)
+
+    def metric(self, name: str, split: str = "test") -> float:
+        """A held-out (``split="test"``) or CV-mean (``split="cv"``) metric, NaN if absent."""
+        if not self.metadata:
+            return float("nan")
+        metrics = self.metadata.get("metrics", {})
+        value = metrics.get("cv", {}).get(name, {}).get("mean") if split == "cv" else metrics.get("test", {}).get(name)
+        return float("nan") if value is None else float(value)
+
+
+@dataclass(frozen=True)
+class LoadedRun:
+    info: RunInfo
+    pipeline: object
+    metadata: dict
+
+
+class Staging:
+    """Runs written by one training job, invisible until ``commit``."""
+
+    def __init__(self, registry: Registry, job_id: str):
+        self.registry = registry
+        self.job_id = job_id
+        self.root = registry.root / STAGING_DIR / job_id
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._runs: list[tuple[Path, Path]] = []
+
+    def save(self, task: str, model: str, pipeline: object, metadata: dict, curves: dict | None = None) -> str:
+        """Write one run into staging; returns its run id."""
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}")
+        run_id = new_run_id()
+        folder = self.root / task / model / run_id
+        folder.mkdir(parents=True)
+        joblib.dump(pipeline, folder / MODEL_FILE)
+        _write_json(folder / CURVES_FILE, curves or {})
+        # metadata.json last: a run folder without it is never treated as complete.
+        _write_json(folder / METADATA_FILE, {**metadata, "run_id": run_id, "job_id": self.job_id})
+        self._runs.append((folder, self.registry.root / task / model / run_id))
+        return run_id
+
+    def commit(self) -> list[str]:
+        """Move every staged run into place (one atomic rename each)."""
+        committed = []
+        for staged, final in self._runs:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staged, final)
+            committed.append(final.name)
+        self.discard()
+        return committed
+
+    def discard(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class Registry:
+    """Saved models under one root folder."""
+
+    def __init__(self, root: Path | str):
+        self.root = Path(root)
+
+    # ------------------------------------------------------------------ writing
+    @contextmanager
+    def staging(self, job_id: str | None = None) -> Iterator[Staging]:
+        """Stage runs; they are committed only if the block finishes without an exception."""
+        staging = Staging(self, job_id or new_run_id())
+        try:
+            yield staging
+        except BaseException:
+            staging.discard()
+            raise
+        staging.commit()
+
+    def clean_stale_staging(self, max_age_seconds: float = STALE_STAGING_SECONDS) -> None:
+        """Remove staging folders left behind by killed jobs."""
+        base = self.root / STAGING_DIR
+        if not base.is_dir():
+            return
+        now = time.time()
+        for folder in base.iterdir():
+            if now - folder.stat().st_mtime > max_age_seconds:
+                shutil.rmtree(folder, ignore_errors=True)
+
+    # ------------------------------------------------------------------ reading
+    def runs(self, task: str | None = None, model: str | None = None) -> list[RunInfo]:
+        """Every complete run, newest first. Unreadable metadata is reported in ``error``."""
+        found: list[RunInfo] = []
+        for task_dir in self._subdirs(self.root, task):
+            if task_dir.name not in TASKS:
+                continue
+            for model_dir in self._subdirs(task_dir, model):
+                for run_dir in self._subdirs(model_dir, None):
+                    if RUN_ID_PATTERN.match(run_dir.name) and (run_dir / METADATA_FILE).exists():
+                        found.append(self._info(task_dir.name, model_dir.name, run_dir))
+        return sorted(found, key=lambda r: r.run_id, reverse=True)
+
+    @staticmethod
+    def _subdirs(parent: Path, only: str | None) -> list[Path]:
+        if not parent.is_dir():
+            return []
+        if only is not None:
+            child = parent / only
+            return [child] if child.is_dir() else []
+        return [p for p in parent.iterdir() if p.is_dir() and not p.name.startswith(".")]
+
+    @staticmethod
+    def _info(task: str, model: str, run_dir: Path) -> RunInfo:
+        try:
+            metadata = json.loads((run_dir / METADATA_FILE).read_text(encoding="utf-8"))
+            if not isinstance(metadata, dict):
+                raise ValueError("metadata is not a JSON object")
+            return RunInfo(task, model, run_dir.name, run_dir, metadata)
+        except (OSError, ValueError) as exc:
+            return RunInfo(task, model, run_dir.name, run_dir, None, f"{METADATA_FILE} is unreadable: {exc}")
+
+    def latest(self, task: str, model: str) -> RunInfo | None:
+        runs = self.runs(task, model)
+        return runs[0] if runs else None
+
+    def latest_per_model(self, task: str) -> list[RunInfo]:
+        """The newest run of each model of a task (the runs in use)."""
+        seen: dict[str, RunInfo] = {}
+        for run in self.runs(task):
+            seen.setdefault(run.model, run)
+        return list(seen.values())
+
+    def champion(self, task: str, metric: str | None = None) -> RunInfo:
+        """The model in use for a task: the best CV score among each model's newest run."""
+        metric = metric or PRIMARY_METRIC[task]
+        candidates = [r for r in self.latest_per_model(task) if r.metadata is not None]
+        if not candidates:
+            raise NoModelError(f"no trained {task} model in {self.root}; run 'python -m ml train' first")
+        sign = 1.0 if metric in LOWER_IS_BETTER else -1.0
+
+        def key(run: RunInfo) -> float:
+            value = run.metric(metric, "cv")
+            if np.isnan(value):
+                value = run.metric(metric, "test")
+            return sign * value if not np.isnan(value) else float("inf")
+
+        return min(candidates, key=key)
+
+    def load(self, run: RunInfo) -> LoadedRun:
+        """Load a run's pipeline and metadata; ``ArtifactError`` names what is missing or broken."""
+        if run.metadata is None:
+            raise ArtifactError(run.path / METADATA_FILE, run.error or "unreadable")
+        model_path = run.path / MODEL_FILE
+        if not model_path.exists():
+            raise ArtifactError(model_path, "the fitted model file is missing")
+        try:
+            pipeline = joblib.load(model_path)
+        except Exception as exc:  # joblib raises many types for a damaged file
+            raise ArtifactError(model_path, f"the fitted model cannot be loaded ({type(exc).__name__}: {exc})") from exc
+        return LoadedRun(run, pipeline, run.metadata)
+
+    def curves(self, run: RunInfo) -> dict:
+        path = run.path / CURVES_FILE
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ArtifactError(path, "the curve data file is missing") from exc
+        except (OSError, ValueError) as exc:
+            raise ArtifactError(path, f"the curve data cannot be read ({exc})") from exc
+
+    def find(self, run_id: str) -> RunInfo:
+        for run in self.runs():
+            if run.run_id == run_id:
+                return run
+        raise ArtifactError(self.root / "*" / "*" / run_id, "no such run")

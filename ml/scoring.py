@@ -1,0 +1,142 @@
+"""Score click files with the saved models: one row per session.
+
+Each session gets a status. Sessions with at least ``k`` clicks that had not
+converted inside the window are ``scored``: P(convert) from the classifier,
+the predicted class at its saved threshold, a predicted basket value from the
+regressor and the expected revenue (P x basket). Shorter sessions are ``too
+short``; sessions that already converted inside the window say so. Every
+session gets a behavioural segment from the K-Means model.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ml.clicks import index_clicks
+from ml.errors import NoModelError
+from ml.features import STATUS_SCORED, session_features, window_features
+from ml.registry import LoadedRun, Registry
+from ml.segments import SEGMENT_FEATURES
+from ml.targets import definition_for_scoring
+from ml.zoo import CLASSIFICATION, CLUSTERING, REGRESSION
+
+log = logging.getLogger(__name__)
+
+SCORE_COLUMNS = (
+    "session_id",
+    "clicks",
+    "status",
+    "p_convert",
+    "predicted_converted",
+    "predicted_basket_value",
+    "expected_revenue",
+    "segment",
+)
+
+
+@dataclass(frozen=True)
+class ScoringModels:
+    """The runs used to score: a classifier, and where available a regressor and a segmenter."""
+
+    classifier: LoadedRun
+    regressor: LoadedRun | None
+    segmenter: LoadedRun | None
+
+    @property
+    def window(self) -> int:
+        return int(self.classifier.metadata["window"])
+
+    @property
+    def threshold(self) -> float:
+        return float(self.classifier.metadata["threshold"])
+
+    def describe(self) -> dict[str, object]:
+        def name(run: LoadedRun | None) -> str | None:
+            return f"{run.info.model} ({run.info.run_id})" if run else None
+
+        return {
+            "classifier": name(self.classifier),
+            "regressor": name(self.regressor),
+            "segmenter": name(self.segmenter),
+            "window": self.window,
+            "threshold": self.threshold,
+        }
+
+
+def load_scoring_models(registry: Registry, classifier_run: str | None = None) -> ScoringModels:
+    """The champion classifier (or a chosen run), a regressor with the same window, and K-Means."""
+    info = registry.find(classifier_run) if classifier_run else registry.champion(CLASSIFICATION)
+    classifier = registry.load(info)
+    window = classifier.metadata["window"]
+    regressors = [r for r in registry.latest_per_model(REGRESSION) if r.metadata and r.metadata.get("window") == window]
+    regressor = None
+    if regressors:
+        best = max(regressors, key=lambda r: np.nan_to_num(r.metric("r2", "cv"), nan=-np.inf))
+        regressor = registry.load(best)
+    else:
+        log.warning("no regressor trained with a %d-click window; basket values are left empty", window)
+    kmeans = registry.latest(CLUSTERING, "kmeans")
+    segmenter = registry.load(kmeans) if kmeans else None
+    return ScoringModels(classifier, regressor, segmenter)
+
+
+def _segment_names(segmenter: LoadedRun) -> dict[int, str]:
+    return {int(s["segment"]): f"{int(s['segment'])}: {s['persona']}" for s in segmenter.metadata.get("segments", [])}
+
+
+def score_clicks(clicks: pd.DataFrame, models: ScoringModels) -> pd.DataFrame:
+    """Per-session scores for canonical clicks, in ``SCORE_COLUMNS`` order."""
+    if len(clicks) == 0:
+        raise NoModelError("there are no clicks to score")
+    indexed = index_clicks(clicks)
+    definition = definition_for_scoring(clicks, models.classifier.metadata["label"]["name"])
+    window = window_features(indexed, models.window, definition)
+    scored = window.features
+    out = pd.DataFrame(
+        {
+            "session_id": window.status.index,
+            "clicks": window.n_clicks.to_numpy(),
+            "status": window.status.to_numpy(),
+        }
+    )
+    is_scored = (out["status"] == STATUS_SCORED).to_numpy()
+    p = np.full(len(out), np.nan)
+    basket = np.full(len(out), np.nan)
+    if len(scored):
+        p[is_scored] = models.classifier.pipeline.predict_proba(scored)[:, 1]
+        if models.regressor is not None:
+            basket[is_scored] = np.clip(models.regressor.pipeline.predict(scored), 0.0, None)
+    out["p_convert"] = p.round(6)
+    predicted = pd.array(np.where(is_scored, p >= models.threshold, False), dtype="boolean")
+    predicted[~is_scored] = pd.NA
+    out["predicted_converted"] = predicted
+    out["predicted_basket_value"] = basket.round(2)
+    out["expected_revenue"] = (p * basket).round(2)
+    if models.segmenter is not None:
+        sessions = session_features(indexed, definition)
+        codes = models.segmenter.pipeline.predict(sessions[list(SEGMENT_FEATURES)])
+        names = _segment_names(models.segmenter)
+        out["segment"] = [names.get(int(c), str(int(c))) for c in codes]
+    else:
+        out["segment"] = pd.NA
+    if out["session_id"].dtype == object:
+        out["session_id"] = out["session_id"].astype("string")
+    return out[list(SCORE_COLUMNS)]
+
+
+def score_summary(scores: pd.DataFrame) -> dict[str, object]:
+    """Counts by status and the totals a user checks first."""
+    counts = scores["status"].value_counts()
+    scored = scores[scores["status"] == STATUS_SCORED]
+    return {
+        "sessions": len(scores),
+        "status_counts": {str(k): int(v) for k, v in counts.items()},
+        "predicted_converting": int(scored["predicted_converted"].sum()) if len(scored) else 0,
+        "mean_p_convert": float(scored["p_convert"].mean()) if len(scored) else float("nan"),
+        "expected_revenue": float(scored["expected_revenue"].sum()) if len(scored) else 0.0,
+        "clicks": int(scores["clicks"].sum()),
+    }

@@ -1,0 +1,165 @@
+"""Conversion label definitions: the one module that says what "converted" means.
+
+There is no purchase in the clickstream, so the default label is a proxy for
+purchase intent: a session *converts* when it views a clothing model it has
+already viewed in the same session (a re-view). Its *basket value* is the sum of
+the prices of the distinct models that were re-viewed. When the input carries a
+real ``converted`` (and optionally ``revenue``) column, that is used instead.
+
+Each definition also says at which click a session converted, so the early
+prediction task can leave out sessions that converted inside the window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ml import schema as S
+from ml.clicks import IndexedClicks
+
+NEVER = np.iinfo(np.int64).max  # conversion rank for sessions that never convert (or unknown)
+
+
+@dataclass(frozen=True)
+class SessionTargets:
+    """Per-session targets, aligned with ``IndexedClicks.session_ids``."""
+
+    converted: np.ndarray  # bool
+    basket_value: np.ndarray  # float, 0 where not converted
+    conversion_rank: np.ndarray  # 0-based click at which it converted, NEVER if not / unknown
+    definition: LabelDefinition
+
+
+@dataclass(frozen=True)
+class LabelDefinition:
+    """A named way of deriving ``converted`` and ``basket_value`` from clicks."""
+
+    name: str
+    title: str  # short, for the UI ("Conversion (proxy)")
+    converted_text: str
+    basket_text: str
+    compute: Callable[[IndexedClicks], tuple[np.ndarray, np.ndarray, np.ndarray]]
+    is_proxy: bool = True
+
+    def targets(self, indexed: IndexedClicks) -> SessionTargets:
+        converted, basket, rank = self.compute(indexed)
+        return SessionTargets(converted=converted, basket_value=basket, conversion_rank=rank, definition=self)
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "converted": self.converted_text,
+            "basket_value": self.basket_text,
+            "is_proxy": self.is_proxy,
+        }
+
+
+def _first_review_rank(indexed: IndexedClicks) -> np.ndarray:
+    rank = np.full(indexed.n_sessions, NEVER, dtype=np.int64)
+    review_pos = np.flatnonzero(indexed.is_review)
+    if len(review_pos):
+        sessions = indexed.session[review_pos]
+        first = ~pd.Series(sessions).duplicated(keep="first").to_numpy()
+        rank[sessions[first]] = indexed.rank[review_pos[first]]
+    return rank
+
+
+def _reviewed_basket(indexed: IndexedClicks) -> np.ndarray:
+    """Sum of prices of the distinct models each session re-viewed."""
+    review_pos = np.flatnonzero(indexed.is_review)
+    basket = np.zeros(indexed.n_sessions, dtype=np.float64)
+    if len(review_pos):
+        n_models = int(indexed.model_code.max()) + 1
+        keys = indexed.session[review_pos] * n_models + indexed.model_code[review_pos]
+        distinct = review_pos[~pd.Series(keys).duplicated(keep="first").to_numpy()]
+        price = indexed.column(S.PRICE)[distinct]
+        basket += np.bincount(indexed.session[distinct], weights=price, minlength=indexed.n_sessions)
+    return basket
+
+
+def _review_proxy(indexed: IndexedClicks) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rank = _first_review_rank(indexed)
+    return rank != NEVER, _reviewed_basket(indexed), rank
+
+
+def _input_label(indexed: IndexedClicks) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    clicks = indexed.clicks
+    converted = np.maximum.reduceat(clicks[S.LABEL_CONVERTED].to_numpy(), indexed.starts) > 0
+    if S.LABEL_REVENUE in clicks:
+        basket = np.maximum.reduceat(clicks[S.LABEL_REVENUE].to_numpy(dtype=np.float64), indexed.starts)
+    else:
+        basket = _reviewed_basket(indexed)
+    basket = np.where(converted, basket, 0.0)
+    # When the purchase happened is not recorded, so no session is known to convert in the window.
+    return converted, basket, np.full(indexed.n_sessions, NEVER, dtype=np.int64)
+
+
+REVIEW_PROXY = LabelDefinition(
+    name="review",
+    title="Conversion (proxy)",
+    converted_text=(
+        "proxy for purchase intent: the session views a clothing model it has already viewed "
+        "in the same session (a re-view)"
+    ),
+    basket_text="proxy: sum of the prices (USD) of the distinct models that were re-viewed; 0 otherwise",
+    compute=_review_proxy,
+)
+INPUT_LABEL = LabelDefinition(
+    name="input",
+    title="Conversion (from file)",
+    converted_text="the input file's 'converted' column (1 if any click of the session says 1)",
+    basket_text="the input file's 'revenue' column where given, else the re-view proxy; 0 if not converted",
+    compute=_input_label,
+    is_proxy=False,
+)
+
+
+def _unlabelled(indexed: IndexedClicks) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n = indexed.n_sessions
+    return np.zeros(n, dtype=bool), np.zeros(n), np.full(n, NEVER, dtype=np.int64)
+
+
+# For scoring with a model trained on real labels: nothing is known about conversion in the file.
+UNLABELLED = LabelDefinition(
+    name="none",
+    title="Conversion (unknown)",
+    converted_text="not known for this file",
+    basket_text="not known for this file",
+    compute=_unlabelled,
+    is_proxy=False,
+)
+DEFINITIONS: Mapping[str, LabelDefinition] = {d.name: d for d in (REVIEW_PROXY, INPUT_LABEL)}
+DEFAULT_DEFINITION = REVIEW_PROXY.name
+
+
+def choose_definition(clicks: pd.DataFrame, requested: str | None = None) -> LabelDefinition:
+    """The definition to use: a real label column wins unless another is asked for."""
+    if requested is not None:
+        if requested not in DEFINITIONS:
+            raise ValueError(f"unknown label definition {requested!r}; choose from {sorted(DEFINITIONS)}")
+        if requested == INPUT_LABEL.name and S.LABEL_CONVERTED not in clicks:
+            raise ValueError("label definition 'input' needs a 'converted' column in the data")
+        return DEFINITIONS[requested]
+    return INPUT_LABEL if S.LABEL_CONVERTED in clicks else REVIEW_PROXY
+
+
+def definition_for_scoring(clicks: pd.DataFrame, trained_with: str) -> LabelDefinition:
+    """How to tell, in a file to score, which sessions already converted inside the window.
+
+    A model trained on the re-view proxy applies the proxy to the file; a model
+    trained on a real label uses the file's label if it has one, else nothing is known.
+    """
+    if trained_with == REVIEW_PROXY.name:
+        return REVIEW_PROXY
+    return INPUT_LABEL if S.LABEL_CONVERTED in clicks else UNLABELLED
+
+
+def session_targets(indexed: IndexedClicks, definition: LabelDefinition | None = None) -> SessionTargets:
+    """Targets for every session under ``definition`` (default: chosen from the columns)."""
+    definition = definition or choose_definition(indexed.clicks)
+    return definition.targets(indexed)
