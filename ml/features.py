@@ -120,7 +120,7 @@ def _session_table(indexed: IndexedClicks, targets: SessionTargets) -> pd.DataFr
             "date": date,
             "country": indexed.first(S.COUNTRY),
             "month": indexed.first(S.MONTH),
-            "day_of_week": pd.DatetimeIndex(date).dayofweek.to_numpy().astype(np.int8),
+            "day_of_week": pd.DatetimeIndex(date).day_of_week.to_numpy().astype(np.int8),
             "n_clicks": n,
             "n_products": n - n_reviews,
             "n_reviews": n_reviews,
@@ -212,7 +212,7 @@ def window_features(
     features = pd.DataFrame(
         {
             "country": clicks[S.COUNTRY].to_numpy()[first],
-            "day_of_week": pd.DatetimeIndex(dates).dayofweek.to_numpy().astype(np.int8),
+            "day_of_week": pd.DatetimeIndex(dates).day_of_week.to_numpy().astype(np.int8),
             "month": clicks[S.MONTH].to_numpy()[first],
             "first_category": category[:, 0],
             "last_category": category[:, -1],

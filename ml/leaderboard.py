@@ -75,15 +75,17 @@ def format_table(frame: pd.DataFrame, task: str) -> str:
     if frame.empty:
         return f"(no {task} models)"
     primary = PRIMARY_METRIC[task]
-    headers = ["model", f"{primary} (held-out)", f"cv {primary} mean+/-std"]
-    extra = [m for m in TASK_METRICS[task] if m != primary and m in frame][:5]
+    has_cv = frame[f"cv_{primary}_mean"].notna().any()
+    where = "held-out" if task != CLUSTERING else "all sessions"
+    headers = ["model", f"{primary} ({where})"] + ([f"cv {primary} mean+/-std"] if has_cv else [])
+    extra = [m for m in TASK_METRICS[task] if m != primary and m in frame and frame[m].notna().any()][:5]
     headers += [*extra, "fit s", "ms/1k rows", "run"]
+    digits = {"inertia": 0, "mse": 1, "n_clusters": 0}
     lines = []
     for _, row in frame.iterrows():
-        mean, std = row.get(f"cv_{primary}_mean"), row.get(f"cv_{primary}_std")
-        cv = f"{_fmt(mean)} +/- {_fmt(std)}" if mean is not None and not pd.isna(mean) else "-"
-        cells = [row["model"] + (" *" if row.get("best") else ""), _fmt(row[primary]), cv]
-        digits = {"inertia": 0, "mse": 1}
+        cells = [row["model"] + (" *" if row.get("best") else ""), _fmt(row[primary])]
+        if has_cv:
+            cells.append(f"{_fmt(row[f'cv_{primary}_mean'])} +/- {_fmt(row[f'cv_{primary}_std'])}")
         cells += [_fmt(row[m], digits.get(m, 3)) for m in extra]
         cells += [_fmt(row["fit_seconds"], 2), _fmt(row["predict_ms_per_1000"], 2), row["run_id"]]
         lines.append(cells)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ml import schema as S
 from ml.errors import Problem, ValidationError
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -53,11 +54,26 @@ def read_source_bytes(source: str | Path | bytes, *, max_bytes: int, name: str |
             raise _fail(f"{path} is a folder, not a file", name)
         size = path.stat().st_size
     if size > max_bytes:
-        raise _fail(
-            f"the file is {size / 1_048_576:,.1f} MB, over the limit of {max_bytes / 1_048_576:,.0f} MB",
-            name,
-        )
+        raise _fail(_size_message(size, max_bytes), name)
     return source if isinstance(source, bytes) else path.read_bytes()
+
+
+def format_size(n_bytes: int) -> str:
+    """Bytes in the unit a person reads at a glance: 512 bytes, 12.3 KB, 50.0 MB."""
+    if n_bytes < 1024:
+        return f"{n_bytes:,} bytes"
+    if n_bytes % 1_048_576 == 0:
+        return f"{n_bytes // 1_048_576:,} MB"
+    if n_bytes < 1_048_576:
+        return f"{n_bytes / 1024:,.1f} KB"
+    return f"{n_bytes / 1_048_576:,.1f} MB"
+
+
+def _size_message(size: int, limit: int) -> str:
+    shown, allowed = format_size(size), format_size(limit)
+    if size < limit * 1.05:  # rounded sizes would look equal: give the exact bytes
+        shown, allowed = f"{size:,} bytes", f"{limit:,} bytes ({allowed})"
+    return f"the file is {shown}, over the limit of {allowed}"
 
 
 def _gunzip(data: bytes, limit: int, source: str | None) -> bytes:
@@ -68,7 +84,7 @@ def _gunzip(data: bytes, limit: int, source: str | None) -> bytes:
                 out.write(chunk)
                 if out.tell() > limit:
                     raise _fail(
-                        f"the gzip file unpacks to more than {limit / 1_048_576:,.0f} MB",
+                        f"the gzip file unpacks to more than {format_size(limit)}",
                         source,
                     )
     except (OSError, EOFError, zlib.error) as exc:
@@ -105,6 +121,13 @@ def sniff_delimiter(header_line: str) -> str | None:
     return best if counts[best] else None
 
 
+def _text_columns(header_line: str, delimiter: str) -> dict[str, str]:
+    """Read session IDs and product codes as text, so long numbers or leading zeros survive."""
+    names = [name.strip().strip('"') for name in header_line.split(delimiter)]
+    keep = {S.SESSION_ID, S.CLOTHING_MODEL}
+    return {name: "string" for name in names if S.HEADER_ALIASES.get(S.normalise_header(name)) in keep}
+
+
 def _read_csv(data: bytes, container: str, source: str | None) -> RawTable:
     if b"\x00" in data[:8192]:
         raise _fail("the file is binary, not CSV text or Parquet", source)
@@ -118,6 +141,8 @@ def _read_csv(data: bytes, container: str, source: str | None) -> RawTable:
         frame = pd.read_csv(
             io.BytesIO(data),
             sep=delimiter or ",",
+            dtype=_text_columns(header_line, delimiter or ","),
+            index_col=False,
             encoding="utf-8-sig",
             keep_default_na=False,
             na_values=[""],

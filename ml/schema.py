@@ -69,7 +69,7 @@ CLICK_COLUMNS: tuple[str, ...] = (
     PAGE,
 )
 CLICK_DTYPES: Mapping[str, str] = {
-    SESSION_ID: "int64",  # or "string" when a shop's IDs are not integers
+    SESSION_ID: "int64",  # or pandas text ("string") when a shop's IDs are not 64-bit integers
     ORDER: "int32",
     DATE: "datetime64[s]",
     YEAR: "int16",
@@ -137,9 +137,11 @@ def normalise_header(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", str(name).lstrip("\ufeff").lower())
 
 
+# The canonical names are accepted too, so frames this tool exports load back unchanged.
+CANONICAL_HEADERS: Mapping[str, str] = {name: name for name in SOURCE_COLUMNS}
 HEADER_ALIASES: Mapping[str, str] = {
     normalise_header(raw): canon
-    for table in (UCI_HEADERS, LOWERCASE_HEADERS, LABEL_HEADERS)
+    for table in (UCI_HEADERS, LOWERCASE_HEADERS, CANONICAL_HEADERS, LABEL_HEADERS)
     for raw, canon in table.items()
 }
 

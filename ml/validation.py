@@ -25,7 +25,7 @@ class CanonicalClicks:
     """Validated clicks in the canonical schema, with notes on how they were read."""
 
     clicks: pd.DataFrame
-    header_form: str  # "UCI", "lowercase" or "mixed"
+    header_form: str  # "UCI" or "lowercase"
     warnings: tuple[str, ...]
     has_real_label: bool
 
@@ -53,12 +53,15 @@ def map_columns(frame: pd.DataFrame) -> tuple[dict[str, str], list[Problem], lis
         else:
             mapping[str(raw)] = canon
     present = set(mapping.values())
+    uci_form = _header_form([str(c) for c in frame.columns]) == "UCI"
     for canon in S.SOURCE_COLUMNS:
         if canon not in present:
             uci = S.DISPLAY_HEADER[canon]
             alt = next(k for k, v in S.LOWERCASE_HEADERS.items() if v == canon)
             names = f"'{uci}'" if uci == alt else f"'{uci}' or '{alt}'"
-            problems.append(Problem(f"missing column (expected a header named {names})", column=canon))
+            problems.append(
+                Problem(f"missing column (expected a header named {names})", column=uci if uci_form else alt)
+            )
     warnings = []
     if extras:
         shown = ", ".join(f"'{c}'" for c in extras[:10])
@@ -79,31 +82,29 @@ def _problem(column: str, message: str, mask: np.ndarray) -> Problem | None:
 
 
 def _numeric(series: pd.Series, column: str, problems: list[Problem]) -> np.ndarray:
-    """Float values of a column; missing and non-numeric cells are reported, not coerced."""
+    """Float values of a column; missing, non-numeric and non-finite cells are reported, not coerced.
+
+    Reported cells come back as NaN so later checks (ranges, dates) skip them.
+    """
     if pd.api.types.is_bool_dtype(series):
         series = series.astype("int8")
     if pd.api.types.is_numeric_dtype(series):
         values = series.to_numpy(dtype="float64", na_value=np.nan)
-        if p := _problem(column, "missing value", np.isnan(values)):
-            problems.append(p)
-        return values
-    text = series.astype("string").str.strip()
-    missing = (text.isna() | (text == "")).to_numpy(dtype=bool)
-    parsed = pd.to_numeric(text.mask(missing), errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-    bad = np.isnan(parsed) & ~missing
+        missing, unparsed, text = np.isnan(values), np.zeros(len(values), dtype=bool), None
+    else:
+        text = series.astype("string").str.strip()
+        missing = (text.isna() | (text == "")).to_numpy(dtype=bool)
+        values = pd.to_numeric(text.mask(missing), errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        unparsed = np.isnan(values) & ~missing
+    infinite = np.isinf(values)
     if p := _problem(column, "missing value", missing):
         problems.append(p)
-    if p := _problem(column, "not a number", bad):
-        bad_examples = text[bad].head(3).tolist()
-        problems.append(
-            Problem(
-                f"not a number (e.g. {', '.join(repr(v) for v in bad_examples)})",
-                column=column,
-                rows=p.rows,
-                count=p.count,
-            )
-        )
-    return parsed
+    for mask, what in ((unparsed, "not a number"), (infinite, "not a finite number")):
+        if p := _problem(column, what, mask):
+            shown = (text[mask] if text is not None else pd.Series(values[mask])).head(3).tolist()
+            examples = ", ".join(repr(v) for v in shown)
+            problems.append(Problem(f"{what} (e.g. {examples})", column=column, rows=p.rows, count=p.count))
+    return np.where(infinite, np.nan, values)
 
 
 def _check_codes(values: np.ndarray, column: str, problems: list[Problem]) -> None:
@@ -117,18 +118,24 @@ def _check_codes(values: np.ndarray, column: str, problems: list[Problem]) -> No
         problems.append(p)
 
 
+INTEGER_TEXT = r"[+-]?\d{1,18}"  # fits int64 exactly
+
+
 def _session_ids(series: pd.Series, problems: list[Problem]) -> pd.Series:
-    if pd.api.types.is_integer_dtype(series):
+    """Integer IDs stay int64; anything else (long numbers, codes) is kept as text, unchanged."""
+    if pd.api.types.is_integer_dtype(series) and (series.dtype != "uint64" or series.max() <= np.iinfo(np.int64).max):
         return series.astype("int64")
+    if pd.api.types.is_float_dtype(series):
+        values = _numeric(series, S.SESSION_ID, problems)
+        whole = ~np.isnan(values) & (values == np.round(values)) & (np.abs(values) < 2**53)
+        return pd.Series(values).astype("int64") if whole.all() else series.astype("string")
     text = series.astype("string").str.strip()
     missing = (text.isna() | (text == "")).to_numpy(dtype=bool)
     if p := _problem(S.SESSION_ID, "missing value", missing):
         problems.append(p)
-    as_int = pd.to_numeric(text, errors="coerce")
-    whole = as_int.notna() & (as_int == np.floor(as_int.fillna(0)))
-    if bool(whole.all()):
-        return as_int.astype("int64")
-    return text.astype("string")
+    if not missing.any() and bool(text.str.fullmatch(INTEGER_TEXT).all()):
+        return text.astype("int64")
+    return text
 
 
 def _build_dates(year: np.ndarray, month: np.ndarray, day: np.ndarray, problems: list[Problem]) -> np.ndarray:
