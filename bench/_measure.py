@@ -1,0 +1,168 @@
+"""Measurement helpers shared by the benchmark driver and its workers (standard library only).
+
+Memory figures come from Linux: ``ru_maxrss`` (peak resident set, KiB) and
+``/proc/self/status`` (``VmRSS`` now, ``VmHWM`` peak). Writing ``5`` to
+``/proc/self/clear_refs`` resets the peak to the current RSS, which lets a
+worker report the peak of one step (feature building) separately from the
+peak of the step before it (loading the clicks).
+
+Why workers reset the peak as soon as they start: ``ru_maxrss`` of a process
+started by ``exec`` also counts the peak of the address space it replaced, so a
+child of a large parent would otherwise report the parent's peak.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = BENCH_DIR.parent
+OUT_DIR = BENCH_DIR / "out"
+LIBRARIES = ("numpy", "pandas", "scikit-learn", "xgboost", "imbalanced-learn", "joblib", "pyarrow", "scipy")
+THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "CLICKSTREAM_MAX_INPUT_MB")
+
+
+# ---------------------------------------------------------------- memory
+def _status_kib(field: str) -> int | None:
+    """A ``Vm*`` field of ``/proc/self/status`` in KiB, or None where there is no procfs."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def rss_kib() -> int | None:
+    """The current resident set size of this process, KiB."""
+    return _status_kib("VmRSS")
+
+
+def hwm_kib() -> int | None:
+    """The peak resident set size of this address space (``VmHWM``), KiB."""
+    return _status_kib("VmHWM")
+
+
+def peak_rss_kib() -> int:
+    """``getrusage(RUSAGE_SELF).ru_maxrss``: the process's peak RSS, KiB on Linux."""
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def reset_peak_rss() -> bool:
+    """Reset the peak RSS to the current RSS; False if the kernel does not allow it."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
+            fh.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def mb(kib: float | None) -> float | None:
+    """KiB to decimal megabytes (10^6 bytes)."""
+    return None if kib is None else kib * 1024 / 1e6
+
+
+# ---------------------------------------------------------------- timing
+def summarise_times(seconds: Sequence[float]) -> dict[str, object]:
+    """Best, median and every repetition of a timed step."""
+    return {
+        "best": min(seconds),
+        "median": statistics.median(seconds),
+        "runs": list(seconds),
+        "repeats": len(seconds),
+    }
+
+
+def load_average() -> list[float] | None:
+    """1, 5 and 15-minute load averages, to flag measurements taken on a busy machine."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+# ---------------------------------------------------------------- machine and project
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _total_ram_bytes() -> int | None:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def machine_facts() -> dict[str, object]:
+    """CPU, memory, OS, Python and library versions, and the time of the run."""
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    ram = _total_ram_bytes()
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": affinity,
+        "cpu_model": _cpu_model(),
+        "total_ram_bytes": ram,
+        "total_ram_gb": None if ram is None else round(ram / 1e9, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "python_executable": sys.executable,
+        "libraries": {name: _version(name) for name in LIBRARIES},
+        "thread_env": {name: os.environ.get(name) for name in THREAD_ENV_VARS if os.environ.get(name)},
+    }
+
+
+def git_state() -> dict[str, object]:
+    """The project's commit and whether the working tree has changes (read-only git calls)."""
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(
+                ["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True, timeout=30
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip()
+
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": git("rev-parse", "HEAD"), "dirty": None if status is None else bool(status)}
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
