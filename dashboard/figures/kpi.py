@@ -1,0 +1,111 @@
+"""Figures of the KPI tab: trend, breakdown bars (clickable for cross-filtering), browse funnel."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from dashboard.figures.style import ACCENT, MUTED, PRIMARY, empty_figure, styled
+
+NO_SESSIONS = "No sessions match the filters"
+
+
+def trend_figure(trend: pd.DataFrame, freq: str, conversion_title: str) -> go.Figure:
+    """Sessions per day or week as bars, conversion rate as a line on a second axis."""
+    if trend.empty or trend["sessions"].sum() == 0:
+        return empty_figure(NO_SESSIONS)
+    unit = "week of" if freq == "W" else "day"
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(
+        go.Bar(
+            x=trend["period"],
+            y=trend["sessions"],
+            name="Sessions",
+            marker_color=PRIMARY,
+            opacity=0.75,
+            hovertemplate=f"{unit} %{{x|%a %d %b %Y}}<br>%{{y:,}} sessions<extra></extra>",
+        ),
+        secondary_y=False,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=trend["period"],
+            y=trend["conversion_rate"],
+            name=conversion_title,
+            mode="lines+markers" if len(trend) < 40 else "lines",
+            line={"color": ACCENT, "width": 2},
+            connectgaps=False,
+            hovertemplate=f"{unit} %{{x|%a %d %b %Y}}<br>{conversion_title}: %{{y:.1%}}<extra></extra>",
+        ),
+        secondary_y=True,
+    )
+    fig.update_yaxes(title_text="Sessions", secondary_y=False, rangemode="tozero")
+    fig.update_yaxes(
+        title_text=conversion_title, tickformat=".0%", secondary_y=True, rangemode="tozero", showgrid=False
+    )
+    return styled(fig, bargap=0.15, hovermode="x unified")
+
+
+def breakdown_figure(
+    table: pd.DataFrame,
+    selected: Sequence[int],
+    conversion_title: str,
+    top: int = 12,
+) -> go.Figure:
+    """Sessions per value (largest first), coloured by whether the value is in the filter.
+
+    Each bar carries its code as ``customdata`` so a click can filter by it.
+    """
+    if table.empty:
+        return empty_figure(NO_SESSIONS)
+    shown = table.head(top).iloc[::-1]
+    colours = [PRIMARY if not selected or code in selected else MUTED for code in shown["code"]]
+    hover = (
+        "<b>%{y}</b><br>%{x:,} sessions (%{customdata[1]:.1%})"
+        f"<br>{conversion_title}: %{{customdata[2]:.1%}}"
+        "<br>Potential revenue: $%{customdata[3]:,.0f}<extra>click to filter</extra>"
+    )
+    fig = go.Figure(
+        go.Bar(
+            x=shown["sessions"],
+            y=shown["label"],
+            orientation="h",
+            marker_color=colours,
+            # Plain lists, not a NumPy array: Plotly sends arrays as typed arrays, and the
+            # browser's click events leave typed-array customdata out.
+            customdata=shown[["code", "share", "conversion_rate", "revenue"]].to_numpy().tolist(),
+            hovertemplate=hover,
+            text=[f"{rate:.0%}" for rate in shown["conversion_rate"]],
+            textposition="auto",
+            insidetextanchor="end",
+        )
+    )
+    hidden = len(table) - len(shown)
+    return styled(
+        fig,
+        xaxis_title=f"Sessions (top {len(shown)} of {len(table)})" if hidden else "Sessions",
+        margin={"l": 10, "r": 10, "t": 10, "b": 40},
+        clickmode="event",
+    )
+
+
+def funnel_figure(funnel: pd.DataFrame) -> go.Figure:
+    """Sessions -> 2+ clicks -> 2+ products -> re-viewed, with step conversion in the hover."""
+    if funnel.empty or funnel["sessions"].iloc[0] == 0:
+        return empty_figure(NO_SESSIONS)
+    fig = go.Figure(
+        go.Funnel(
+            y=funnel["step"],
+            x=funnel["sessions"],
+            texttemplate="%{value:,.0f}<br>%{percentInitial:.0%}",
+            customdata=funnel[["of_previous"]].to_numpy(),
+            hovertemplate="<b>%{y}</b><br>%{x:,} sessions<br>%{percentInitial:.1%} of all, "
+            "%{customdata[0]:.1%} of previous step<extra></extra>",
+            marker={"color": [PRIMARY, "#52b5ed", "#7fc8f1", ACCENT]},
+            connector={"line": {"color": "#dee2e6"}},
+        )
+    )
+    return styled(fig, margin={"l": 10, "r": 10, "t": 10, "b": 10})

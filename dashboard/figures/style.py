@@ -1,0 +1,44 @@
+"""One look for every figure: template, colours, number formats, and an empty-state figure."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import plotly.io as pio
+
+# Cerulean-compatible palette, colour-blind friendly order.
+PRIMARY = "#2fa4e7"
+SECONDARY = "#033c73"
+ACCENT = "#dd5600"
+POSITIVE = "#73a839"
+NEGATIVE = "#c71c22"
+MUTED = "#868e96"
+COLORWAY = ["#2fa4e7", "#dd5600", "#73a839", "#033c73", "#9b479f", "#c71c22", "#e3a21a", "#20c997", "#868e96"]
+FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
+
+TEMPLATE_NAME = "clickstream"
+pio.templates[TEMPLATE_NAME] = go.layout.Template(
+    layout=go.Layout(
+        font={"family": FONT, "size": 12, "color": "#343a40"},
+        colorway=COLORWAY,
+        paper_bgcolor="white",
+        plot_bgcolor="white",
+        margin={"l": 50, "r": 20, "t": 30, "b": 40},
+        hoverlabel={"font": {"family": FONT}},
+        xaxis={"gridcolor": "#eef1f4", "zerolinecolor": "#dee2e6", "automargin": True},
+        yaxis={"gridcolor": "#eef1f4", "zerolinecolor": "#dee2e6", "automargin": True},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "left", "x": 0},
+    )
+)
+
+
+def styled(fig: go.Figure, **layout: object) -> go.Figure:
+    """Apply the app template and any layout overrides."""
+    fig.update_layout(template=TEMPLATE_NAME, **layout)
+    return fig
+
+
+def empty_figure(text: str) -> go.Figure:
+    """A blank figure that says why it is blank (no data for the filter, no model yet)."""
+    fig = go.Figure()
+    fig.add_annotation(text=text, xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False, font={"size": 14})
+    return styled(fig, xaxis={"visible": False}, yaxis={"visible": False}, margin={"l": 10, "r": 10, "t": 10, "b": 10})

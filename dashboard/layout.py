@@ -1,0 +1,163 @@
+"""The app shell: header with the dataset in use, the shared filter bar, the tabs."""
+
+from __future__ import annotations
+
+import dash_bootstrap_components as dbc
+from dash import dcc, html
+
+from dashboard import ids
+from dashboard.context import AppContext
+from ml import schema as S
+
+PRODUCT_NAME = "Clickstream conversion analytics"
+
+
+def dataset_badge(context: AppContext) -> html.Div:
+    info = context.data.info
+    label_note = f"{info['label_title']}: {info['label_text']}"
+    return html.Div(
+        [
+            html.Span(info["name"], className="fw-semibold"),
+            html.Span(f" · {info['clicks']:,} clicks · {info['sessions']:,} sessions · "),
+            html.Span(f"{info['first_date']:%d %b %Y} – {info['last_date']:%d %b %Y} · "),
+            html.Span(info["label_title"], title=label_note, className="badge bg-warning text-dark"),
+        ],
+        id=ids.APP_DATASET_INFO,
+        className="small dataset-info",
+    )
+
+
+def header(context: AppContext) -> dbc.Navbar:
+    return dbc.Navbar(
+        dbc.Container(
+            [
+                html.Div(
+                    [html.Span(PRODUCT_NAME, className="navbar-brand mb-0 h1"), dataset_badge(context)],
+                    className="d-flex flex-column",
+                ),
+            ],
+            fluid=True,
+        ),
+        id=ids.APP_HEADER,
+        color="primary",
+        dark=True,
+        className="mb-3",
+    )
+
+
+def _options(codes, names) -> list[dict]:
+    return [{"label": names.get(int(c), f"code {c}"), "value": int(c)} for c in codes]
+
+
+def filter_bar(context: AppContext) -> dbc.Card:
+    """Date range, countries, categories, colours: applied to the KPI and EDA tabs."""
+    sessions = context.data.sessions
+    info = context.data.info
+    countries = sessions["country"].value_counts().index  # most sessions first
+    categories = sorted(sessions["main_category"].unique())
+    colours = sessions["main_colour"].value_counts().index
+    return dbc.Card(
+        dbc.CardBody(
+            dbc.Row(
+                [
+                    dbc.Col(
+                        [
+                            dbc.Label("Dates", html_for=ids.FILTER_DATES, className="small mb-0"),
+                            dcc.DatePickerRange(
+                                id=ids.FILTER_DATES,
+                                min_date_allowed=info["first_date"],
+                                max_date_allowed=info["last_date"],
+                                initial_visible_month=info["last_date"],
+                                display_format="YYYY-MM-DD",
+                                start_date_placeholder_text="first day",
+                                end_date_placeholder_text="last day",
+                                clearable=True,
+                                first_day_of_week=1,
+                            ),
+                        ],
+                        lg=3,
+                        md=6,
+                    ),
+                    dbc.Col(
+                        [
+                            dbc.Label("Countries", html_for=ids.FILTER_COUNTRIES, className="small mb-0"),
+                            dcc.Dropdown(
+                                id=ids.FILTER_COUNTRIES,
+                                options=_options(countries, S.COUNTRY_NAMES),
+                                multi=True,
+                                placeholder="All countries",
+                            ),
+                        ],
+                        lg=3,
+                        md=6,
+                    ),
+                    dbc.Col(
+                        [
+                            dbc.Label("Main category", html_for=ids.FILTER_CATEGORIES, className="small mb-0"),
+                            dcc.Dropdown(
+                                id=ids.FILTER_CATEGORIES,
+                                options=_options(categories, S.CATEGORY_NAMES),
+                                multi=True,
+                                placeholder="All categories",
+                            ),
+                        ],
+                        lg=2,
+                        md=4,
+                    ),
+                    dbc.Col(
+                        [
+                            dbc.Label("Main colour", html_for=ids.FILTER_COLOURS, className="small mb-0"),
+                            dcc.Dropdown(
+                                id=ids.FILTER_COLOURS,
+                                options=_options(colours, S.COLOUR_NAMES),
+                                multi=True,
+                                placeholder="All colours",
+                            ),
+                        ],
+                        lg=2,
+                        md=4,
+                    ),
+                    dbc.Col(
+                        [
+                            dbc.Button(
+                                "Reset filters", id=ids.FILTER_RESET, color="secondary", outline=True, size="sm"
+                            ),
+                            html.Div(id=ids.FILTER_SUMMARY, className="small text-muted mt-1"),
+                        ],
+                        lg=2,
+                        md=4,
+                        className="d-flex flex-column justify-content-end",
+                    ),
+                ],
+                className="g-2 align-items-end",
+            )
+        ),
+        id=ids.FILTER_BAR,
+        className="mb-3 filter-bar",
+    )
+
+
+def shell(context: AppContext, tabs: list[tuple[str, str]]) -> html.Div:
+    """Header, filter bar, tab strip and the content area the active tab renders into."""
+    return html.Div(
+        [
+            dcc.Location(id=ids.APP_URL, refresh=False),
+            dcc.Store(id=ids.APP_MODELS_STORE, data=context.models.version()),
+            dcc.Store(id=ids.APP_SEGMENT_STORE, storage_type="session"),
+            header(context),
+            dbc.Container(
+                [
+                    filter_bar(context),
+                    dbc.Tabs(
+                        [dbc.Tab(label=label, tab_id=tab_id) for tab_id, label in tabs],
+                        id=ids.APP_TABS,
+                        active_tab=tabs[0][0],
+                        className="mb-3",
+                    ),
+                    html.Div(id=ids.APP_TAB_CONTENT),
+                ],
+                fluid=True,
+                className="pb-4",
+            ),
+        ]
+    )

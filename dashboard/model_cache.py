@@ -1,0 +1,60 @@
+"""Saved models for the UI: loaded once per run, and what the registry holds right now.
+
+A committed run never changes (a new training job writes new run ids), so a
+loaded pipeline can be kept by run id for the life of the process. What is
+*in use* is read from the registry each time it is asked, so a job that lands
+while the app runs is picked up without a restart.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+from ml.errors import NoModelError
+from ml.registry import LoadedRun, Registry, RunInfo
+
+CACHE_SIZE = 16
+
+
+class ModelCache:
+    """Loaded runs by run id (least recently used dropped first)."""
+
+    def __init__(self, registry: Registry, size: int = CACHE_SIZE):
+        self.registry = registry
+        self.size = size
+        self._runs: OrderedDict[str, LoadedRun] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def version(self) -> str:
+        """The newest run id in the registry ("" when empty): changes whenever a job lands."""
+        runs = self.registry.runs()
+        return runs[0].run_id if runs else ""
+
+    def load(self, run: RunInfo | str) -> LoadedRun:
+        """A run's pipeline and metadata, from memory after the first load.
+
+        Raises ``ArtifactError`` (naming the file) for a missing or corrupt run.
+        """
+        info = self.registry.find(run) if isinstance(run, str) else run
+        with self._lock:
+            if info.run_id in self._runs:
+                self._runs.move_to_end(info.run_id)
+                return self._runs[info.run_id]
+        loaded = self.registry.load(info)
+        with self._lock:
+            self._runs[info.run_id] = loaded
+            while len(self._runs) > self.size:
+                self._runs.popitem(last=False)
+        return loaded
+
+    def champion(self, task: str) -> LoadedRun | None:
+        """The model in use for a task, or ``None`` when none is trained yet."""
+        try:
+            return self.load(self.registry.champion(task))
+        except NoModelError:
+            return None
+
+    def in_use(self, task: str) -> list[RunInfo]:
+        """The newest run of each model of a task."""
+        return self.registry.latest_per_model(task)
