@@ -13,6 +13,7 @@ from dashboard import ids
 from dashboard.context import AppContext
 from dashboard.layout import PRODUCT_NAME, shell
 from dashboard.tabs import TAB_IDS, TABS
+from dashboard.training_panel import register_training_callbacks, training_panel
 from dashboard.url_state import ViewState, filter_from_inputs, parse_search, to_search
 from ml.config import BUNDLED_DATA_NAME, PROJECT_ROOT, Settings, get_settings
 from ml.prepared import PreparedData, prepare_file
@@ -61,10 +62,16 @@ def filter_summary(context: AppContext, *filter_inputs: object) -> str:
     return f"{shown:,} of {total:,} sessions" if shown != total else f"all {total:,} sessions"
 
 
+HIDDEN = {"display": "none"}
+TRAIN_PANEL_TAB = "leaderboard"
+
+
 def render_tab(context: AppContext, tab_id: str | None) -> tuple:
+    """The active tab's content, and which shell parts (filter bar, Train panel) it shows."""
     tab = next((t for t in TABS if tab_id == t.TAB_ID), TABS[0])
-    bar_style = {} if tab.USES_FILTERS else {"display": "none"}
-    return tab.layout(context), bar_style
+    bar_style = {} if tab.USES_FILTERS else HIDDEN
+    panel_style = {} if tab.TAB_ID == TRAIN_PANEL_TAB else HIDDEN
+    return tab.layout(context), bar_style, panel_style
 
 
 def _register_shell_callbacks(app: dash.Dash, context: AppContext) -> None:
@@ -73,6 +80,7 @@ def _register_shell_callbacks(app: dash.Dash, context: AppContext) -> None:
     @app.callback(
         Output(ids.APP_TAB_CONTENT, "children"),
         Output(ids.FILTER_BAR, "style"),
+        Output(ids.TRAIN_PANEL, "style"),
         Input(ids.APP_TABS, "active_tab"),
     )
     def show_tab(tab_id):
@@ -120,8 +128,11 @@ def create_app(settings: Settings | None = None, data: PreparedData | None = Non
         background_callback_manager=manager,
         update_title=None,
     )
-    app.layout = shell(context, [(t.TAB_ID, t.LABEL) for t in TABS])
+    tabs = [(t.TAB_ID, t.LABEL) for t in TABS]
+    # A function, so every page load shows the registry and any running job as they are now.
+    app.layout = lambda: shell(context, tabs, training_panel(context))
     _register_shell_callbacks(app, context)
+    register_training_callbacks(app, context)
     for tab in TABS:
         tab.register_callbacks(app, context)
     app.context = context  # for tests and the benchmark

@@ -137,8 +137,12 @@ def filter_bar(context: AppContext) -> dbc.Card:
     )
 
 
-def shell(context: AppContext, tabs: list[tuple[str, str]]) -> html.Div:
-    """Header, filter bar, tab strip and the content area the active tab renders into."""
+def shell(context: AppContext, tabs: list[tuple[str, str]], train_panel: object) -> html.Div:
+    """Header, filter bar, tab strip, the Train panel and the content area the active tab renders into.
+
+    The Train panel stays mounted on every tab (shown only with the leaderboard),
+    so a running job keeps reporting and lands even if the user looks elsewhere.
+    """
     return html.Div(
         [
             dcc.Location(id=ids.APP_URL, refresh=False),
@@ -154,6 +158,7 @@ def shell(context: AppContext, tabs: list[tuple[str, str]]) -> html.Div:
                         active_tab=tabs[0][0],
                         className="mb-3",
                     ),
+                    html.Div(train_panel, id=ids.TRAIN_PANEL, style={"display": "none"}),
                     html.Div(id=ids.APP_TAB_CONTENT),
                 ],
                 fluid=True,

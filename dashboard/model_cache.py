@@ -36,11 +36,12 @@ class ModelCache:
 
         Raises ``ArtifactError`` (naming the file) for a missing or corrupt run.
         """
-        info = self.registry.find(run) if isinstance(run, str) else run
+        run_id = run if isinstance(run, str) else run.run_id
         with self._lock:
-            if info.run_id in self._runs:
-                self._runs.move_to_end(info.run_id)
-                return self._runs[info.run_id]
+            if run_id in self._runs:  # checked before any registry scan: runs never change
+                self._runs.move_to_end(run_id)
+                return self._runs[run_id]
+        info = self.registry.find(run) if isinstance(run, str) else run
         loaded = self.registry.load(info)
         with self._lock:
             self._runs[info.run_id] = loaded

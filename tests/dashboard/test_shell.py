@@ -11,6 +11,7 @@ from dashboard import ids
 from dashboard.app_factory import filter_values, render_tab
 from dashboard.layout import shell
 from dashboard.tabs import TAB_IDS, TABS
+from dashboard.training_panel import training_panel
 from dashboard.url_state import ViewState, filter_from_inputs, parse_search, to_search
 from ml.config import get_settings
 from ml.kpis import SessionFilter
@@ -32,7 +33,7 @@ def _collect_ids(component, found: list) -> list:
 
 
 def all_layout_ids(context) -> list:
-    found = _collect_ids(shell(context, [(t.TAB_ID, t.LABEL) for t in TABS]), [])
+    found = _collect_ids(shell(context, [(t.TAB_ID, t.LABEL) for t in TABS], training_panel(context)), [])
     for tab in TABS:
         _collect_ids(tab.layout(context), found)
     return found
@@ -114,7 +115,8 @@ def test_filter_values_feed_the_filter_bar_and_back():
 
 
 @pytest.mark.parametrize("tab_id", TAB_IDS)
-def test_every_tab_renders_and_only_kpi_and_eda_show_the_filter_bar(context, tab_id):
-    content, bar_style = render_tab(context, tab_id)
+def test_every_tab_renders_and_shows_only_its_shell_parts(context, tab_id):
+    content, bar_style, panel_style = render_tab(context, tab_id)
     assert content.to_plotly_json()["props"], tab_id
     assert (bar_style == {}) == (tab_id in ("kpi", "eda"))
+    assert (panel_style == {}) == (tab_id == "leaderboard")

@@ -1,0 +1,300 @@
+"""Figures and cards of the segments tab: projection scatter, silhouette by k, metric tiles, profile cards.
+
+Segments are numbered by size (0 is the largest), so the colour of a segment
+follows its rank and the cards use the same colours as the scatter. Segments
+past the palette are drawn together as "smaller groups" and listed in a
+table; DBSCAN noise is its own grey group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict
+
+import dash_bootstrap_components as dbc
+import pandas as pd
+import plotly.graph_objects as go
+from dash import html
+
+from dashboard import ids
+from dashboard.figures.style import ACCENT, COLORWAY, MUTED, PRIMARY, empty_figure, styled
+from ml import schema as S
+from ml.features import FEATURE_SPECS
+from ml.segment_runs import SegmentRun, SegmentSetting
+from ml.segments import NOISE
+
+SEGMENT_COLOURS = (*COLORWAY[:-1], "#8c564b", "#e377c2")  # ten colours for the ten largest segments
+OTHERS_COLOUR = "#b8c2cc"
+NOISE_COLOUR = "#ced4da"
+NO_SEGMENTS = "No sessions to segment"
+MAX_CARDS = len(SEGMENT_COLOURS)  # one card per coloured segment; smaller groups go in a table
+TYPICAL_SHOWN = ("country", "first_category", "last_category", "w_price_mean")
+
+
+def segment_colour(segment: int) -> str:
+    """The colour of a segment in every figure and card (by size rank; noise and small groups grey)."""
+    if segment == NOISE:
+        return NOISE_COLOUR
+    return SEGMENT_COLOURS[segment] if 0 <= segment < len(SEGMENT_COLOURS) else OTHERS_COLOUR
+
+
+def _markers(points: pd.DataFrame, name: str, colour: str, hover_names: list[str], **marker: object) -> go.Scatter:
+    return go.Scatter(
+        x=points["x"],
+        y=points["y"],
+        mode="markers",
+        name=name,
+        marker={"color": colour, "size": 5, "opacity": 0.7, **marker},
+        customdata=[[label, str(session)] for label, session in zip(hover_names, points.index, strict=True)],
+        hovertemplate="<b>%{customdata[0]}</b><br>session %{customdata[1]}<extra></extra>",
+    )
+
+
+def projection_figure(display: pd.DataFrame, names: Mapping[int, str], explained: tuple[float, float]) -> go.Figure:
+    """Sampled sessions on the two PCA axes, one trace per segment named by its persona.
+
+    ``display`` has columns x, y, segment (index: session id); ``names`` maps
+    each segment to its persona name.
+    """
+    if display.empty:
+        return empty_figure(NO_SEGMENTS)
+    fig = go.Figure()
+    segments = sorted(display["segment"].unique())
+    coloured = [s for s in segments if 0 <= s < len(SEGMENT_COLOURS)]
+    for seg in coloured:
+        points = display[display["segment"] == seg]
+        fig.add_trace(_markers(points, names[seg], segment_colour(seg), [names[seg]] * len(points)))
+    small = [s for s in segments if s >= len(SEGMENT_COLOURS)]
+    if small:
+        points = display[display["segment"].isin(small)]
+        labels = [names[s] for s in points["segment"]]
+        fig.add_trace(_markers(points, f"{len(small)} smaller groups", OTHERS_COLOUR, labels))
+    if NOISE in segments:
+        points = display[display["segment"] == NOISE]
+        label = names.get(NOISE, "noise")
+        fig.add_trace(_markers(points, label, NOISE_COLOUR, [label] * len(points), symbol="x", size=4))
+    return styled(
+        fig,
+        xaxis={"title": f"PCA axis 1 ({explained[0]:.0%} of variance)", "zeroline": False},
+        yaxis={"title": f"PCA axis 2 ({explained[1]:.0%} of variance)", "zeroline": False},
+        legend={"orientation": "v", "yanchor": "top", "y": 1, "xanchor": "left", "x": 1.01, "itemsizing": "constant"},
+        margin={"l": 50, "r": 10, "t": 10, "b": 40},
+        hovermode="closest",
+    )
+
+
+def silhouette_figure(scores: Mapping[int, float], best_k: int, current_k: int | None = None) -> go.Figure:
+    """Silhouette of K-Means for each k, the silhouette's choice and the current k marked."""
+    if not scores:
+        return empty_figure(NO_SEGMENTS)
+    ks = sorted(scores)
+    fig = go.Figure(
+        go.Scatter(
+            x=ks,
+            y=[scores[k] for k in ks],
+            mode="lines+markers",
+            name="silhouette",
+            line={"color": PRIMARY, "width": 2},
+            marker={"size": 6},
+            hovertemplate="k = %{x}<br>silhouette %{y:.3f}<extra></extra>",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=[best_k],
+            y=[scores[best_k]],
+            mode="markers+text",
+            name="best",
+            marker={"color": ACCENT, "size": 11, "symbol": "star"},
+            text=["best"],
+            textposition="top center",
+            hovertemplate="best k = %{x}<extra></extra>",
+        )
+    )
+    if current_k in scores and current_k != best_k:
+        fig.add_trace(
+            go.Scatter(
+                x=[current_k],
+                y=[scores[current_k]],
+                mode="markers",
+                name="chosen",
+                marker={"color": "rgba(0,0,0,0)", "size": 13, "line": {"color": MUTED, "width": 2}},
+                hovertemplate="chosen k = %{x}<extra></extra>",
+            )
+        )
+    low, high = min(scores.values()), max(scores.values())
+    pad = max((high - low) * 0.35, 0.01)
+    return styled(
+        fig,
+        showlegend=False,
+        xaxis={"title": None, "dtick": 1, "fixedrange": True},
+        yaxis={"title": None, "range": [low - pad, high + pad], "tickformat": ".2f", "fixedrange": True, "nticks": 4},
+        margin={"l": 40, "r": 10, "t": 6, "b": 24},
+    )
+
+
+# ---------------------------------------------------------------- cards
+def open_button_id(setting: SegmentSetting, segment: int) -> dict[str, object]:
+    """Pattern-matching ID of a segment's "open in what-if" button, naming the run it belongs to.
+
+    The setting travels in the ID, so a click reads the run its card was drawn
+    from even if the sliders have moved since.
+    """
+    return {"type": ids.SEGMENTS_OPEN_WHATIF, "segment": int(segment), **asdict(setting)}
+
+
+def _number(value: float, fmt: str) -> str:
+    return "–" if pd.isna(value) else fmt.format(value)
+
+
+def metric_tile(title: str, value: str, hint: str) -> dbc.Col:
+    """A small number with a title and a hint on what good looks like."""
+    body = dbc.CardBody(
+        [
+            html.Div(title, className="kpi-title text-muted"),
+            html.Div(value, className="kpi-value"),
+            html.Div(hint, className="small text-muted"),
+        ],
+        className="py-2",
+    )
+    return dbc.Col(dbc.Card(body, className="kpi-card segment-metric h-100"), xs=6, className="mb-2")
+
+
+def metric_tiles(run: SegmentRun) -> list[dbc.Col]:
+    groups = int((run.profiles.index != NOISE).sum())
+    noise = run.metrics.get("noise_share")
+    segments_hint = f"{noise:.1%} of sessions are noise" if noise is not None else f"k = {run.setting.k}"
+    return [
+        metric_tile("Segments", f"{groups}", segments_hint),
+        metric_tile("Silhouette", _number(run.metrics["silhouette"], "{:.3f}"), "-1..1, higher is better"),
+        metric_tile("Davies-Bouldin", _number(run.metrics["davies_bouldin"], "{:.2f}"), "lower is better"),
+        metric_tile("Inertia", _number(run.metrics["inertia"], "{:,.0f}"), "within-segment sum of squares"),
+    ]
+
+
+def _typical_text(typical: dict[str, float | int]) -> str:
+    parts = []
+    for name in TYPICAL_SHOWN:
+        spec, value = FEATURE_SPECS[name], typical[name]
+        parts.append(S.decode(spec.codebook, value) if spec.codebook else f"mean ${value:,.0f}")
+    country, first, last, price = parts
+    return f"{country} · {first} → {last} · {price}"
+
+
+def _stat_line(title: str, value: str, hint: str, value_class: str) -> html.Div:
+    return html.Div(
+        [
+            html.Span([title, html.Span(f" {hint}", className="segment-hint text-muted")]),
+            html.Span(value, className=f"fw-semibold {value_class}"),
+        ],
+        className="d-flex justify-content-between small segment-stat",
+    )
+
+
+def profile_card(run: SegmentRun, segment: int, overall_rate: float, conversion_title: str) -> dbc.Card:
+    """Size, conversion, basket, revenue, tops, traits and the typical early session of one segment."""
+    row = run.profiles.loc[segment]
+    typical = run.typical[segment]
+    rate_class = "text-success" if row.conversion_rate > overall_rate else "text-danger"
+    stats = [
+        (conversion_title, f"{row.conversion_rate:.1%}", f"all sessions {overall_rate:.1%}", rate_class),
+        ("Basket value", f"${row.basket_value:,.0f}", "per converting session", ""),
+        ("Revenue / session", f"${row.revenue_per_session:,.2f}", "potential", ""),
+    ]
+    if typical is None:
+        early = html.Div(
+            f"No session of this segment can be scored early: all are shorter than {run.window} clicks "
+            "or converted within them.",
+            className="small text-muted fst-italic",
+        )
+    else:
+        early = html.Div(
+            [html.Strong(f"Typical first {run.window} clicks: "), _typical_text(typical)], className="small"
+        )
+    body = [
+        html.Div(f"{row.sessions:,} sessions · {row.share:.1%}", className="segment-size"),
+        html.Div(row.traits, className="small text-muted mb-2"),
+        html.Div([_stat_line(*stat) for stat in stats], className="mb-2"),
+        html.Div([html.Strong("Categories: "), ", ".join(row.top_categories)], className="small"),
+        html.Div([html.Strong("Countries: "), ", ".join(row.top_countries)], className="small mb-2"),
+        early,
+    ]
+    return dbc.Card(
+        [
+            dbc.CardHeader(
+                [
+                    html.Span(className="segment-swatch", style={"background": segment_colour(segment)}),
+                    html.Span(row.persona, className="fw-semibold"),
+                ],
+                className="d-flex align-items-center gap-2",
+            ),
+            dbc.CardBody(body, className="pb-2"),
+            dbc.CardFooter(
+                dbc.Button(
+                    "Open in what-if →",
+                    id=open_button_id(run.setting, segment),
+                    size="sm",
+                    color="primary",
+                    outline=True,
+                    disabled=typical is None,
+                    title=f"start the what-if tab from the typical early session of {row.persona}",
+                ),
+                className="bg-white border-0 pt-0",
+            ),
+        ],
+        className="segment-card h-100",
+    )
+
+
+def smaller_groups(run: SegmentRun, shown: list[int], conversion_title: str) -> html.Div | None:
+    """A compact table of the segments without a card (DBSCAN can find dozens)."""
+    rest = run.profiles.drop(index=shown)
+    if rest.empty:
+        return None
+    rows = [
+        html.Tr(
+            [
+                html.Td(row.persona),
+                html.Td(f"{row.sessions:,}"),
+                html.Td(f"{row.share:.1%}"),
+                html.Td(f"{row.conversion_rate:.1%}"),
+                html.Td(f"${row.revenue_per_session:,.2f}"),
+                html.Td(
+                    dbc.Button(
+                        "what-if →",
+                        id=open_button_id(run.setting, seg),
+                        size="sm",
+                        color="link",
+                        className="p-0",
+                        disabled=run.typical[seg] is None,
+                    )
+                ),
+            ]
+        )
+        for seg, row in rest.iterrows()
+    ]
+    head = html.Thead(
+        html.Tr([html.Th(h) for h in ("Segment", "Sessions", "Share", conversion_title, "Revenue / session", "")])
+    )
+    return dbc.Card(
+        [
+            dbc.CardHeader(
+                html.H6(f"{len(rest)} smaller groups ({rest['share'].sum():.1%} of sessions)", className="mb-0")
+            ),
+            dbc.CardBody(
+                dbc.Table([head, html.Tbody(rows)], size="sm", striped=True, hover=True, className="mb-0 small"),
+                className="p-0 segment-table",
+            ),
+        ]
+    )
+
+
+def segment_cards(run: SegmentRun, overall_rate: float, conversion_title: str) -> tuple[list[dbc.Col], dbc.Card | None]:
+    """A card for each of the largest segments and for noise, and a table of the rest (or None)."""
+    named = [s for s in run.profiles.index if s != NOISE][:MAX_CARDS]
+    shown = named + ([NOISE] if NOISE in run.profiles.index else [])
+    cards = [
+        dbc.Col(profile_card(run, seg, overall_rate, conversion_title), xs=12, md=6, xl=3, className="mb-3")
+        for seg in shown
+    ]
+    return cards, smaller_groups(run, shown, conversion_title)

@@ -1,0 +1,160 @@
+"""The Train panel's background job, run as Dash runs it: a function in a worker process."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+
+import pytest
+
+from dashboard.training_panel import check_request, overall_progress, run_training_job, status_table
+from ml import schema as S
+from ml.locking import running_job, training_lock
+from ml.registry import STAGING_DIR, Registry
+from tests.ml.factories import lowercase_form
+
+TINY_MODELS = ["classification:logreg", "regression:linear", "clustering:kmeans"]
+
+
+@pytest.fixture(scope="module")
+def small_data_file(tmp_path_factory, small_clicks):
+    path = tmp_path_factory.mktemp("data") / "small.csv"
+    lowercase_form(small_clicks).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def job_settings(dash_settings, small_data_file, tmp_path):
+    return dash_settings.with_overrides(data_file=small_data_file, models_dir=tmp_path / "models")
+
+
+def _message_text(message) -> str:
+    return str(message.children)
+
+
+def test_the_job_runs_to_completion_and_lands_in_the_registry(job_settings):
+    progress: list[list] = []
+    message, version = run_training_job(job_settings, progress.append, 3, TINY_MODELS, "quick")
+    registry = Registry(job_settings.models_dir)
+    runs = registry.runs()
+    assert sorted(r.model for r in runs) == ["kmeans", "linear", "logreg"]
+    assert version == runs[0].run_id
+    assert "Trained 3 models" in _message_text(message) and message.color == "success"
+    final = progress[-1][0]
+    assert [s["state"] for s in final] == ["done", "done", "done"]
+    assert any(s["state"] == "fitting" for snapshot in progress for s in snapshot[0])
+    assert running_job(job_settings.models_dir) is None  # the lock is released
+
+
+def test_a_second_request_while_a_job_runs_is_refused(job_settings):
+    with training_lock(job_settings.models_dir, "job from another tab"):
+        message, version = run_training_job(job_settings, lambda _: None, 3, TINY_MODELS, "quick")
+    assert "already running" in _message_text(message) and message.color == "warning"
+    assert version.__class__.__name__ == "NoUpdate"
+    assert Registry(job_settings.models_dir).runs() == []
+
+
+def _train_forever(settings) -> None:
+    run_training_job(settings, lambda _: None, 3, ["classification:svm", "classification:forest"], "full")
+
+
+def test_a_killed_job_leaves_no_run_and_the_models_in_use_stay(job_settings):
+    """Dash cancels a background job by killing its process: nothing of that job may land."""
+    run_training_job(job_settings, lambda _: None, 3, ["classification:logreg"], "quick")
+    registry = Registry(job_settings.models_dir)
+    before = [r.run_id for r in registry.runs()]
+    worker = multiprocessing.get_context("fork").Process(target=_train_forever, args=(job_settings,))
+    worker.start()
+    deadline = time.monotonic() + 60
+    while running_job(job_settings.models_dir) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert running_job(job_settings.models_dir) is not None, "the job never started"
+    time.sleep(1.0)  # mid-fit
+    worker.kill()
+    worker.join(10)
+    assert [r.run_id for r in registry.runs()] == before
+    assert registry.champion("classification").run_id == before[0]
+    assert running_job(job_settings.models_dir) is None  # the kernel released the lock
+    assert any((job_settings.models_dir / STAGING_DIR).iterdir())  # the dead job's staging, invisible
+    # The next job cleans up after the dead one and lands normally.
+    message, _ = run_training_job(job_settings, lambda _: None, 3, ["classification:tree"], "quick")
+    assert message.color == "success"
+    assert not any((job_settings.models_dir / STAGING_DIR).iterdir())
+    assert len(registry.runs()) == 2
+
+
+@pytest.mark.parametrize(
+    ("window", "models", "expected"),
+    [
+        (None, TINY_MODELS, "whole number"),
+        ("three", TINY_MODELS, "whole number"),
+        (0, TINY_MODELS, "between 1 and"),
+        (99, TINY_MODELS, "between 1 and"),
+        (3, [], "at least one model"),
+    ],
+)
+def test_bad_requests_get_a_message_and_train_nothing(job_settings, window, models, expected):
+    assert expected in check_request(window, models)[1]
+    message, _ = run_training_job(job_settings, lambda _: None, window, models, "quick")
+    assert expected in _message_text(message)
+    assert not job_settings.models_dir.exists() or Registry(job_settings.models_dir).runs() == []
+
+
+def test_too_little_data_for_the_window_is_a_clear_message(job_settings, small_clicks, tmp_path):
+    tiny = tmp_path / "tiny.csv"
+    lowercase_form(small_clicks[small_clicks[S.SESSION_ID] <= 40]).to_csv(tiny, index=False)
+    settings = job_settings.with_overrides(data_file=tiny)
+    message, _ = run_training_job(settings, lambda _: None, 10, ["classification:logreg"], "quick")
+    assert "too few sessions" in _message_text(message) and message.color == "danger"
+    assert Registry(settings.models_dir).runs() == []
+
+
+def test_progress_counts_finished_models_and_fold_progress():
+    statuses = [
+        {
+            "task": "classification",
+            "title": "A",
+            "state": "done",
+            "step": 6,
+            "steps": 6,
+            "detail": "",
+            "metric": "roc_auc",
+            "score": 0.6,
+        },
+        {
+            "task": "regression",
+            "title": "B",
+            "state": "fitting",
+            "step": 3,
+            "steps": 6,
+            "detail": "fold 3/5",
+            "metric": "",
+            "score": None,
+        },
+        {
+            "task": "clustering",
+            "title": "C",
+            "state": "waiting",
+            "step": 0,
+            "steps": 0,
+            "detail": "",
+            "metric": "",
+            "score": None,
+        },
+        {
+            "task": "classification",
+            "title": "D",
+            "state": "failed",
+            "step": 1,
+            "steps": 6,
+            "detail": "boom",
+            "metric": "",
+            "score": None,
+        },
+    ]
+    value, label = overall_progress(statuses)
+    assert value == pytest.approx(100 * (1 + 0.5 + 0 + 1) / 4)
+    assert label == "2 of 4 models"
+    table = str(status_table(statuses))
+    assert "roc_auc 0.600" in table and "fit 3 of 6: fold 3/5" in table and "boom" in table
+    assert overall_progress(None) == (0.0, "")

@@ -1,0 +1,216 @@
+"""The leaderboard tab in a real browser, on an app of its own with an empty models folder.
+
+The tests run in file order on one app: first the empty state, then a quick
+training job from the Train panel (the grids fill without a reload), then a
+full job that is cancelled (nothing new is saved), then the threshold slider.
+Tests after the second train the quick set themselves when run alone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dashboard import ids
+from ml.evaluation import classification_metrics
+from ml.locking import running_job
+from ml.registry import RUN_ID_PATTERN, Registry
+from tests.e2e.conftest import AppServer, open_page, save_screenshot, start_app, stop_app, wait_for_dash
+
+QUICK_MODELS = ("classification:logreg", "classification:xgboost", "regression:linear", "clustering:kmeans")
+TRAINING_TIMEOUT_MS = 300_000  # quick training takes 5-10 s on an idle machine; the test machine may be busy
+GRIDS = {
+    "classification": ids.LEADERBOARD_CLASSIFICATION_GRID,
+    "regression": ids.LEADERBOARD_REGRESSION_GRID,
+    "clustering": ids.LEADERBOARD_CLUSTERING_GRID,
+}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, chromium_path: str) -> Iterator[AppServer]:
+    """An app of this module's own, on a fresh, empty models folder."""
+    app = start_app(tmp_path_factory.mktemp("leaderboard-app"))
+    yield app
+    stop_app(app)
+    assert "Traceback" not in app.log(), app.log()
+
+
+@pytest.fixture
+def page(browser, server: AppServer):
+    context, page = open_page(browser, server)
+    yield page
+    context.close()
+    assert page.watch.console_errors == [], "browser console errors"
+    assert page.watch.foreign_requests == [], "requests to other hosts"
+
+
+# ---------------------------------------------------------------- helpers
+def run_folders(models_dir: Path) -> set[str]:
+    """Every complete run folder on disk, as task/model/run-id."""
+    return {
+        str(path.parent.relative_to(models_dir))
+        for path in models_dir.glob("*/*/*/metadata.json")
+        if RUN_ID_PATTERN.match(path.parent.name)
+    }
+
+
+def open_leaderboard(page, server: AppServer) -> None:
+    page.goto(server.url + "/?tab=leaderboard")
+    page.wait_for_selector(f"#{ids.TRAIN_BUTTON}")
+    wait_for_dash(page)
+
+
+def grid_run_ids(page, grid_id: str) -> list[str]:
+    return page.eval_on_selector_all(
+        f"#{grid_id} .ag-center-cols-container .ag-row", "rows => rows.map(r => r.getAttribute('row-id'))"
+    )
+
+
+def wait_for_grid_rows(page, grid_id: str, count: int) -> None:
+    page.wait_for_function(
+        f"() => document.querySelectorAll('#{grid_id} .ag-center-cols-container .ag-row').length === {count}",
+        timeout=30_000,
+    )
+
+
+def choose_models(page, wanted: tuple[str, ...] | None) -> None:
+    """Tick exactly the wanted models in the Train panel (all of them for ``None``)."""
+    boxes = page.locator(f"#{ids.TRAIN_MODELS} input[type=checkbox]")
+    for i in range(boxes.count()):
+        box = boxes.nth(i)
+        box.set_checked(wanted is None or box.get_attribute("value") in wanted)
+
+
+def train_quick_set(page, server: AppServer) -> None:
+    """Train the quick set from the Train panel and wait until every model is done and the grids show it."""
+    choose_models(page, QUICK_MODELS)
+    page.get_by_label("Quick: one setting per model (seconds)").check()
+    page.click(f"#{ids.TRAIN_BUTTON}")
+    page.wait_for_function(
+        f"() => [...document.querySelectorAll('#{ids.TRAIN_STATUS} tbody tr')]"
+        f".filter(r => r.innerText.includes('done')).length === {len(QUICK_MODELS)}",
+        timeout=TRAINING_TIMEOUT_MS,
+    )
+    page.wait_for_selector(f"#{ids.TRAIN_MESSAGE} .alert-success", timeout=TRAINING_TIMEOUT_MS)
+    wait_for_grid_rows(page, ids.LEADERBOARD_CLASSIFICATION_GRID, 2)
+    wait_for_dash(page)
+
+
+def ensure_quick_set(page, server: AppServer) -> None:
+    """Open the tab with the quick set trained (training it first when this test runs alone)."""
+    open_leaderboard(page, server)
+    if not run_folders(server.models_dir):
+        train_quick_set(page, server)
+
+
+def metric_texts(page) -> dict[str, str]:
+    return page.eval_on_selector_all(
+        f"#{ids.LEADERBOARD_THRESHOLD_METRICS} [data-metric]",
+        "els => Object.fromEntries(els.map(e => [e.dataset.metric, e.innerText]))",
+    )
+
+
+# ---------------------------------------------------------------- tests
+def test_with_no_models_the_tab_says_so_and_offers_training(page, server):
+    assert run_folders(server.models_dir) == set()
+    open_leaderboard(page, server)
+    assert "No models yet" in page.locator(f"#{ids.LEADERBOARD_SUMMARY}").inner_text()
+    assert page.locator(f"#{ids.TRAIN_BUTTON}").is_enabled()
+    assert not page.locator(f"#{ids.LEADERBOARD_CLASSIFICATION_CARD}").is_visible()
+    assert not page.locator(f"#{ids.LEADERBOARD_ROC_GRAPH}").is_visible()
+
+
+def test_training_from_the_panel_fills_the_leaderboard_without_a_reload(page, server):
+    open_leaderboard(page, server)
+    page.evaluate("window.__sameDocument = true")
+    train_quick_set(page, server)
+
+    assert page.evaluate("window.__sameDocument === true")  # updated in place, not reloaded
+    statuses = page.locator(f"#{ids.TRAIN_STATUS} tbody tr").all_inner_texts()
+    assert len(statuses) == len(QUICK_MODELS) and all("done" in s for s in statuses), statuses
+    registry = Registry(server.models_dir)
+    for task, grid_id in GRIDS.items():
+        wait_for_grid_rows(page, grid_id, len(registry.runs(task)))
+        assert set(grid_run_ids(page, grid_id)) == {r.run_id for r in registry.runs(task)}, task
+    assert "No models yet" not in page.locator(f"#{ids.LEADERBOARD_SUMMARY}").inner_text()
+    grid_text = page.locator(f"#{ids.LEADERBOARD_CLASSIFICATION_GRID}").inner_text()
+    assert "Logistic regression" in grid_text and "XGBoost" in grid_text and "★" in grid_text
+
+    page.wait_for_selector(f"#{ids.LEADERBOARD_ROC_GRAPH} .js-plotly-plot .main-svg")
+    roc_names = page.evaluate(
+        f"document.querySelector('#{ids.LEADERBOARD_ROC_GRAPH} .js-plotly-plot').data.map(t => t.name)"
+    )
+    assert len(roc_names) == 3 and any("XGBoost" in n for n in roc_names)  # two classifiers and chance
+    page.locator(f"#{ids.LEADERBOARD_CLASSIFICATION_CARD}").scroll_into_view_if_needed()
+    save_screenshot(page, "leaderboard")
+
+
+def test_cancelling_a_full_job_saves_nothing_and_frees_the_train_button(page, server):
+    ensure_quick_set(page, server)
+    before = run_folders(server.models_dir)
+    shown = set(grid_run_ids(page, ids.LEADERBOARD_CLASSIFICATION_GRID))
+    choose_models(page, None)
+    page.get_by_label("Full grid (about a minute)").check()
+    page.click(f"#{ids.TRAIN_BUTTON}")
+    page.wait_for_function(
+        f"() => document.querySelector('#{ids.TRAIN_STATUS}').innerText.includes('fitting')",
+        timeout=TRAINING_TIMEOUT_MS,
+    )
+    assert page.locator(f"#{ids.TRAIN_BUTTON}").is_disabled()
+    page.click(f"#{ids.TRAIN_CANCEL}")
+
+    page.wait_for_function(f"() => !document.querySelector('#{ids.TRAIN_BUTTON}').disabled", timeout=15_000)
+    assert "cancelled" in page.locator(f"#{ids.TRAIN_MESSAGE}").inner_text().lower()
+    wait_for_dash(page)
+    for _ in range(60):  # the killed worker's training lock is released with it
+        if running_job(server.models_dir) is None:
+            break
+        page.wait_for_timeout(250)
+    assert running_job(server.models_dir) is None, "the cancelled job is still running"
+    assert run_folders(server.models_dir) == before
+    assert set(grid_run_ids(page, ids.LEADERBOARD_CLASSIFICATION_GRID)) == shown
+    page.reload()
+    page.wait_for_selector(f"#{ids.LEADERBOARD_CLASSIFICATION_GRID} .ag-row")
+    wait_for_dash(page)
+    assert set(grid_run_ids(page, ids.LEADERBOARD_CLASSIFICATION_GRID)) == shown
+
+
+def test_choosing_a_classifier_and_moving_the_threshold_updates_precision_recall_and_f1(page, server):
+    ensure_quick_set(page, server)
+    registry = Registry(server.models_dir)
+    xgboost = registry.latest("classification", "xgboost")
+    page.locator(
+        f"#{ids.LEADERBOARD_CLASSIFICATION_GRID} .ag-center-cols-container [row-id='{xgboost.run_id}']"
+    ).click()
+    page.wait_for_function(
+        f"() => document.querySelector('#{ids.LEADERBOARD_CLASSIFIER_DROPDOWN}').innerText.includes('XGBoost')"
+    )
+    wait_for_dash(page)
+    saved = round(xgboost.metadata["threshold"], 3)
+    assert f"Threshold {saved:.3f}" in page.locator(f"#{ids.LEADERBOARD_THRESHOLD_METRICS}").inner_text()
+    before = metric_texts(page)
+
+    thumb = page.locator(f"#{ids.LEADERBOARD_THRESHOLD_SLIDER} [role=slider]")
+    thumb.focus()
+    for _ in range(2):
+        thumb.press("PageUp")
+    metrics_text = f"document.querySelector('#{ids.LEADERBOARD_THRESHOLD_METRICS}').innerText"
+    page.wait_for_function(f"() => !{metrics_text}.includes('Threshold {saved:.3f}')")
+    wait_for_dash(page)
+    after = metric_texts(page)
+    assert after["precision"] != before["precision"] and after["recall"] != before["recall"]
+    assert float(after["recall"]) < float(before["recall"])  # a higher cut-off flags fewer sessions
+
+    threshold = float(page.get_attribute(f"#{ids.LEADERBOARD_THRESHOLD_SLIDER} [role=slider]", "aria-valuenow"))
+    curves = json.loads((xgboost.path / "curves.json").read_text(encoding="utf-8"))["predictions"]
+    expected = classification_metrics(curves["y_true"], curves["p"], threshold)
+    assert after == {
+        "precision": f"{expected['precision']:.3f}",
+        "recall": f"{expected['recall']:.3f}",
+        "f1": f"{expected['f1']:.3f}",
+        "accuracy": f"{expected['accuracy']:.3f}",
+        "flagged": after["flagged"],
+    }
