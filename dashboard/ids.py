@@ -110,6 +110,51 @@ SEGMENTS_OTHERS = "segments-others-div"
 # {"type": SEGMENTS_OPEN_WHATIF, "segment": n, "method", "k", "eps", "min_samples"}.
 SEGMENTS_OPEN_WHATIF = "segments-open-whatif-button"
 
+# ---------------------------------------------------------------- what-if tab
+WHATIF_EMPTY = "whatif-empty-div"
+WHATIF_BODY = "whatif-body-div"
+WHATIF_MODEL_DROPDOWN = "whatif-model-dropdown"
+WHATIF_MODEL_INFO = "whatif-model-info-div"
+WHATIF_START_RADIO = "whatif-start-radio"
+WHATIF_SESSION_ROW = "whatif-session-div"
+WHATIF_SESSION_INPUT = "whatif-session-input"
+WHATIF_SESSION_BUTTON = "whatif-session-button"
+WHATIF_RESET_BUTTON = "whatif-reset-button"
+WHATIF_START_NOTE = "whatif-start-note-div"
+WHATIF_CONTROLS = "whatif-controls-div"
+WHATIF_PROBABILITY_TEXT = "whatif-probability-div"
+WHATIF_PROBABILITY_GRAPH = "whatif-probability-graph"
+WHATIF_VERDICT_TEXT = "whatif-verdict-div"
+WHATIF_BASKET_TEXT = "whatif-basket-div"
+WHATIF_REVENUE_TEXT = "whatif-revenue-div"
+WHATIF_CLIP_NOTE = "whatif-clip-note-div"
+WHATIF_WATERFALL_GRAPH = "whatif-waterfall-graph"
+WHATIF_METHOD_NOTE = "whatif-method-note-div"
+WHATIF_SENSITIVITY_DROPDOWN = "whatif-sensitivity-dropdown"
+WHATIF_SENSITIVITY_GRAPH = "whatif-sensitivity-graph"
+
+# ---------------------------------------------------------------- batch scoring tab
+SCORING_UPLOAD = "scoring-file-upload"
+SCORING_REJECT_NOTE = "scoring-reject-div"  # the browser's own refusal (too large, wrong type)
+SCORING_REPORT = "scoring-report-div"
+SCORING_UPLOAD_STORE = "scoring-upload-store"  # {"id", "filename", "valid"}: memory, this browser tab only
+SCORING_RESULT_STORE = "scoring-result-store"  # the job's small answer: summary and preview rows
+SCORING_NO_MODEL = "scoring-no-model-alert"
+SCORING_TRAIN_BUTTON = "scoring-train-button"
+SCORING_MODEL_NOTE = "scoring-model-div"
+SCORING_SCORE_AREA = "scoring-score-div"
+SCORING_SCORE_BUTTON = "scoring-score-button"
+SCORING_CANCEL = "scoring-cancel-button"
+SCORING_PROGRESS = "scoring-progress-bar"
+SCORING_JOB_NOTE = "scoring-job-div"
+SCORING_RESULTS = "scoring-results-div"
+SCORING_SUMMARY = "scoring-summary-row"
+SCORING_HISTOGRAM = "scoring-histogram-graph"
+SCORING_PREVIEW = "scoring-preview-grid"
+SCORING_DOWNLOAD_BUTTON = "scoring-download-button"
+SCORING_DOWNLOAD = "scoring-results-download"
+SCORING_DOWNLOAD_NOTE = "scoring-download-div"
+
 
 def whatif_feature(name: str) -> dict[str, str]:
     """Pattern-matching ID of a generated what-if input."""

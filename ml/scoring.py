@@ -11,6 +11,7 @@ session gets a behavioural segment from the K-Means model.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,7 +20,7 @@ import pandas as pd
 from ml.clicks import index_clicks
 from ml.errors import NoModelError
 from ml.features import STATUS_SCORED, session_features, window_features
-from ml.registry import LoadedRun, Registry
+from ml.registry import LoadedRun, Registry, RunInfo
 from ml.segments import SEGMENT_FEATURES
 from ml.targets import definition_for_scoring
 from ml.zoo import CLASSIFICATION, CLUSTERING, REGRESSION
@@ -67,17 +68,22 @@ class ScoringModels:
         }
 
 
+def best_regressor(runs: Sequence[RunInfo], window: int) -> RunInfo | None:
+    """The basket-value model for a classifier: best CV R2 among regressors trained with the same window."""
+    same_window = [r for r in runs if r.metadata and r.metadata.get("window") == window]
+    if not same_window:
+        return None
+    return max(same_window, key=lambda r: np.nan_to_num(r.metric("r2", "cv"), nan=-np.inf))
+
+
 def load_scoring_models(registry: Registry, classifier_run: str | None = None) -> ScoringModels:
     """The champion classifier (or a chosen run), a regressor with the same window, and K-Means."""
     info = registry.find(classifier_run) if classifier_run else registry.champion(CLASSIFICATION)
     classifier = registry.load(info)
     window = classifier.metadata["window"]
-    regressors = [r for r in registry.latest_per_model(REGRESSION) if r.metadata and r.metadata.get("window") == window]
-    regressor = None
-    if regressors:
-        best = max(regressors, key=lambda r: np.nan_to_num(r.metric("r2", "cv"), nan=-np.inf))
-        regressor = registry.load(best)
-    else:
+    best = best_regressor(registry.latest_per_model(REGRESSION), window)
+    regressor = registry.load(best) if best else None
+    if regressor is None:
         log.warning("no regressor trained with a %d-click window; basket values are left empty", window)
     kmeans = registry.latest(CLUSTERING, "kmeans")
     segmenter = registry.load(kmeans) if kmeans else None

@@ -1,26 +1,413 @@
-"""Batch scoring tab (not built yet: shows a "coming next" card)."""
+"""Batch scoring tab: upload a click file, read its validation report, score it, download the scores.
+
+The upload is decoded and kept on the server (``dashboard.uploads``); the
+browser holds only its random id, in a memory store of its own tab. A file
+with problems gets the engine's full problem list and how to fix it, and is
+not scored. Scoring runs as a background callback on the diskcache manager: it
+reads the upload from its temporary folder, scores with the saved models,
+writes the CSV ``python -m ml score`` would write (formulas neutralised),
+deletes the input, and returns a small summary and the first rows to preview.
+"""
 
 from __future__ import annotations
 
-from dash import html
+import logging
 
-from dashboard.components import coming_next
+import dash_ag_grid as dag
+import dash_bootstrap_components as dbc
+import plotly.graph_objects as go
+from dash import Input, Output, State, ctx, dcc, html, no_update
+
+from dashboard import ids
+from dashboard.components import graph_panel
 from dashboard.context import AppContext
+from dashboard.figures.scoring import (
+    column_defs,
+    p_convert_histogram,
+    problems_report,
+    results_summary,
+    validation_report,
+)
+from dashboard.uploads import (
+    PREVIEW_ROWS,
+    UploadGone,
+    UploadStore,
+    check_upload,
+    display_name,
+    download_name,
+    model_info,
+    results_file,
+    run_scoring_job,
+)
+from ml.config import Settings
+from ml.errors import ValidationError
+from ml.reading import format_size
+from ml.registry import Registry
+
+log = logging.getLogger(__name__)
 
 TAB_ID = "scoring"
 LABEL = "Batch scoring"
 USES_FILTERS = False
+TRAIN_TAB = "leaderboard"  # where the Train panel lives
+
+ACCEPT = ".csv,.txt,.gz,.parquet"
+# The browser refuses files over the limit or of another type and sends nothing: say why, next to the box.
+REJECT_JS = """
+function(uploadId, maxBytes, accept, noteId) {
+    const dc = window.dash_clientside;
+    if (window.clickstreamUploadGuard) { return dc.no_update; }
+    window.clickstreamUploadGuard = true;
+    const suffixes = accept.split(",").map(s => s.trim().toLowerCase());
+    const mb = n => (n / 1048576).toFixed(n % 1048576 ? 1 : 0) + " MB";
+    function check(files) {
+        if (!files || !files.length) { return; }
+        const f = files[0];
+        let text = null;
+        if (f.size > maxBytes) {
+            text = "'" + f.name + "' is " + mb(f.size) + ", over the upload limit of " + mb(maxBytes)
+                + ": it was not uploaded. Split it into smaller files, or score it with python -m ml score.";
+        } else if (!suffixes.some(s => f.name.toLowerCase().endsWith(s))) {
+            text = "'" + f.name + "' was not uploaded: only " + suffixes.join(" ")
+                + " files are accepted. Save a spreadsheet as CSV (UTF-8) first.";
+        }
+        dc.set_props(noteId, {children: text, is_open: text !== null});
+    }
+    const inside = e => e.target && e.target.closest && e.target.closest("#" + uploadId);
+    document.addEventListener("change", e => { if (inside(e)) { check(e.target.files); } }, true);
+    document.addEventListener("drop", e => { if (inside(e)) { check(e.dataTransfer && e.dataTransfer.files); } }, true);
+    return dc.no_update;
+}
+"""
 
 
-def layout(context: AppContext) -> html.Div:
-    return html.Div(
-        coming_next(
-            LABEL,
-            "upload a click file, see its validation report, score it and download the results. Until t"
-            "hen: python -m ml score INPUT -o OUTPUT",
-        )
+# ---------------------------------------------------------------- callback bodies
+def _scored(upload: dict | None, result: dict | None) -> bool:
+    return bool(upload and result and result.get("ok") and result.get("id") == upload.get("id"))
+
+
+def readiness(registry: Registry, upload: dict | None, result: dict | None) -> tuple[bool, bool, object]:
+    """(hide the Score area, show the no-model alert, which model will score)."""
+    info = model_info(registry)
+    if info is None:
+        return True, True, None
+    note = f"Scoring uses {info['model']} (run {info['run_id']}, window k = {info['window']})."
+    valid = bool(upload and upload.get("valid"))
+    return not valid or _scored(upload, result), False, note
+
+
+def results_view(upload: dict | None, result: dict | None) -> tuple[bool, object, go.Figure | object, object]:
+    """(hide the results, summary, P(convert) histogram, preview rows) for this tab's latest job."""
+    if not _scored(upload, result):
+        return True, None, no_update, []
+    hist = result["histogram"]
+    figure = p_convert_histogram(hist["counts"], hist["edges"], result["models"]["threshold"])
+    return False, results_summary(result), figure, result["preview"]
+
+
+def job_note(triggered: set[str], result: dict | None, upload: dict | None) -> object:
+    """A cancelled or failed job says so; a new upload or a finished job clears the note.
+
+    Dash holds this callback while the job runs (the job's output is one of its
+    inputs), so a Score press and a Cancel press can arrive together: Cancel wins.
+    """
+    if ids.SCORING_CANCEL in triggered:
+        return dbc.Alert("Scoring cancelled: nothing was written. Press Score to start again.", color="info")
+    failed = result and not result.get("ok") and upload and result.get("id") == upload.get("id")
+    if ids.SCORING_RESULT_STORE in triggered and failed:
+        return dbc.Alert(html.Pre(result.get("message", ""), className="mb-0 scoring-message"), color="danger")
+    return None
+
+
+def receive_upload(
+    settings: Settings, registry: Registry, contents: str | None, filename: str | None, previous: dict | None
+) -> tuple[dbc.Card, dict]:
+    """The upload callback's body: (validation report or problems, this tab's upload store)."""
+    if previous:
+        UploadStore.for_settings(settings).remove(previous.get("id"))  # this tab's earlier upload is replaced
+    name = display_name(filename)
+    invalid = {"id": None, "filename": name, "valid": False}
+    try:
+        checked = check_upload(settings, registry, contents, name)
+    except ValidationError as exc:
+        return problems_report(exc, name), invalid
+    except Exception as exc:  # the tab must answer; the traceback goes to the log
+        log.exception("could not read the upload %s", name)
+        return problems_report(ValidationError([], name), name, f"{type(exc).__name__}: {exc}"), invalid
+    return validation_report(checked), {"id": checked.upload_id, "filename": name, "valid": True}
+
+
+def download_results(settings: Settings, result: dict | None) -> tuple[object, object]:
+    """The results CSV of this tab's latest job, or a note that it has expired."""
+    try:
+        path = results_file(settings, result)
+    except UploadGone as exc:
+        return no_update, dbc.Alert(str(exc).capitalize() + ".", color="warning", className="py-1 mb-0")
+    return dcc.send_file(str(path), filename=download_name(result.get("filename")), type="text/csv"), None
+
+
+# ---------------------------------------------------------------- layout
+def _upload_card(context: AppContext) -> dbc.Card:
+    limit = format_size(context.settings.max_upload_bytes)
+    box = dcc.Upload(
+        id=ids.SCORING_UPLOAD,
+        children=html.Div(
+            [
+                html.Strong("Drop a click file here"),
+                html.Span(" or "),
+                html.Span("choose one", className="text-primary text-decoration-underline"),
+            ]
+        ),
+        accept=ACCEPT,
+        max_size=context.settings.max_upload_bytes,
+        multiple=False,
+        className="scoring-upload",
+        className_active="scoring-upload-active",
+    )
+    no_model = dbc.Alert(
+        [
+            html.Div("No trained model yet: the validation report works, scoring needs a model.", className="mb-2"),
+            dbc.Button("Train models", id=ids.SCORING_TRAIN_BUTTON, color="warning", size="sm"),
+        ],
+        id=ids.SCORING_NO_MODEL,
+        color="warning",
+        is_open=False,
+        className="mt-3 mb-0",
+    )
+    return dbc.Card(
+        [
+            dbc.CardHeader(html.H6("1. Upload a click file", className="mb-0")),
+            dbc.CardBody(
+                [
+                    box,
+                    html.Div(
+                        f"CSV (the UCI ';' file or the lowercase comma form, plain or .gz) or Parquet; up to {limit}. "
+                        "The file is read as data only and deleted from the server after scoring "
+                        "(results after an hour).",
+                        className="small text-muted mt-2",
+                    ),
+                    dbc.Alert(id=ids.SCORING_REJECT_NOTE, color="danger", is_open=False, className="mt-2 mb-0 small"),
+                    no_model,
+                    html.Div(id=ids.SCORING_MODEL_NOTE, className="small text-muted mt-2"),
+                ]
+            ),
+        ],
+        className="h-100",
     )
 
 
+def _placeholder() -> dbc.Card:
+    return dbc.Card(
+        dbc.CardBody(
+            [
+                html.H6("2. Validation report", className="card-title"),
+                html.P(
+                    "Upload a file to see its rows, sessions, dates and every problem found, before anything is "
+                    "scored. Sessions too short to score, or already converted in the first clicks, are counted "
+                    "and kept in the download with their status.",
+                    className="text-muted mb-0",
+                ),
+            ]
+        ),
+        className="h-100",
+    )
+
+
+def layout(context: AppContext) -> html.Div:
+    grid = dag.AgGrid(
+        id=ids.SCORING_PREVIEW,
+        columnDefs=column_defs(),
+        rowData=[],
+        defaultColDef={
+            "sortable": True,
+            "resizable": True,
+            "flex": 1,
+            "wrapHeaderText": True,
+            "autoHeaderHeight": True,
+        },
+        dashGridOptions={
+            "domLayout": "autoHeight",
+            "pagination": True,
+            "paginationPageSize": 10,
+            "paginationPageSizeSelector": [10, 25, 50],
+        },
+        className="scoring-grid",
+    )
+    score_area = html.Div(
+        dbc.Card(
+            dbc.CardBody(
+                [
+                    html.H6("3. Score", className="mb-0 me-3"),
+                    html.Div(
+                        [
+                            dbc.Button("Score", id=ids.SCORING_SCORE_BUTTON, color="primary", className="me-2"),
+                            dbc.Button("Cancel", id=ids.SCORING_CANCEL, color="danger", outline=True, disabled=True),
+                        ],
+                        className="me-3",
+                    ),
+                    dbc.Progress(
+                        id=ids.SCORING_PROGRESS, value=0, className="flex-grow-1", style={"visibility": "hidden"}
+                    ),
+                ],
+                className="d-flex align-items-center",
+            ),
+            className="mb-3",
+        ),
+        id=ids.SCORING_SCORE_AREA,
+        hidden=True,
+    )
+    results = html.Div(
+        [
+            html.Div(id=ids.SCORING_SUMMARY),
+            dbc.Row(
+                [
+                    dbc.Col(
+                        graph_panel(ids.SCORING_HISTOGRAM, "P(convert) of scored sessions", "dashed: threshold"), lg=3
+                    ),
+                    dbc.Col(
+                        dbc.Card(
+                            [
+                                dbc.CardHeader(
+                                    [
+                                        html.H6(f"Preview: the first {PREVIEW_ROWS} sessions", className="mb-0"),
+                                        dbc.Button(
+                                            "Download all scores (CSV)",
+                                            id=ids.SCORING_DOWNLOAD_BUTTON,
+                                            color="primary",
+                                            size="sm",
+                                            className="ms-auto",
+                                        ),
+                                    ],
+                                    className="d-flex align-items-center",
+                                ),
+                                dbc.CardBody([grid, html.Div(id=ids.SCORING_DOWNLOAD_NOTE, className="mt-2")]),
+                            ],
+                            className="h-100",
+                        ),
+                        lg=9,
+                    ),
+                ],
+                className="g-3",
+            ),
+            dcc.Download(id=ids.SCORING_DOWNLOAD),
+        ],
+        id=ids.SCORING_RESULTS,
+        hidden=True,
+    )
+    return html.Div(
+        [
+            dcc.Store(id=ids.SCORING_UPLOAD_STORE, storage_type="memory"),
+            dcc.Store(id=ids.SCORING_RESULT_STORE, storage_type="memory"),
+            dbc.Row(
+                [
+                    dbc.Col(_upload_card(context), lg=4),
+                    dbc.Col(dcc.Loading(html.Div(_placeholder(), id=ids.SCORING_REPORT), type="dot"), lg=8),
+                ],
+                className="g-3 mb-3",
+            ),
+            score_area,
+            html.Div(id=ids.SCORING_JOB_NOTE),
+            results,
+        ]
+    )
+
+
+# ---------------------------------------------------------------- callbacks
 def register_callbacks(app, context: AppContext) -> None:
-    """Nothing to register yet."""
+    app.clientside_callback(
+        REJECT_JS,
+        Output(ids.SCORING_REJECT_NOTE, "children"),
+        Input(ids.SCORING_UPLOAD, "id"),
+        State(ids.SCORING_UPLOAD, "max_size"),
+        State(ids.SCORING_UPLOAD, "accept"),
+        State(ids.SCORING_REJECT_NOTE, "id"),
+    )
+
+    @app.callback(
+        Output(ids.SCORING_REPORT, "children"),
+        Output(ids.SCORING_UPLOAD_STORE, "data"),
+        Output(ids.SCORING_UPLOAD, "contents"),
+        Input(ids.SCORING_UPLOAD, "contents"),
+        State(ids.SCORING_UPLOAD, "filename"),
+        State(ids.SCORING_UPLOAD_STORE, "data"),
+        prevent_initial_call=True,
+    )
+    def upload_file(contents, filename, previous):
+        if contents is None:
+            return no_update, no_update, no_update
+        report, upload = receive_upload(context.settings, context.registry, contents, filename, previous)
+        return report, upload, None  # the browser drops its copy of the bytes
+
+    @app.callback(
+        Output(ids.SCORING_RESULT_STORE, "data"),
+        Input(ids.SCORING_SCORE_BUTTON, "n_clicks"),
+        State(ids.SCORING_UPLOAD_STORE, "data"),
+        background=True,
+        manager=context.background_manager,
+        interval=500,
+        running=[
+            (Output(ids.SCORING_SCORE_BUTTON, "disabled"), True, False),
+            (Output(ids.SCORING_CANCEL, "disabled"), False, True),
+            (Output(ids.SCORING_PROGRESS, "style"), {}, {"visibility": "hidden"}),  # no stale bar after a cancel
+        ],
+        cancel=[Input(ids.SCORING_CANCEL, "n_clicks")],
+        progress=[Output(ids.SCORING_PROGRESS, "value"), Output(ids.SCORING_PROGRESS, "label")],
+        prevent_initial_call=True,
+    )
+    def score_upload(set_progress, n_clicks, upload):
+        if not n_clicks or not upload or not upload.get("valid"):
+            return no_update
+        return run_scoring_job(context.settings, upload["id"], set_progress)
+
+    @app.callback(
+        Output(ids.SCORING_SCORE_AREA, "hidden"),
+        Output(ids.SCORING_NO_MODEL, "is_open"),
+        Output(ids.SCORING_MODEL_NOTE, "children"),
+        Input(ids.SCORING_UPLOAD_STORE, "data"),
+        Input(ids.SCORING_RESULT_STORE, "data"),
+        Input(ids.APP_MODELS_STORE, "data"),
+    )
+    def show_readiness(upload, result, _models_version):
+        return readiness(context.registry, upload, result)
+
+    @app.callback(
+        Output(ids.SCORING_RESULTS, "hidden"),
+        Output(ids.SCORING_SUMMARY, "children"),
+        Output(ids.SCORING_HISTOGRAM, "figure"),
+        Output(ids.SCORING_PREVIEW, "rowData"),
+        Input(ids.SCORING_UPLOAD_STORE, "data"),
+        Input(ids.SCORING_RESULT_STORE, "data"),
+    )
+    def show_results(upload, result):
+        return results_view(upload, result)
+
+    @app.callback(
+        Output(ids.SCORING_JOB_NOTE, "children"),
+        Input(ids.SCORING_CANCEL, "n_clicks"),
+        Input(ids.SCORING_SCORE_BUTTON, "n_clicks"),
+        Input(ids.SCORING_RESULT_STORE, "data"),
+        Input(ids.SCORING_UPLOAD_STORE, "data"),
+        prevent_initial_call=True,
+    )
+    def show_job_note(_cancel, _score, result, upload):
+        return job_note(set(ctx.triggered_prop_ids.values()), result, upload)
+
+    @app.callback(
+        Output(ids.SCORING_DOWNLOAD, "data"),
+        Output(ids.SCORING_DOWNLOAD_NOTE, "children"),
+        Input(ids.SCORING_DOWNLOAD_BUTTON, "n_clicks"),
+        State(ids.SCORING_RESULT_STORE, "data"),
+        prevent_initial_call=True,
+    )
+    def download(n_clicks, result):
+        if not n_clicks:
+            return no_update, no_update
+        return download_results(context.settings, result)
+
+    @app.callback(
+        Output(ids.APP_TABS, "active_tab", allow_duplicate=True),
+        Input(ids.SCORING_TRAIN_BUTTON, "n_clicks"),
+        prevent_initial_call=True,
+    )
+    def go_to_training(n_clicks):
+        return TRAIN_TAB if n_clicks else no_update

@@ -1,0 +1,345 @@
+"""The server side of batch scoring: uploaded click files, their temp folders, and the scoring job.
+
+The browser sends an upload as a base64 data URL. ``decode_upload`` checks its
+form and size (again: the browser enforces the limit too) and returns the raw
+bytes. ``UploadStore`` keeps each upload in its own folder under
+``<cache_dir>/uploads/<random id>``; the browser holds only the id, in a
+memory store of its own tab, so another tab or analyst never sees it.
+``check_upload`` validates a file and counts its sessions by scoring status;
+``run_scoring_job`` (the body of the background callback) scores a stored
+upload, writes the results CSV beside it and deletes the input. Folders go
+when they have not been touched for an hour.
+
+The bytes are data only: nothing here (or in ``ml.loading``, which parses
+them: CSV as text, Parquet through pyarrow) unpickles, imports or executes
+anything from an upload.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ml.clicks import index_clicks
+from ml.config import Settings
+from ml.errors import ClickstreamError, NoModelError, Problem, ValidationError
+from ml.export import neutralise_formulas, write_csv_atomic
+from ml.features import STATUS_SCORED, STATUSES, window_status
+from ml.loading import LoadedClicks, load_clicks
+from ml.reading import format_size, read_source_bytes
+from ml.registry import Registry
+from ml.scoring import load_scoring_models, score_clicks, score_summary
+from ml.targets import definition_for_scoring, session_targets
+from ml.zoo import CLASSIFICATION
+
+log = logging.getLogger(__name__)
+
+UPLOADS_DIRNAME = "uploads"
+INPUT_FILE = "input.bin"
+META_FILE = "upload.json"
+RESULTS_FILE = "scores.csv"
+MAX_AGE_SECONDS = 3600.0
+ID_BYTES = 24  # 192 random bits: an id cannot be guessed
+ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
+DATA_URL = re.compile(r"data:[^,;]*(;[^,;]*)*;base64,", re.ASCII)
+EMPTY_DATA_URL = re.compile(r"data:[^,]*,?", re.ASCII)
+EMPTY_MESSAGE = "the file is empty: no header and no rows"
+FILENAME_MAX = 120
+PREVIEW_ROWS = 50
+HISTOGRAM_BINS = 30
+# (words in an engine message, what to do about it); a problem gets the first hint that matches.
+FIX_HINTS = (
+    ("missing column", "Add the missing columns, or rename yours to one of the header names shown."),
+    ("appears twice", "Keep one column of each name and delete the duplicate."),
+    ("UTF-8", "Export the file as UTF-8 CSV (in Excel: Save As, 'CSV UTF-8')."),
+    ("Excel", "In Excel use Save As, 'CSV UTF-8 (comma delimited)', and upload that CSV."),
+    ("zip archive", "Unzip it and upload the CSV inside (gzip .csv.gz files are accepted as they are)."),
+    ("over the", "Split the file into smaller parts, or score it on the server: python -m ml score INPUT -o OUTPUT."),
+    ("empty", "Export the clicks again, with the header line and the data rows."),
+    ("gzip", "Compress the CSV again with gzip, or upload it uncompressed."),
+    ("Parquet", "Write the Parquet file again (pandas or pyarrow), or upload it as CSV."),
+    ("base64", "Upload the file with the upload box on this page."),
+    ("binary", "Upload the CSV text or Parquet file itself."),
+)
+ROW_HINT = "Correct or remove the rows listed (row 1 is the first data row after the header), then upload again."
+
+
+class UploadGone(ClickstreamError):
+    """An upload id is malformed, unknown, or its folder has expired."""
+
+
+def upload_problem(message: str, filename: str | None) -> ValidationError:
+    """A one-problem ``ValidationError``: upload problems are shown like the engine's."""
+    return ValidationError([Problem(message)], source=filename)
+
+
+def decode_upload(contents: str | None, filename: str | None, max_bytes: int) -> bytes:
+    """The raw bytes of a ``dcc.Upload`` payload, or ``ValidationError`` saying what is wrong.
+
+    A payload far over the limit is refused from its length alone, without
+    decoding another copy of it; otherwise the engine's own size check applies.
+    """
+    if not contents:
+        raise upload_problem(EMPTY_MESSAGE, filename)
+    head = DATA_URL.match(contents[:512])
+    if head is None and EMPTY_DATA_URL.fullmatch(contents[:512]):
+        raise upload_problem(EMPTY_MESSAGE, filename)  # what a browser sends for a 0-byte file
+    if head is None:
+        raise upload_problem(
+            "the upload is not a base64 data URL as the upload box sends it; upload the file with the box",
+            filename,
+        )
+    payload = contents[head.end() :]
+    if not payload:
+        raise upload_problem(EMPTY_MESSAGE, filename)
+    size = len(payload) * 3 // 4
+    if size > 2 * max_bytes:
+        raise upload_problem(
+            f"the file is {format_size(size)}, over the upload limit of {format_size(max_bytes)}", filename
+        )
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise upload_problem(f"the upload is not valid base64 data ({exc})", filename) from exc
+    return read_source_bytes(data, max_bytes=max_bytes, name=filename)  # the server-side size limit
+
+
+def display_name(filename: str | None) -> str:
+    """The file's base name, without any folder part a browser may send, for messages."""
+    name = re.split(r"[\\/]", filename or "")[-1].strip()
+    return name[:FILENAME_MAX] or "upload"
+
+
+def download_name(filename: str | None) -> str:
+    """``scores-<stem>.csv`` with only safe characters, for the results download."""
+    stem = display_name(filename)
+    for suffix in (".gz", ".csv", ".txt", ".parquet"):
+        stem = stem.removesuffix(suffix)
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.") or "upload"
+    return f"scores-{safe[:60]}.csv"
+
+
+class UploadStore:
+    """One private folder per upload, named by a random id, removed an hour after last use."""
+
+    def __init__(self, root: Path | str, max_age_seconds: float = MAX_AGE_SECONDS):
+        self.root = Path(root)
+        self.max_age_seconds = max_age_seconds
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> UploadStore:
+        return cls(settings.cache_dir / UPLOADS_DIRNAME)
+
+    def save(self, data: bytes, filename: str | None) -> str:
+        """Store an upload's bytes in a new folder and return its id (expired folders go first)."""
+        self.sweep()
+        self.root.mkdir(parents=True, exist_ok=True)
+        upload_id = secrets.token_urlsafe(ID_BYTES)
+        folder = self.root / upload_id
+        folder.mkdir(mode=0o700)
+        _write_private(folder / INPUT_FILE, data)
+        meta = {"filename": display_name(filename), "bytes": len(data), "created": time.time()}
+        _write_private(folder / META_FILE, json.dumps(meta).encode("utf-8"))
+        return upload_id
+
+    def folder(self, upload_id: object) -> Path:
+        """The folder of an upload; ``UploadGone`` for a malformed id or a missing folder.
+
+        The id must match the token alphabet, so a crafted id such as ``../x``
+        can never point outside ``root``.
+        """
+        if not isinstance(upload_id, str) or not ID_PATTERN.fullmatch(upload_id):
+            raise UploadGone("this upload id is not valid; upload the file again")
+        folder = self.root / upload_id
+        if not folder.is_dir():
+            raise UploadGone("the upload has expired (files are kept for an hour); upload the file again")
+        return folder
+
+    def filename(self, upload_id: str) -> str:
+        try:
+            meta = json.loads((self.folder(upload_id) / META_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return "upload"
+        return display_name(meta.get("filename"))
+
+    def input_bytes(self, upload_id: str) -> bytes:
+        path = self.folder(upload_id) / INPUT_FILE
+        try:
+            return path.read_bytes()
+        except FileNotFoundError as exc:
+            raise UploadGone("this upload was already scored; upload the file again to score it again") from exc
+
+    def remove_input(self, upload_id: str) -> None:
+        """Delete the uploaded file but keep the folder (and any results) until it expires."""
+        (self.folder(upload_id) / INPUT_FILE).unlink(missing_ok=True)
+
+    def results_path(self, upload_id: str) -> Path:
+        return self.folder(upload_id) / RESULTS_FILE
+
+    def remove(self, upload_id: object) -> None:
+        """Delete an upload's folder, if it exists and the id is well formed."""
+        try:
+            folder = self.folder(upload_id)
+        except UploadGone:
+            return
+        shutil.rmtree(folder, ignore_errors=True)
+
+    def sweep(self, now: float | None = None) -> int:
+        """Remove folders not touched for ``max_age_seconds``; returns how many went."""
+        if not self.root.is_dir():
+            return 0
+        now = time.time() if now is None else now
+        removed = 0
+        for folder in self.root.iterdir():
+            try:
+                age = now - folder.stat().st_mtime
+            except FileNotFoundError:
+                continue  # removed meanwhile by another worker
+            if folder.is_dir() and ID_PATTERN.fullmatch(folder.name) and age > self.max_age_seconds:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed += 1
+        if removed:
+            log.info("removed %d expired upload folder(s) from %s", removed, self.root)
+        return removed
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write a file readable by this user only."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+
+
+# ---------------------------------------------------------------- validating an upload
+def model_info(registry: Registry) -> dict | None:
+    """The classifier that will score (title, run, window, label, threshold), or ``None`` if none is trained."""
+    try:
+        run = registry.champion(CLASSIFICATION)
+    except NoModelError:
+        return None
+    meta = run.metadata or {}
+    return {
+        "model": meta.get("title", run.model),
+        "run_id": run.run_id,
+        "window": int(meta["window"]),
+        "label": meta["label"]["name"],
+        "threshold": float(meta["threshold"]),
+    }
+
+
+def status_counts(clicks: pd.DataFrame, window: int, label: str | None) -> dict[str, int]:
+    """Sessions per scoring status for a window, as ``score_clicks`` will label them."""
+    indexed = index_clicks(clicks)
+    definition = definition_for_scoring(clicks, label) if label else None
+    status = window_status(indexed, session_targets(indexed, definition), window)
+    counts = pd.Series(status).value_counts()
+    return {name: int(counts.get(name, 0)) for name in STATUSES}
+
+
+def fix_hints(problems: Sequence[Problem]) -> list[str]:
+    """What to do about each kind of problem, once each, in the order the problems came."""
+    hints: list[str] = []
+    for problem in problems:
+        hint = next((h for words, h in FIX_HINTS if words in problem.message), ROW_HINT if problem.rows else None)
+        if hint and hint not in hints:
+            hints.append(hint)
+    return hints
+
+
+@dataclass(frozen=True)
+class CheckedUpload:
+    """A stored, valid upload and what its report shows."""
+
+    upload_id: str
+    loaded: LoadedClicks
+    window: int  # the scoring model's, or the configured default when no model is trained
+    counts: dict[str, int]  # sessions per status for that window
+    model: dict | None
+
+
+def check_upload(settings: Settings, registry: Registry, contents: str | None, filename: str) -> CheckedUpload:
+    """Decode, store and validate an upload; ``ValidationError`` (and nothing kept) when it has problems."""
+    store = UploadStore.for_settings(settings)
+    limit = settings.max_upload_bytes
+    data = decode_upload(contents, filename, limit)
+    upload_id = store.save(data, filename)
+    try:
+        # Parsed as data only (CSV as text, Parquet via pyarrow): nothing in it is unpickled or executed.
+        loaded = load_clicks(data, name=filename, max_bytes=limit)
+        model = model_info(registry)
+        window = model["window"] if model else settings.window
+        counts = status_counts(loaded.clicks, window, model["label"] if model else None)
+    except BaseException:
+        store.remove(upload_id)
+        raise
+    return CheckedUpload(upload_id, loaded, window, counts, model)
+
+
+# ---------------------------------------------------------------- the scoring job
+def _json_rows(frame: pd.DataFrame) -> list[dict]:
+    """Records with missing values as ``None``, so the preview is plain JSON."""
+    return frame.astype(object).where(frame.notna(), None).to_dict("records")
+
+
+def run_scoring_job(settings: Settings, upload_id: object, set_progress: Callable[[tuple], None]) -> dict:
+    """Score a stored upload, write its results CSV beside it and delete the input.
+
+    Returns the small answer the browser keeps: ``ok`` and a message on failure;
+    else the summary, the models used, a P(convert) histogram and the first rows.
+    """
+    store = UploadStore.for_settings(settings)
+    answer: dict = {"id": upload_id, "ok": False}
+    try:
+        set_progress((10, "reading the file"))
+        data, filename = store.input_bytes(upload_id), store.filename(upload_id)
+        models = load_scoring_models(Registry(settings.models_dir))
+        loaded = load_clicks(data, name=filename, max_bytes=settings.max_upload_bytes)
+        set_progress((40, f"scoring {loaded.n_sessions:,} sessions"))
+        scores = score_clicks(loaded.clicks, models)
+        set_progress((80, "writing the results"))
+        write_csv_atomic(scores, store.results_path(upload_id))  # text cells neutralised, as the CLI writes
+        store.remove_input(upload_id)
+    except ValidationError as exc:
+        return {**answer, "message": exc.report()}
+    except ClickstreamError as exc:
+        return {**answer, "message": str(exc)}
+    except Exception as exc:  # the job must always answer; the traceback goes to the log
+        log.exception("scoring job failed")
+        return {**answer, "message": f"Scoring failed ({type(exc).__name__}: {exc}); nothing was written."}
+    summary = score_summary(scores)
+    mean_p = summary["mean_p_convert"]
+    p = scores.loc[scores["status"] == STATUS_SCORED, "p_convert"].to_numpy(dtype=float)
+    counts, edges = np.histogram(p, bins=HISTOGRAM_BINS) if len(p) else (np.zeros(0), np.zeros(0))
+    set_progress((100, "done"))
+    return {
+        **answer,
+        "ok": True,
+        "filename": filename,
+        "summary": {**summary, "mean_p_convert": None if np.isnan(mean_p) else mean_p},
+        "models": models.describe(),
+        "histogram": {"counts": counts.astype(int).tolist(), "edges": edges.tolist()},
+        "preview": _json_rows(neutralise_formulas(scores.head(PREVIEW_ROWS))),
+    }
+
+
+def results_file(settings: Settings, result: dict | None) -> Path:
+    """The results CSV of a finished job; ``UploadGone`` when it has expired."""
+    if not result or not result.get("ok"):
+        raise UploadGone("there are no results to download yet; score a file first")
+    path = UploadStore.for_settings(settings).results_path(result.get("id"))
+    if not path.is_file():
+        raise UploadGone("the results have expired (they are kept for an hour); upload and score the file again")
+    return path

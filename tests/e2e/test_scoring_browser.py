@@ -1,0 +1,192 @@
+"""The batch scoring tab in a real browser: upload, validation report, score, preview, download.
+
+The app runs with models trained beforehand (``python -m ml train --quick`` on
+three small models) and the default upload limit of 50 MB, which the browser
+enforces before sending anything. The no-model case uses the shared app without models.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from dashboard import ids
+from dashboard.uploads import INPUT_FILE, RESULTS_FILE, UPLOADS_DIRNAME, status_counts
+from ml.config import PROJECT_ROOT
+from ml.features import STATUSES
+from ml.scoring import SCORE_COLUMNS
+from tests.dashboard.test_uploads import xlsx_bytes
+from tests.e2e.conftest import AppServer, open_page, save_screenshot, start_app, stop_app, wait_for_dash
+from tests.ml.factories import lowercase_form
+
+TRAIN_TIMEOUT_S = 900
+WAIT_MS = 120_000  # a busy two-core machine: waiting is not an assertion on speed
+UPLOAD_LIMIT_MB = 50  # the default, as the screenshot shows it
+FILE_INPUT = f"#{ids.SCORING_UPLOAD} input[type=file]"
+
+
+@pytest.fixture(scope="module")
+def scoring_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    """The app with a classifier, a regressor and K-Means trained before it starts."""
+    tmp = tmp_path_factory.mktemp("scoring-app")
+    command = [sys.executable, "-m", "ml", "--models-dir", str(tmp / "models"), "train", "--quick"]
+    command += ["--models", "logreg,regression:linear,kmeans"]
+    done = subprocess.run(
+        command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=TRAIN_TIMEOUT_S, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    server = start_app(tmp)
+    yield server
+    stop_app(server)
+    assert "Traceback" not in server.log(), server.log()
+
+
+@pytest.fixture
+def scoring_page(browser, scoring_server: AppServer):
+    context, page = open_page(browser, scoring_server)
+    yield page
+    context.close()
+    assert page.watch.console_errors == [], "browser console errors"
+    assert page.watch.foreign_requests == [], "requests to other hosts"
+
+
+@pytest.fixture(scope="module")
+def small_clicks_file(tmp_path_factory, bundled_clicks: pd.DataFrame) -> tuple[Path, pd.DataFrame]:
+    """A few hundred clicks (60 sessions) in the lowercase comma form."""
+    clicks = bundled_clicks[bundled_clicks["session_id"] <= 60].reset_index(drop=True)
+    path = tmp_path_factory.mktemp("files") / "clicks-april.csv"
+    lowercase_form(clicks).to_csv(path, index=False)
+    return path, clicks
+
+
+def uploads_root(server: AppServer) -> Path:
+    return server.models_dir.parent / "cache" / UPLOADS_DIRNAME
+
+
+def open_scoring(page, server: AppServer) -> None:
+    page.goto(server.url + "/?tab=scoring")
+    page.wait_for_selector(FILE_INPUT, state="attached", timeout=WAIT_MS)
+    wait_for_dash(page, WAIT_MS)
+
+
+def upload(page, path: Path) -> str:
+    """Choose a file in the upload box and return the report's text once it is shown."""
+    page.set_input_files(FILE_INPUT, str(path))
+    page.wait_for_selector(f"#{ids.SCORING_REPORT} .badge", timeout=WAIT_MS)
+    wait_for_dash(page, WAIT_MS)
+    return page.locator(f"#{ids.SCORING_REPORT}").inner_text()
+
+
+def test_upload_score_preview_and_download(scoring_page, scoring_server, small_clicks_file, browser):
+    page = scoring_page
+    path, clicks = small_clicks_file
+    open_scoring(page, scoring_server)
+    report = " ".join(upload(page, path).split())
+    assert "2. Validation report: clicks-april.csv" in report and "valid" in report
+    assert f"Rows (clicks) {len(clicks):,}" in report and "Sessions 60" in report
+    assert "Dates 2008-04-01 to 2008-04-01" in report and "lowercase headers" in report
+    expected = status_counts(clicks, 3, "review")
+    for status in STATUSES:
+        assert f"{expected[status]:,} {status}" in report
+
+    page.click(f"#{ids.SCORING_SCORE_BUTTON}")
+    page.wait_for_selector(f"#{ids.SCORING_RESULTS}:not([hidden]) .ag-row", timeout=WAIT_MS)
+    wait_for_dash(page, WAIT_MS)
+    assert page.locator(f"#{ids.SCORING_PREVIEW} .ag-center-cols-container .ag-row").count() == 10  # one page
+    summary = page.locator(f"#{ids.SCORING_SUMMARY}").inner_text()
+    assert "60" in summary and "logreg" in summary
+    assert not page.locator(f"#{ids.SCORING_SCORE_BUTTON}").is_visible()  # the input is used up
+
+    with page.expect_download(timeout=WAIT_MS) as download:
+        page.click(f"#{ids.SCORING_DOWNLOAD_BUTTON}")
+    assert download.value.suggested_filename == "scores-clicks-april.csv"
+    scores = pd.read_csv(download.value.path())
+    assert tuple(scores.columns) == SCORE_COLUMNS
+    assert len(scores) == 60 and sorted(scores["session_id"]) == list(range(1, 61))
+    assert scores["status"].value_counts().to_dict() == {k: v for k, v in expected.items() if v}
+
+    folders = list(uploads_root(scoring_server).iterdir())
+    scored = [f for f in folders if (f / RESULTS_FILE).exists()]
+    assert scored and not any((f / INPUT_FILE).exists() for f in scored)
+    save_screenshot(page, "scoring")
+
+    other_context, other = open_page(browser, scoring_server)  # another analyst, another tab
+    try:
+        open_scoring(other, scoring_server)
+        assert "Upload a file to see" in other.locator(f"#{ids.SCORING_REPORT}").inner_text()
+        assert not other.locator(f"#{ids.SCORING_RESULTS}").is_visible()
+        assert other.watch.console_errors == []
+    finally:
+        other_context.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("missing-colour.csv", None, ["cannot be scored", "colour", "missing column", "Add the missing columns"]),
+        ("renamed-workbook.csv", xlsx_bytes(), ["cannot be scored", "Excel workbook", "Save As"]),
+    ],
+)
+def test_a_broken_file_shows_its_problems_and_nothing_is_scored(
+    scoring_page, scoring_server, small_clicks_file, tmp_path, name, content, expected
+):
+    page = scoring_page
+    path = tmp_path / name
+    if content is None:
+        pd.read_csv(small_clicks_file[0]).drop(columns=["colour"]).to_csv(path, index=False)
+    else:
+        path.write_bytes(content)
+    root = uploads_root(scoring_server)
+    before = set(root.iterdir()) if root.exists() else set()
+    open_scoring(page, scoring_server)
+    report = upload(page, path)
+    for words in expected:
+        assert words in report
+    assert "Nothing was scored" in report
+    assert not page.locator(f"#{ids.SCORING_SCORE_BUTTON}").is_visible()
+    assert not page.locator(f"#{ids.SCORING_RESULTS}").is_visible()
+    assert page.locator(f"#{ids.SCORING_PREVIEW} .ag-row").count() == 0
+    assert (set(root.iterdir()) if root.exists() else set()) == before  # nothing of it was kept
+
+
+@pytest.mark.parametrize(
+    ("name", "size", "expected"),
+    [
+        ("too-big.csv", UPLOAD_LIMIT_MB * 1024 * 1024 + 4096, f"over the upload limit of {UPLOAD_LIMIT_MB} MB"),
+        ("clicks.xlsx", 2048, "only .csv .txt .gz .parquet files are accepted"),
+    ],
+)
+def test_the_browser_refuses_oversized_or_other_files_and_says_why(
+    scoring_page, scoring_server, tmp_path, name, size, expected
+):
+    page = scoring_page
+    path = tmp_path / name
+    with path.open("wb") as out:
+        out.write(b"session_id,order\n")
+        out.truncate(size)  # a sparse file: only its size matters to the browser
+    open_scoring(page, scoring_server)
+    page.set_input_files(FILE_INPUT, str(path))
+    note = page.locator(f"#{ids.SCORING_REJECT_NOTE}")
+    note.wait_for(state="visible", timeout=WAIT_MS)
+    wait_for_dash(page, WAIT_MS)
+    assert expected in note.inner_text() and name in note.inner_text()
+    assert "Upload a file to see" in page.locator(f"#{ids.SCORING_REPORT}").inner_text()  # nothing was sent
+
+
+def test_without_a_model_the_report_works_and_the_tab_links_to_training(page, app_server, small_clicks_file):
+    open_scoring(page, app_server)
+    report = upload(page, small_clicks_file[0])
+    assert "valid" in report and "(no model trained yet)" in report
+    alert = page.locator(f"#{ids.SCORING_NO_MODEL}")
+    assert alert.is_visible() and "No trained model yet" in alert.inner_text()
+    assert not page.locator(f"#{ids.SCORING_SCORE_BUTTON}").is_visible()
+    page.click(f"#{ids.SCORING_TRAIN_BUTTON}")
+    page.wait_for_selector(f"#{ids.TRAIN_BUTTON}", timeout=WAIT_MS)
+    wait_for_dash(page, WAIT_MS)
+    assert page.locator(f"#{ids.APP_TABS} .nav-link.active").inner_text() == "Model leaderboard"
+    assert "tab=leaderboard" in page.url

@@ -1,0 +1,110 @@
+"""The what-if tab in a real browser, on an app whose models were trained beforehand by the command line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from dashboard import ids
+from ml.config import PROJECT_ROOT
+from tests.e2e.conftest import open_page, save_screenshot, start_app, stop_app, wait_for_dash
+
+TRAIN_MODELS = "logreg,xgboost,regression:linear,kmeans"
+TRAIN_TIMEOUT_S = 900  # a busy two-core machine
+
+
+@pytest.fixture(scope="module")
+def trained_server(tmp_path_factory, chromium_path):
+    """The app with a models folder trained by ``python -m ml train --quick`` before it starts."""
+    tmp = tmp_path_factory.mktemp("whatif-app")
+    command = [sys.executable, "-m", "ml", "--models-dir", str(tmp / "models"), "train", "--quick"]
+    done = subprocess.run(
+        [*command, "--models", TRAIN_MODELS],
+        cwd=PROJECT_ROOT,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=TRAIN_TIMEOUT_S,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    server = start_app(tmp)
+    yield server
+    stop_app(server)
+    assert "Traceback" not in server.log(), server.log()
+
+
+@pytest.fixture
+def page(browser, trained_server):
+    context, page = open_page(browser, trained_server)
+    yield page
+    context.close()
+    assert page.watch.console_errors == [], "browser console errors"
+    assert page.watch.foreign_requests == [], "requests to other hosts"
+
+
+def feature_selector(name: str) -> str:
+    """CSS selector of a generated input (Dash writes a dict ID as JSON with sorted keys)."""
+    component_id = json.dumps(ids.whatif_feature(name), sort_keys=True, separators=(",", ":"))
+    return f"[id='{component_id}']"
+
+
+def probability_text(page) -> str:
+    return page.locator(f"#{ids.WHATIF_PROBABILITY_TEXT}").inner_text().strip()
+
+
+def open_whatif(page, url: str) -> None:
+    page.goto(url + "/?tab=whatif")
+    page.wait_for_selector(f"{feature_selector('first_price')} [role=slider]", timeout=60_000)
+    page.wait_for_function(
+        f"() => document.querySelector('#{ids.WHATIF_PROBABILITY_TEXT}').innerText.includes('%')", timeout=60_000
+    )
+    wait_for_dash(page)
+
+
+def test_moving_a_slider_changes_p_convert(page, trained_server):
+    open_whatif(page, trained_server.url)
+    assert "ROC-AUC" in page.locator(f"#{ids.WHATIF_MODEL_INFO}").inner_text()
+    before = probability_text(page)
+    thumb = page.locator(f"{feature_selector('w_price_mean')} [role=slider]")
+    start = float(thumb.get_attribute("aria-valuenow"))
+    thumb.focus()
+    for _ in range(12):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function(
+        f"before => document.querySelector('#{ids.WHATIF_PROBABILITY_TEXT}').innerText.trim() !== before",
+        arg=before,
+        timeout=30_000,
+    )
+    wait_for_dash(page)
+    assert float(thumb.get_attribute("aria-valuenow")) > start
+    after = probability_text(page)
+    assert after != before and 0 <= float(after.rstrip("%")) <= 100
+    assert page.locator(f"#{ids.WHATIF_WATERFALL_GRAPH} .main-svg").count() > 0
+
+
+def test_a_segment_picked_on_the_segments_tab_is_where_the_whatif_starts(page, trained_server):
+    page.goto(trained_server.url + "/?tab=segments")
+    button = page.locator(f"[id*='{ids.SEGMENTS_OPEN_WHATIF}']").last
+    button.wait_for(timeout=60_000)
+    wait_for_dash(page)
+    button.click()
+    page.wait_for_function("() => window.location.search.includes('tab=whatif')", timeout=30_000)
+    page.wait_for_selector(f"#{ids.WHATIF_START_NOTE} .alert", timeout=60_000)
+    wait_for_dash(page)
+    segment = page.evaluate(f"JSON.parse(window.sessionStorage.getItem('{ids.APP_SEGMENT_STORE}'))")
+    note = page.locator(f"#{ids.WHATIF_START_NOTE}").inner_text()
+    assert f"segment {segment['segment']}" in note and segment["persona"] in note
+    assert page.locator(f"#{ids.WHATIF_START_RADIO} input[value=segment]").is_checked()
+    typical = segment["typical"]
+    for name in ("first_page", "w_n_colours", "w_max_page", "first_price", "w_sale_share"):
+        thumb = page.locator(f"{feature_selector(name)} [role=slider]")
+        low, high = float(thumb.get_attribute("aria-valuemin")), float(thumb.get_attribute("aria-valuemax"))
+        expected = min(max(float(typical[name]), low), high)
+        assert float(thumb.get_attribute("aria-valuenow")) == pytest.approx(expected, abs=0.005), name  # cents
+    category = {1: "trousers", 2: "skirts", 3: "blouses", 4: "sale"}[int(typical["first_category"])]
+    assert category in page.locator(feature_selector("first_category")).inner_text()
+    assert "%" in probability_text(page)
+    save_screenshot(page, "whatif")
