@@ -49,10 +49,29 @@ def _options(codes, names) -> list[dict]:
     return [{"label": names.get(int(c), f"code {c}"), "value": int(c)} for c in codes]
 
 
+def _field(label: str, component: object, component_id: str, **width: int) -> dbc.Col:
+    return dbc.Col([dbc.Label(label, html_for=component_id, className="small mb-0"), component], **width)
+
+
+def _multi_dropdown(component_id: str, codes, names, placeholder: str) -> dcc.Dropdown:
+    return dcc.Dropdown(id=component_id, options=_options(codes, names), multi=True, placeholder=placeholder)
+
+
 def filter_bar(context: AppContext) -> dbc.Card:
     """Date range, countries, categories, colours: applied to the KPI and EDA tabs."""
     sessions = context.data.sessions
     info = context.data.info
+    dates = dcc.DatePickerRange(
+        id=ids.FILTER_DATES,
+        min_date_allowed=info["first_date"],
+        max_date_allowed=info["last_date"],
+        initial_visible_month=info["last_date"],
+        display_format="YYYY-MM-DD",
+        start_date_placeholder_text="first day",
+        end_date_placeholder_text="last day",
+        clearable=True,
+        first_day_of_week=1,
+    )
     countries = sessions["country"].value_counts().index  # most sessions first
     categories = sorted(sessions["main_category"].unique())
     colours = sessions["main_colour"].value_counts().index
@@ -60,60 +79,25 @@ def filter_bar(context: AppContext) -> dbc.Card:
         dbc.CardBody(
             dbc.Row(
                 [
-                    dbc.Col(
-                        [
-                            dbc.Label("Dates", html_for=ids.FILTER_DATES, className="small mb-0"),
-                            dcc.DatePickerRange(
-                                id=ids.FILTER_DATES,
-                                min_date_allowed=info["first_date"],
-                                max_date_allowed=info["last_date"],
-                                initial_visible_month=info["last_date"],
-                                display_format="YYYY-MM-DD",
-                                start_date_placeholder_text="first day",
-                                end_date_placeholder_text="last day",
-                                clearable=True,
-                                first_day_of_week=1,
-                            ),
-                        ],
+                    _field("Dates", dates, ids.FILTER_DATES, lg=3, md=6),
+                    _field(
+                        "Countries",
+                        _multi_dropdown(ids.FILTER_COUNTRIES, countries, S.COUNTRY_NAMES, "All countries"),
+                        ids.FILTER_COUNTRIES,
                         lg=3,
                         md=6,
                     ),
-                    dbc.Col(
-                        [
-                            dbc.Label("Countries", html_for=ids.FILTER_COUNTRIES, className="small mb-0"),
-                            dcc.Dropdown(
-                                id=ids.FILTER_COUNTRIES,
-                                options=_options(countries, S.COUNTRY_NAMES),
-                                multi=True,
-                                placeholder="All countries",
-                            ),
-                        ],
-                        lg=3,
-                        md=6,
-                    ),
-                    dbc.Col(
-                        [
-                            dbc.Label("Main category", html_for=ids.FILTER_CATEGORIES, className="small mb-0"),
-                            dcc.Dropdown(
-                                id=ids.FILTER_CATEGORIES,
-                                options=_options(categories, S.CATEGORY_NAMES),
-                                multi=True,
-                                placeholder="All categories",
-                            ),
-                        ],
+                    _field(
+                        "Main category",
+                        _multi_dropdown(ids.FILTER_CATEGORIES, categories, S.CATEGORY_NAMES, "All categories"),
+                        ids.FILTER_CATEGORIES,
                         lg=2,
                         md=4,
                     ),
-                    dbc.Col(
-                        [
-                            dbc.Label("Main colour", html_for=ids.FILTER_COLOURS, className="small mb-0"),
-                            dcc.Dropdown(
-                                id=ids.FILTER_COLOURS,
-                                options=_options(colours, S.COLOUR_NAMES),
-                                multi=True,
-                                placeholder="All colours",
-                            ),
-                        ],
+                    _field(
+                        "Main colour",
+                        _multi_dropdown(ids.FILTER_COLOURS, colours, S.COLOUR_NAMES, "All colours"),
+                        ids.FILTER_COLOURS,
                         lg=2,
                         md=4,
                     ),

@@ -98,6 +98,16 @@ class LoadedRun:
     pipeline: object
     metadata: dict
 
+    @property
+    def window(self) -> int:
+        """The observation window k the model was trained with."""
+        return int(self.metadata["window"])
+
+    @property
+    def threshold(self) -> float:
+        """The saved decision threshold (classifiers only)."""
+        return float(self.metadata["threshold"])
+
 
 class Staging:
     """Runs written by one training job, invisible until ``commit``."""

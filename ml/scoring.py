@@ -49,11 +49,11 @@ class ScoringModels:
 
     @property
     def window(self) -> int:
-        return int(self.classifier.metadata["window"])
+        return self.classifier.window
 
     @property
     def threshold(self) -> float:
-        return float(self.classifier.metadata["threshold"])
+        return self.classifier.threshold
 
     def describe(self) -> dict[str, object]:
         def name(run: LoadedRun | None) -> str | None:
@@ -80,7 +80,7 @@ def load_scoring_models(registry: Registry, classifier_run: str | None = None) -
     """The champion classifier (or a chosen run), a regressor with the same window, and K-Means."""
     info = registry.find(classifier_run) if classifier_run else registry.champion(CLASSIFICATION)
     classifier = registry.load(info)
-    window = classifier.metadata["window"]
+    window = classifier.window
     best = best_regressor(registry.latest_per_model(REGRESSION), window)
     regressor = registry.load(best) if best else None
     if regressor is None:

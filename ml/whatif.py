@@ -178,11 +178,11 @@ class WhatIfModel:
 
     @property
     def window(self) -> int:
-        return int(self.classifier.metadata["window"])
+        return self.classifier.window
 
     @property
     def threshold(self) -> float:
-        return float(self.classifier.metadata["threshold"])
+        return self.classifier.threshold
 
     @property
     def roc_auc(self) -> float:
@@ -256,7 +256,7 @@ class PreparedModels:
                 return self._prepared[run_id]
             info = self._runs.get(run_id)
         classifier = self.load(info or run_id)
-        regressor_run = best_regressor(self.registry.latest_per_model(REGRESSION), int(classifier.metadata["window"]))
+        regressor_run = best_regressor(self.registry.latest_per_model(REGRESSION), classifier.window)
         model = prepare_model(classifier, self.load(regressor_run) if regressor_run else None)
         with self._lock:
             self._prepared[run_id] = model

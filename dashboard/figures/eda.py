@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from dashboard.figures.kpi import NO_SESSIONS
-from dashboard.figures.style import ACCENT, COLORWAY, PRIMARY, empty_figure, styled
+from dashboard.figures.style import COLORWAY, empty_figure, sessions_with_rate, styled
 
 MARGIN = {"l": 10, "r": 10, "t": 30, "b": 40}
 CATEGORY_COLOURS = {code: COLORWAY[i] for i, code in enumerate((1, 2, 3, 4))}  # trousers, skirts, blouses, sale
@@ -73,45 +73,20 @@ def sessions_and_rate_figure(
     """
     if _no_sessions(table, "sessions"):
         return empty_figure(NO_SESSIONS)
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_trace(
-        go.Bar(
-            x=table["label"],
-            y=table["sessions"],
-            name="Sessions",
-            marker_color=PRIMARY,
-            opacity=0.8,
-            customdata=table[["share"]].to_numpy(),
-            hovertemplate=f"<b>%{{x}}</b> {unit}<br>%{{y:,}} sessions (%{{customdata[0]:.1%}})<extra></extra>",
-        ),
-        secondary_y=False,
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=table["label"],
-            y=table["conversion_rate"],
-            name=conversion_title,
-            mode="lines+markers",
-            line={"color": ACCENT, "width": 2},
-            marker={"size": 5},
-            hovertemplate=f"<b>%{{x}}</b> {unit}<br>{conversion_title}: %{{y:.1%}}<extra></extra>",
-        ),
-        secondary_y=True,
+    fig = sessions_with_rate(
+        table["label"],
+        table["sessions"],
+        table["conversion_rate"],
+        conversion_title,
+        bar_hover=f"<b>%{{x}}</b> {unit}<br>%{{y:,}} sessions (%{{customdata[0]:.1%}})<extra></extra>",
+        rate_hover=f"<b>%{{x}}</b> {unit}<br>{conversion_title}: %{{y:.1%}}<extra></extra>",
+        customdata=table[["share"]].to_numpy(),
     )
     ticks = list(table["label"])
     if len(ticks) > max_ticks:
         last = len(ticks) - 1
         ticks = [t for i, t in enumerate(ticks) if i in (0, last) or (i + 1) % 5 == 0]
     fig.update_xaxes(title_text=x_title, type="category", tickvals=ticks)
-    fig.update_yaxes(title_text="Sessions", secondary_y=False, rangemode="tozero")
-    fig.update_yaxes(
-        title_text=conversion_title,
-        tickformat=".0%",
-        secondary_y=True,
-        rangemode="tozero",
-        showgrid=False,
-        tickmode="auto",
-    )
     return styled(fig, bargap=0.15, margin=MARGIN)
 
 

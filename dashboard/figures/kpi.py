@@ -6,9 +6,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
-from dashboard.figures.style import ACCENT, MUTED, PRIMARY, empty_figure, styled
+from dashboard.figures.style import ACCENT, MUTED, PRIMARY, empty_figure, sessions_with_rate, styled
 
 NO_SESSIONS = "No sessions match the filters"
 
@@ -18,33 +17,14 @@ def trend_figure(trend: pd.DataFrame, freq: str, conversion_title: str) -> go.Fi
     if trend.empty or trend["sessions"].sum() == 0:
         return empty_figure(NO_SESSIONS)
     unit = "week of" if freq == "W" else "day"
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_trace(
-        go.Bar(
-            x=trend["period"],
-            y=trend["sessions"],
-            name="Sessions",
-            marker_color=PRIMARY,
-            opacity=0.75,
-            hovertemplate=f"{unit} %{{x|%a %d %b %Y}}<br>%{{y:,}} sessions<extra></extra>",
-        ),
-        secondary_y=False,
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=trend["period"],
-            y=trend["conversion_rate"],
-            name=conversion_title,
-            mode="lines+markers" if len(trend) < 40 else "lines",
-            line={"color": ACCENT, "width": 2},
-            connectgaps=False,
-            hovertemplate=f"{unit} %{{x|%a %d %b %Y}}<br>{conversion_title}: %{{y:.1%}}<extra></extra>",
-        ),
-        secondary_y=True,
-    )
-    fig.update_yaxes(title_text="Sessions", secondary_y=False, rangemode="tozero")
-    fig.update_yaxes(
-        title_text=conversion_title, tickformat=".0%", secondary_y=True, rangemode="tozero", showgrid=False
+    fig = sessions_with_rate(
+        trend["period"],
+        trend["sessions"],
+        trend["conversion_rate"],
+        conversion_title,
+        bar_hover=f"{unit} %{{x|%a %d %b %Y}}<br>%{{y:,}} sessions<extra></extra>",
+        rate_hover=f"{unit} %{{x|%a %d %b %Y}}<br>{conversion_title}: %{{y:.1%}}<extra></extra>",
+        line_mode="lines+markers" if len(trend) < 40 else "lines",
     )
     return styled(fig, bargap=0.15, hovermode="x unified")
 

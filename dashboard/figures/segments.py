@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import asdict
 
 import dash_bootstrap_components as dbc
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from dash import html
@@ -38,15 +39,23 @@ def segment_colour(segment: int) -> str:
     return SEGMENT_COLOURS[segment] if 0 <= segment < len(SEGMENT_COLOURS) else OTHERS_COLOUR
 
 
-def _markers(points: pd.DataFrame, name: str, colour: str, hover_names: list[str], **marker: object) -> go.Scatter:
+def _markers(
+    points: pd.DataFrame, name: str, colour: str, hover_names: list[str] | None = None, **marker: object
+) -> go.Scatter:
+    """One trace of sampled sessions; NumPy arrays, so Plotly sends them without checking each point."""
+    sessions = points.index.to_numpy()
+    if not np.issubdtype(sessions.dtype, np.number):
+        sessions = sessions.astype(str)
+    label = "%{text}" if hover_names is not None else "%{fullData.name}"  # per point only for mixed traces
     return go.Scatter(
-        x=points["x"],
-        y=points["y"],
+        x=points["x"].to_numpy(),
+        y=points["y"].to_numpy(),
         mode="markers",
         name=name,
         marker={"color": colour, "size": 5, "opacity": 0.7, **marker},
-        customdata=[[label, str(session)] for label, session in zip(hover_names, points.index, strict=True)],
-        hovertemplate="<b>%{customdata[0]}</b><br>session %{customdata[1]}<extra></extra>",
+        text=hover_names,
+        customdata=sessions,
+        hovertemplate=f"<b>{label}</b><br>session %{{customdata}}<extra></extra>",
     )
 
 
@@ -63,7 +72,7 @@ def projection_figure(display: pd.DataFrame, names: Mapping[int, str], explained
     coloured = [s for s in segments if 0 <= s < len(SEGMENT_COLOURS)]
     for seg in coloured:
         points = display[display["segment"] == seg]
-        fig.add_trace(_markers(points, names[seg], segment_colour(seg), [names[seg]] * len(points)))
+        fig.add_trace(_markers(points, names[seg], segment_colour(seg)))
     small = [s for s in segments if s >= len(SEGMENT_COLOURS)]
     if small:
         points = display[display["segment"].isin(small)]
@@ -72,7 +81,7 @@ def projection_figure(display: pd.DataFrame, names: Mapping[int, str], explained
     if NOISE in segments:
         points = display[display["segment"] == NOISE]
         label = names.get(NOISE, "noise")
-        fig.add_trace(_markers(points, label, NOISE_COLOUR, [label] * len(points), symbol="x", size=4))
+        fig.add_trace(_markers(points, label, NOISE_COLOUR, symbol="x", size=4))
     return styled(
         fig,
         xaxis={"title": f"PCA axis 1 ({explained[0]:.0%} of variance)", "zeroline": False},

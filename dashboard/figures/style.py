@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 import plotly.io as pio
+from plotly.subplots import make_subplots
 
 # Cerulean-compatible palette, colour-blind friendly order.
 PRIMARY = "#2fa4e7"
@@ -34,6 +35,50 @@ pio.templates[TEMPLATE_NAME] = go.layout.Template(
 def styled(fig: go.Figure, **layout: object) -> go.Figure:
     """Apply the app template and any layout overrides."""
     fig.update_layout(template=TEMPLATE_NAME, **layout)
+    return fig
+
+
+def sessions_with_rate(
+    x: object,
+    sessions: object,
+    rate: object,
+    conversion_title: str,
+    bar_hover: str,
+    rate_hover: str,
+    customdata: object = None,
+    line_mode: str = "lines+markers",
+) -> go.Figure:
+    """Sessions as bars on the left axis and a conversion rate as a line on the right axis."""
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(
+        go.Bar(
+            x=x,
+            y=sessions,
+            name="Sessions",
+            marker_color=PRIMARY,
+            opacity=0.8,
+            customdata=customdata,
+            hovertemplate=bar_hover,
+        ),
+        secondary_y=False,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=rate,
+            name=conversion_title,
+            mode=line_mode,
+            line={"color": ACCENT, "width": 2},
+            marker={"size": 5},
+            connectgaps=False,
+            hovertemplate=rate_hover,
+        ),
+        secondary_y=True,
+    )
+    fig.update_yaxes(title_text="Sessions", secondary_y=False, rangemode="tozero")
+    fig.update_yaxes(
+        title_text=conversion_title, tickformat=".0%", secondary_y=True, rangemode="tozero", showgrid=False
+    )
     return fig
 
 

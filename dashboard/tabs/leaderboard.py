@@ -64,7 +64,7 @@ CARD_TITLES = {
     REGRESSION: ("Basket value regressors", "potential revenue of a converting session, USD"),
     CLUSTERING: ("Segment models", "behavioural segments of whole sessions; no label, so no held-out split"),
 }
-EMPTY_TEXT = "Train them with the panel below: pick the models, keep Quick, and press Train (seconds)."
+EMPTY_TEXT = "Train them with the panel above: pick the models, keep Quick, and press Train (seconds)."
 
 
 # ---------------------------------------------------------------- views (callback bodies)

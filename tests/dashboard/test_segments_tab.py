@@ -77,7 +77,7 @@ def test_the_dbscan_projection_shows_noise_as_its_own_group_and_lumps_small_grou
     names = [trace.name for trace in fig.data]
     assert len(names) == MAX_CARDS + 2
     assert names[-1] == NOISE_NAME and "smaller groups" in names[-2]
-    hover = {row[0] for row in fig.data[-2].customdata}
+    hover = set(fig.data[-2].text)
     assert hover <= set(run.profiles["persona"]), "small groups keep their own names on hover"
 
 

@@ -37,6 +37,7 @@ CHROMIUM_ARGS = [
 ]
 SCREENSHOTS = PROJECT_ROOT / "docs" / "screenshots"
 STARTUP_TIMEOUT_S = 90
+TRAIN_TIMEOUT_S = 900  # a busy two-core machine: a bound on waiting, not a speed assertion
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -121,13 +122,27 @@ def chromium_path() -> str:
     return CHROMIUM
 
 
-@pytest.fixture(scope="session")
-def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
-    """One app for the read-only browser tests (no models trained)."""
-    server = start_app(tmp_path_factory.mktemp("app"))
+def serve(tmp: Path, extra_env: dict[str, str] | None = None) -> Iterator[AppServer]:
+    """For a fixture: an app until the fixture ends, then stopped; a traceback in its log fails."""
+    server = start_app(tmp, extra_env)
     yield server
     stop_app(server)
     assert "Traceback" not in server.log(), server.log()
+
+
+def train_models(models_dir: Path, models: str) -> None:
+    """Train a quick set into ``models_dir`` with the command line, as a scheduler would."""
+    command = [sys.executable, "-m", "ml", "--models-dir", str(models_dir), "train", "--quick", "--models", models]
+    done = subprocess.run(
+        command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=TRAIN_TIMEOUT_S, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    """One app for the read-only browser tests (no models trained)."""
+    yield from serve(tmp_path_factory.mktemp("app"))
 
 
 @pytest.fixture(scope="session")
@@ -171,13 +186,18 @@ def open_page(browser, server: AppServer):
     return context, page
 
 
-@pytest.fixture
-def page(browser, app_server: AppServer):
-    context, page = open_page(browser, app_server)
+def watched_page(browser, server: AppServer) -> Iterator:
+    """For a fixture: a page on ``server``; console errors or foreign requests fail the test."""
+    context, page = open_page(browser, server)
     yield page
     context.close()
     assert page.watch.console_errors == [], "browser console errors"
     assert page.watch.foreign_requests == [], "requests to other hosts"
+
+
+@pytest.fixture
+def page(browser, app_server: AppServer):
+    yield from watched_page(browser, app_server)
 
 
 def wait_for_dash(page, timeout_ms: int = 20_000) -> None:

@@ -18,7 +18,13 @@ from dashboard import ids
 from ml.evaluation import classification_metrics
 from ml.locking import running_job
 from ml.registry import RUN_ID_PATTERN, Registry
-from tests.e2e.conftest import AppServer, open_page, save_screenshot, start_app, stop_app, wait_for_dash
+from tests.e2e.conftest import (
+    AppServer,
+    save_screenshot,
+    serve,
+    wait_for_dash,
+    watched_page,
+)
 
 QUICK_MODELS = ("classification:logreg", "classification:xgboost", "regression:linear", "clustering:kmeans")
 TRAINING_TIMEOUT_MS = 300_000  # quick training takes 5-10 s on an idle machine; the test machine may be busy
@@ -32,19 +38,12 @@ GRIDS = {
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, chromium_path: str) -> Iterator[AppServer]:
     """An app of this module's own, on a fresh, empty models folder."""
-    app = start_app(tmp_path_factory.mktemp("leaderboard-app"))
-    yield app
-    stop_app(app)
-    assert "Traceback" not in app.log(), app.log()
+    yield from serve(tmp_path_factory.mktemp("leaderboard-app"))
 
 
 @pytest.fixture
 def page(browser, server: AppServer):
-    context, page = open_page(browser, server)
-    yield page
-    context.close()
-    assert page.watch.console_errors == [], "browser console errors"
-    assert page.watch.foreign_requests == [], "requests to other hosts"
+    yield from watched_page(browser, server)
 
 
 # ---------------------------------------------------------------- helpers

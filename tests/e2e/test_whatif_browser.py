@@ -3,46 +3,32 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from dashboard import ids
-from ml.config import PROJECT_ROOT
-from tests.e2e.conftest import open_page, save_screenshot, start_app, stop_app, wait_for_dash
+from tests.e2e.conftest import (
+    save_screenshot,
+    serve,
+    train_models,
+    wait_for_dash,
+    watched_page,
+)
 
 TRAIN_MODELS = "logreg,xgboost,regression:linear,kmeans"
-TRAIN_TIMEOUT_S = 900  # a busy two-core machine
 
 
 @pytest.fixture(scope="module")
 def trained_server(tmp_path_factory, chromium_path):
     """The app with a models folder trained by ``python -m ml train --quick`` before it starts."""
     tmp = tmp_path_factory.mktemp("whatif-app")
-    command = [sys.executable, "-m", "ml", "--models-dir", str(tmp / "models"), "train", "--quick"]
-    done = subprocess.run(
-        [*command, "--models", TRAIN_MODELS],
-        cwd=PROJECT_ROOT,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=TRAIN_TIMEOUT_S,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    server = start_app(tmp)
-    yield server
-    stop_app(server)
-    assert "Traceback" not in server.log(), server.log()
+    train_models(tmp / "models", TRAIN_MODELS)
+    yield from serve(tmp)
 
 
 @pytest.fixture
 def page(browser, trained_server):
-    context, page = open_page(browser, trained_server)
-    yield page
-    context.close()
-    assert page.watch.console_errors == [], "browser console errors"
-    assert page.watch.foreign_requests == [], "requests to other hosts"
+    yield from watched_page(browser, trained_server)
 
 
 def feature_selector(name: str) -> str:
