@@ -139,6 +139,7 @@ SCORING_REJECT_NOTE = "scoring-reject-div"  # the browser's own refusal (too lar
 SCORING_REPORT = "scoring-report-div"
 SCORING_UPLOAD_STORE = "scoring-upload-store"  # {"id", "filename", "valid"}: memory, this browser tab only
 SCORING_RESULT_STORE = "scoring-result-store"  # the job's small answer: summary and preview rows
+SCORING_REQUEST_STORE = "scoring-request-store"  # a Score press; the background job listens to it
 SCORING_NO_MODEL = "scoring-no-model-alert"
 SCORING_TRAIN_BUTTON = "scoring-train-button"
 SCORING_MODEL_NOTE = "scoring-model-div"

@@ -137,6 +137,11 @@ def receive_upload(
     return validation_report(checked), {"id": checked.upload_id, "filename": name, "valid": True}
 
 
+def report_view(upload: dict | None) -> object:
+    """The latest upload's report (kept in the tab's store, so it is back after a tab switch)."""
+    return upload["report"] if upload and upload.get("report") else _placeholder()
+
+
 def download_results(settings: Settings, result: dict | None) -> tuple[object, object]:
     """The results CSV of this tab's latest job, or a note that it has expired."""
     try:
@@ -296,8 +301,6 @@ def layout(context: AppContext) -> html.Div:
     )
     return html.Div(
         [
-            dcc.Store(id=ids.SCORING_UPLOAD_STORE, storage_type="memory"),
-            dcc.Store(id=ids.SCORING_RESULT_STORE, storage_type="memory"),
             dbc.Row(
                 [
                     dbc.Col(_upload_card(context), lg=4),
@@ -324,7 +327,6 @@ def register_callbacks(app, context: AppContext) -> None:
     )
 
     @app.callback(
-        Output(ids.SCORING_REPORT, "children"),
         Output(ids.SCORING_UPLOAD_STORE, "data"),
         Output(ids.SCORING_UPLOAD, "contents"),
         Input(ids.SCORING_UPLOAD, "contents"),
@@ -334,14 +336,34 @@ def register_callbacks(app, context: AppContext) -> None:
     )
     def upload_file(contents, filename, previous):
         if contents is None:
-            return no_update, no_update, no_update
+            return no_update, no_update
         report, upload = receive_upload(context.settings, context.registry, contents, filename, previous)
-        return report, upload, None  # the browser drops its copy of the bytes
+        return {**upload, "report": report}, None  # the browser drops its copy of the bytes
+
+    @app.callback(
+        Output(ids.SCORING_REPORT, "children"),
+        Input(ids.SCORING_UPLOAD_STORE, "data"),
+        Input(ids.SCORING_REPORT, "id"),  # also when the tab is shown again: the report comes back
+    )
+    def show_report(upload, _mounted):
+        return report_view(upload)
+
+    @app.callback(
+        Output(ids.SCORING_REQUEST_STORE, "data"),
+        Input(ids.SCORING_SCORE_BUTTON, "n_clicks"),
+        State(ids.SCORING_UPLOAD_STORE, "data"),
+        prevent_initial_call=True,
+    )
+    def request_scoring(n_clicks, upload):
+        # The job listens to this shell-level store, not to the button: re-rendering the tab
+        # re-inserts the button, which would otherwise start (and spend) a worker process.
+        if not n_clicks or not upload or not upload.get("valid"):
+            return no_update
+        return {"id": upload["id"], "press": n_clicks}
 
     @app.callback(
         Output(ids.SCORING_RESULT_STORE, "data"),
-        Input(ids.SCORING_SCORE_BUTTON, "n_clicks"),
-        State(ids.SCORING_UPLOAD_STORE, "data"),
+        Input(ids.SCORING_REQUEST_STORE, "data"),
         background=True,
         manager=context.background_manager,
         interval=500,
@@ -354,10 +376,10 @@ def register_callbacks(app, context: AppContext) -> None:
         progress=[Output(ids.SCORING_PROGRESS, "value"), Output(ids.SCORING_PROGRESS, "label")],
         prevent_initial_call=True,
     )
-    def score_upload(set_progress, n_clicks, upload):
-        if not n_clicks or not upload or not upload.get("valid"):
+    def score_upload(set_progress, request):
+        if not request:
             return no_update
-        return run_scoring_job(context.settings, upload["id"], set_progress)
+        return run_scoring_job(context.settings, request["id"], set_progress)
 
     @app.callback(
         Output(ids.SCORING_SCORE_AREA, "hidden"),

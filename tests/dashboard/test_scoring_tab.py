@@ -18,7 +18,9 @@ from dash import dcc, html
 
 from dashboard import ids
 from dashboard.figures.scoring import NO_SCORED_SESSIONS, column_defs, p_convert_histogram
+from dashboard.layout import shell
 from dashboard.tabs import TABS, scoring
+from dashboard.training_panel import training_panel
 from dashboard.uploads import INPUT_FILE, UploadStore, check_upload, run_scoring_job
 from ml.features import STATUS_CONVERTED_IN_WINDOW, STATUS_SCORED, STATUS_TOO_SHORT
 from ml.registry import Registry
@@ -75,8 +77,11 @@ def test_layout_states_and_enforces_the_upload_limit_and_types(context):
     assert upload.max_size == context.settings.max_upload_bytes == 50 * 1024 * 1024
     assert set(upload.accept.split(",")) == {".csv", ".txt", ".gz", ".parquet"}
     assert "up to 50 MB" in text_of(tree)
-    stores = [s for s in find(tree, dcc.Store) if s.id in (ids.SCORING_UPLOAD_STORE, ids.SCORING_RESULT_STORE)]
-    assert len(stores) == 2 and {s.storage_type for s in stores} == {"memory"}  # never shared between tabs
+    # The upload and job stores live in the shell (they outlive a switch to another tab), in memory:
+    # never shared with another browser tab.
+    page = shell(context, [(scoring.TAB_ID, scoring.LABEL)], training_panel(context))
+    stores = [s for s in find(page, dcc.Store) if s.id in (ids.SCORING_UPLOAD_STORE, ids.SCORING_RESULT_STORE)]
+    assert len(stores) == 2 and {s.storage_type for s in stores} == {"memory"}
     grid = find(tree, dag.AgGrid)[0]
     assert [c["field"] for c in grid.columnDefs] == list(SCORE_COLUMNS)
 

@@ -7,8 +7,6 @@ enforces before sending anything. The no-model case uses the shared app without 
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,14 +15,20 @@ import pytest
 
 from dashboard import ids
 from dashboard.uploads import INPUT_FILE, RESULTS_FILE, UPLOADS_DIRNAME, status_counts
-from ml.config import PROJECT_ROOT
 from ml.features import STATUSES
 from ml.scoring import SCORE_COLUMNS
 from tests.dashboard.test_uploads import xlsx_bytes
-from tests.e2e.conftest import AppServer, open_page, save_screenshot, start_app, stop_app, wait_for_dash
+from tests.e2e.conftest import (
+    AppServer,
+    open_page,
+    save_screenshot,
+    serve,
+    train_models,
+    wait_for_dash,
+    watched_page,
+)
 from tests.ml.factories import lowercase_form
 
-TRAIN_TIMEOUT_S = 900
 WAIT_MS = 120_000  # a busy two-core machine: waiting is not an assertion on speed
 UPLOAD_LIMIT_MB = 50  # the default, as the screenshot shows it
 FILE_INPUT = f"#{ids.SCORING_UPLOAD} input[type=file]"
@@ -34,25 +38,13 @@ FILE_INPUT = f"#{ids.SCORING_UPLOAD} input[type=file]"
 def scoring_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
     """The app with a classifier, a regressor and K-Means trained before it starts."""
     tmp = tmp_path_factory.mktemp("scoring-app")
-    command = [sys.executable, "-m", "ml", "--models-dir", str(tmp / "models"), "train", "--quick"]
-    command += ["--models", "logreg,regression:linear,kmeans"]
-    done = subprocess.run(
-        command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=TRAIN_TIMEOUT_S, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    server = start_app(tmp)
-    yield server
-    stop_app(server)
-    assert "Traceback" not in server.log(), server.log()
+    train_models(tmp / "models", "logreg,regression:linear,kmeans")
+    yield from serve(tmp)
 
 
 @pytest.fixture
 def scoring_page(browser, scoring_server: AppServer):
-    context, page = open_page(browser, scoring_server)
-    yield page
-    context.close()
-    assert page.watch.console_errors == [], "browser console errors"
-    assert page.watch.foreign_requests == [], "requests to other hosts"
+    yield from watched_page(browser, scoring_server)
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +106,18 @@ def test_upload_score_preview_and_download(scoring_page, scoring_server, small_c
     scored = [f for f in folders if (f / RESULTS_FILE).exists()]
     assert scored and not any((f / INPUT_FILE).exists() for f in scored)
     save_screenshot(page, "scoring")
+
+    # Looking at another tab and coming back keeps the report and the results.
+    page.get_by_role("tab", name="KPIs").click()
+    page.wait_for_selector(".kpi-card .kpi-value", timeout=WAIT_MS)
+    page.get_by_role("tab", name="Batch scoring").click()
+    page.wait_for_selector(f"#{ids.SCORING_RESULTS}:not([hidden]) .ag-row", timeout=WAIT_MS)
+    wait_for_dash(page, WAIT_MS)
+    assert "2. Validation report: clicks-april.csv" in page.locator(f"#{ids.SCORING_REPORT}").inner_text()
+    assert page.locator(f"#{ids.SCORING_SUMMARY}").inner_text() == summary
+    with page.expect_download(timeout=WAIT_MS) as again:
+        page.click(f"#{ids.SCORING_DOWNLOAD_BUTTON}")
+    assert len(pd.read_csv(again.value.path())) == 60
 
     other_context, other = open_page(browser, scoring_server)  # another analyst, another tab
     try:
