@@ -91,7 +91,8 @@ def load_scoring_models(registry: Registry, classifier_run: str | None = None) -
 
 
 def _segment_names(segmenter: LoadedRun) -> dict[int, str]:
-    return {int(s["segment"]): f"{int(s['segment'])}: {s['persona']}" for s in segmenter.metadata.get("segments", [])}
+    """Persona name per cluster id (names are unique within a run, and read the same on the segments tab)."""
+    return {int(s["segment"]): str(s["persona"]) for s in segmenter.metadata.get("segments", [])}
 
 
 def score_clicks(clicks: pd.DataFrame, models: ScoringModels) -> pd.DataFrame:
