@@ -20,7 +20,9 @@ import resource
 import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -37,6 +39,18 @@ def _status_kib(field: str) -> int | None:
     """A ``Vm*`` field of ``/proc/self/status`` in KiB, or None where there is no procfs."""
     try:
         with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def process_status_kib(pid: int, field: str) -> int | None:
+    """A ``Vm*`` field of another process's ``/proc/PID/status`` in KiB (None if unavailable)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as fh:
             for line in fh:
                 if line.startswith(field + ":"):
                     return int(line.split()[1])
@@ -86,12 +100,122 @@ def summarise_times(seconds: Sequence[float]) -> dict[str, object]:
     }
 
 
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) with linear interpolation between ranks (numpy's default)."""
+    ordered = sorted(values)
+    if not ordered:
+        raise ValueError("percentile of no values")
+    rank = (len(ordered) - 1) * q / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def summarise_latencies(seconds: Sequence[float]) -> dict[str, float | int]:
+    """Median, p95, max, min and mean of request times, in milliseconds."""
+    ms = [s * 1000 for s in seconds]
+    return {
+        "calls": len(ms),
+        "median_ms": statistics.median(ms),
+        "p95_ms": percentile(ms, 95),
+        "max_ms": max(ms),
+        "min_ms": min(ms),
+        "mean_ms": statistics.fmean(ms),
+    }
+
+
 def load_average() -> list[float] | None:
     """1, 5 and 15-minute load averages, to flag measurements taken on a busy machine."""
     try:
         return [round(x, 2) for x in os.getloadavg()]
     except OSError:
         return None
+
+
+# ---------------------------------------------------------------- other processes' CPU use
+def _machine_busy_seconds() -> float | None:
+    """CPU seconds every process on the machine has used since boot (``/proc/stat``, all cores)."""
+    try:
+        with open("/proc/stat", encoding="ascii") as fh:
+            fields = [int(x) for x in fh.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    # user nice system idle iowait irq softirq steal [guest guest_nice, already counted in user/nice]
+    busy = fields[0] + fields[1] + fields[2] + sum(fields[5:8])
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_seconds(include_children: bool) -> float:
+    """CPU seconds of this process (every thread) and, optionally, of its waited-for children."""
+    who = [resource.RUSAGE_SELF] + ([resource.RUSAGE_CHILDREN] if include_children else [])
+    return sum(resource.getrusage(w).ru_utime + resource.getrusage(w).ru_stime for w in who)
+
+
+@dataclass
+class CpuMeter:
+    """How much CPU *other* processes used while we measured: machine-wide busy time minus our own.
+
+    The load average cannot tell this once a measurement has started, because it
+    counts our own work too. ``include_children`` counts children that have been
+    waited for (subprocesses run to completion), so a driver can meter its workers.
+    """
+
+    include_children: bool = False
+    _wall: float = 0.0
+    _machine: float | None = None
+    _own: float = 0.0
+
+    def start(self) -> CpuMeter:
+        self._wall = time.perf_counter()
+        self._machine = _machine_busy_seconds()
+        self._own = _own_cpu_seconds(self.include_children)
+        return self
+
+    def others_cores(self) -> float | None:
+        """Average number of cores busy with other processes since ``start`` (None without procfs)."""
+        machine = _machine_busy_seconds()
+        wall = time.perf_counter() - self._wall
+        if machine is None or self._machine is None or wall <= 0:
+            return None
+        own = _own_cpu_seconds(self.include_children) - self._own
+        return max(0.0, (machine - self._machine - own) / wall)
+
+
+def others_cpu_now(seconds: float = 2.0) -> float | None:
+    """Cores busy with other processes over the next ``seconds`` (we sleep meanwhile)."""
+    meter = CpuMeter().start()
+    time.sleep(seconds)
+    return meter.others_cores()
+
+
+def wait_until_quiet(
+    max_others: float, timeout: float, max_load: float | None = None, sample_seconds: float = 3.0
+) -> dict[str, object]:
+    """Wait until other processes use at most ``max_others`` cores and, if given, the 1-minute load is at most
+    ``max_load``; give up after ``timeout`` seconds. Returns what was measured last and how long it took.
+    """
+    started = time.monotonic()
+    last_note = started
+    while True:
+        others = others_cpu_now(sample_seconds)
+        load = load_average()
+        quiet = (others is None or others <= max_others) and (max_load is None or load is None or load[0] <= max_load)
+        waited = time.monotonic() - started
+        if quiet or waited >= timeout:
+            return {
+                "quiet": quiet,
+                "waited_seconds": round(waited, 1),
+                "others_cores": None if others is None else round(others, 3),
+                "load_average": load,
+            }
+        if time.monotonic() - last_note >= 60:
+            print(
+                f"    waiting for a quiet machine: other processes use {others:.2f} cores, load {load}"
+                f" ({waited:.0f} s so far)",
+                file=sys.stderr,
+            )
+            last_note = time.monotonic()
+        time.sleep(5)
 
 
 # ---------------------------------------------------------------- machine and project
@@ -124,7 +248,7 @@ def _version(package: str) -> str:
         return "not installed"
 
 
-def machine_facts() -> dict[str, object]:
+def machine_facts(libraries: Sequence[str] = LIBRARIES) -> dict[str, object]:
     """CPU, memory, OS, Python and library versions, and the time of the run."""
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     ram = _total_ram_bytes()
@@ -138,7 +262,7 @@ def machine_facts() -> dict[str, object]:
         "os": platform.platform(),
         "python": platform.python_version(),
         "python_executable": sys.executable,
-        "libraries": {name: _version(name) for name in LIBRARIES},
+        "libraries": {name: _version(name) for name in libraries},
         "thread_env": {name: os.environ.get(name) for name in THREAD_ENV_VARS if os.environ.get(name)},
     }
 
