@@ -108,6 +108,14 @@ def _register_shell_callbacks(app: dash.Dash, context: AppContext) -> None:
         return filter_summary(context, *values)
 
 
+REQUEST_OVERHEAD_BYTES = 1024 * 1024
+
+
+def max_request_bytes(settings: Settings) -> int:
+    """The largest HTTP request the app reads: one upload at the limit, base64-encoded, plus slack."""
+    return settings.max_upload_bytes * 4 // 3 + REQUEST_OVERHEAD_BYTES
+
+
 def create_app(settings: Settings | None = None, data: PreparedData | None = None) -> dash.Dash:
     """Build the app: prepare the data once, then the layout and all callbacks."""
     settings = settings or get_settings()
@@ -130,6 +138,9 @@ def create_app(settings: Settings | None = None, data: PreparedData | None = Non
     )
     tabs = [(t.TAB_ID, t.LABEL) for t in TABS]
     # A function, so every page load shows the registry and any running job as they are now.
+    # No request body may exceed what the largest allowed upload needs (base64 is 4/3 of the
+    # bytes, plus the callback's JSON); Flask answers 413 before reading more.
+    app.server.config["MAX_CONTENT_LENGTH"] = max_request_bytes(settings)
     app.layout = lambda: shell(context, tabs, training_panel(context))
     _register_shell_callbacks(app, context)
     register_training_callbacks(app, context)

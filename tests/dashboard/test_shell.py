@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 
 from dashboard import ids
-from dashboard.app_factory import filter_values, render_tab
+from dashboard.app_factory import filter_values, max_request_bytes, render_tab
 from dashboard.layout import shell
 from dashboard.tabs import TAB_IDS, TABS
 from dashboard.training_panel import training_panel
@@ -120,3 +120,13 @@ def test_every_tab_renders_and_shows_only_its_shell_parts(context, tab_id):
     assert content.to_plotly_json()["props"], tab_id
     assert (bar_style == {}) == (tab_id in ("kpi", "eda"))
     assert (panel_style == {}) == (tab_id == "leaderboard")
+
+
+def test_requests_larger_than_the_biggest_allowed_upload_are_refused_unread(app, dash_settings):
+    limit = max_request_bytes(dash_settings)
+    assert app.server.config["MAX_CONTENT_LENGTH"] == limit
+    assert limit > dash_settings.max_upload_bytes * 4 // 3  # a file at the upload limit still fits
+    client = app.server.test_client()
+    too_big = b"x" * (limit + 1)
+    response = client.post("/_dash-update-component", data=too_big, content_type="application/json")
+    assert response.status_code == 413
