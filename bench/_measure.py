@@ -30,6 +30,7 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = BENCH_DIR.parent
 OUT_DIR = BENCH_DIR / "out"
+BUNDLED_FILE = PROJECT_ROOT / "data" / "e-shop-clothing-2008.csv.gz"
 LIBRARIES = ("numpy", "pandas", "scikit-learn", "xgboost", "imbalanced-learn", "joblib", "pyarrow", "scipy")
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "CLICKSTREAM_MAX_INPUT_MB")
 

@@ -37,6 +37,7 @@ from pathlib import Path
 from _dash_report import render_markdown
 from _measure import (
     BENCH_DIR,
+    BUNDLED_FILE,
     OUT_DIR,
     PROJECT_ROOT,
     CpuMeter,
@@ -53,7 +54,6 @@ from bench_engine import WorkerError, ensure_synthetic, timed_command, verdict
 log = logging.getLogger("bench")
 
 DASH_WORKER = BENCH_DIR / "_dash_calls.py"
-BUNDLED_FILE = PROJECT_ROOT / "data" / "e-shop-clothing-2008.csv.gz"
 LIBRARIES = (
     "dash",
     "dash-bootstrap-components",

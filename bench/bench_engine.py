@@ -30,6 +30,7 @@ from pathlib import Path
 
 from _measure import (
     BENCH_DIR,
+    BUNDLED_FILE,
     OUT_DIR,
     PROJECT_ROOT,
     file_sha256,
@@ -43,7 +44,6 @@ from _report import render_markdown
 log = logging.getLogger("bench")
 
 WORKER = BENCH_DIR / "_worker.py"
-BUNDLED_FILE = PROJECT_ROOT / "data" / "e-shop-clothing-2008.csv.gz"
 SYNTHETIC_CLICKS = 10_000_000
 SYNTHETIC_SEED = 0
 DEFAULT_REPEATS = 3

@@ -33,12 +33,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _measure import OUT_DIR, PROJECT_ROOT, file_sha256, git_state, load_average, machine_facts, rss_kib
+from _measure import BUNDLED_FILE, OUT_DIR, PROJECT_ROOT, file_sha256, git_state, load_average, machine_facts, rss_kib
 from bench_engine import ensure_synthetic, synthetic_paths
 
 log = logging.getLogger("bench")
 
-BUNDLED_FILE = PROJECT_ROOT / "data" / "e-shop-clothing-2008.csv.gz"
 KMEANS_KS = tuple(range(2, 11))
 DBSCAN_EPS = (0.8, 1.2, 1.6, 2.4)
 DBSCAN_MIN_SAMPLES = 20
