@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import numpy as np
 import plotly.graph_objects as go
 import pytest
 
@@ -69,7 +70,8 @@ def test_breakdown_bars_carry_codes_as_plain_lists_for_click_events(context):
     table = kpis.breakdown(context.data.cube, SessionFilter(), "main_category")
     fig = breakdown_figure(table, (2,), "Conversion (proxy)")
     bar = fig.data[0]
-    assert isinstance(bar.customdata, tuple | list) or hasattr(bar.customdata, "tolist")
+    # Plain sequences, not a NumPy array: the browser drops typed-array customdata from click events.
+    assert isinstance(bar.customdata, tuple | list) and not isinstance(bar.customdata, np.ndarray)
     codes = [int(row[0]) for row in bar.customdata]
     assert sorted(codes) == [1, 2, 3, 4]
     assert set(bar.y) == {"trousers", "skirts", "blouses", "sale"}  # decoded, not codes
