@@ -14,6 +14,7 @@ child of a large parent would otherwise report the parent's peak.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import platform
 import resource
@@ -21,7 +22,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -282,6 +283,15 @@ def git_state() -> dict[str, object]:
 
     status = git("status", "--porcelain", "--untracked-files=no")
     return {"commit": git("rev-parse", "HEAD"), "dirty": None if status is None else bool(status)}
+
+
+def write_report(report: dict, stem: str, render: Callable[[dict], str]) -> tuple[Path, Path]:
+    """``bench/out/<stem>.json`` and ``<stem>.md`` (the markdown from ``render``)."""
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = OUT_DIR / f"{stem}.json", OUT_DIR / f"{stem}.md"
+    json_path.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+    md_path.write_text(render(report), encoding="utf-8")
+    return json_path, md_path
 
 
 def file_sha256(path: Path) -> str:

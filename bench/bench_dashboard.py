@@ -48,6 +48,7 @@ from _measure import (
     process_status_kib,
     summarise_times,
     wait_until_quiet,
+    write_report,
 )
 from bench_engine import WorkerError, ensure_synthetic, timed_command, verdict
 
@@ -349,6 +350,17 @@ def over_target(callbacks: dict | None) -> list[str]:
     return [c["label"] for c in callbacks["callbacks"] if c["verdict"] in ("NOT MET", "ERROR")]
 
 
+def p95_row(figure: str, callback: dict | None, target: float) -> dict:
+    """A headline row: a callback's p95 against a target in ms."""
+    return {
+        "figure": figure + (f" — `{callback['label']}`" if callback else ""),
+        "value": callback["latency"]["p95_ms"] if callback else None,
+        "unit": "ms",
+        "target": target,
+        "target_text": f"≤ {target:,.0f} ms",
+    }
+
+
 def target_rows(report: dict) -> list[dict]:
     """The headline figures with their targets and verdicts."""
     startup = report["startup"].get("bundled")
@@ -366,31 +378,11 @@ def target_rows(report: dict) -> list[dict]:
         ("synthetic_10m", "10M clicks", CALLBACK_P95_10M_MS),
     ):
         callbacks = report["callbacks"].get(key)
-        worst = worst_callback(callbacks)
-        rows.append(
-            {
-                "figure": f"Callbacks, {label}: slowest p95 (shell, KPI, EDA)"
-                + (f" — `{worst['label']}`" if worst else ""),
-                "value": worst["latency"]["p95_ms"] if worst else None,
-                "unit": "ms",
-                "target": target,
-                "target_text": f"≤ {target:,.0f} ms",
-                "callbacks_over": over_target(callbacks),
-            }
-        )
+        row = p95_row(f"Callbacks, {label}: slowest p95 (shell, KPI, EDA)", worst_callback(callbacks), target)
+        rows.append({**row, "callbacks_over": over_target(callbacks)})
     for key, label in (("bundled", "bundled data"), ("synthetic_10m", "10M clicks")):
-        callbacks = report["callbacks"].get(key)
-        update = worst_callback(callbacks, tabs=("whatif",))
-        rows.append(
-            {
-                "figure": f"What-if slider update, {label}: p95 server time"
-                + (f" — `{update['label']}`" if update else ""),
-                "value": update["latency"]["p95_ms"] if update else None,
-                "unit": "ms",
-                "target": WHATIF_P95_MS,
-                "target_text": f"≤ {WHATIF_P95_MS:,.0f} ms",
-            }
-        )
+        update = worst_callback(report["callbacks"].get(key), tabs=("whatif",))
+        rows.append(p95_row(f"What-if slider update, {label}: p95 server time", update, WHATIF_P95_MS))
     for row in rows:
         row["verdict"] = verdict(row["value"], row["target"], higher_is_better=False)
         if row.get("callbacks_over"):
@@ -474,15 +466,6 @@ def run(options: Options) -> dict:
     return report
 
 
-def write_report(report: dict, stem: str = "dashboard") -> tuple[Path, Path]:
-    """``bench/out/dashboard.json`` and ``.md``."""
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = OUT_DIR / f"{stem}.json", OUT_DIR / f"{stem}.md"
-    json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    md_path.write_text(render_markdown(report), encoding="utf-8")
-    return json_path, md_path
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench/bench_dashboard.py", description=__doc__.split("\n", 1)[0])
     parser.add_argument("--skip-10m", action="store_true", help="skip the 10M-click synthetic set")
@@ -526,7 +509,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
     )
     report = run(options)
-    json_path, md_path = write_report(report)
+    json_path, md_path = write_report(report, "dashboard", render_markdown)
     print(md_path.read_text(encoding="utf-8"))
     log.info("wrote %s and %s", json_path.relative_to(PROJECT_ROOT), md_path.relative_to(PROJECT_ROOT))
     return 1 if report["errors"] else 0

@@ -38,6 +38,7 @@ from _measure import (
     load_average,
     machine_facts,
     summarise_times,
+    write_report,
 )
 from _report import render_markdown
 
@@ -323,15 +324,6 @@ def run(options: Options) -> dict:
     return report
 
 
-def write_report(report: dict, stem: str) -> tuple[Path, Path]:
-    """``bench/out/<stem>.json`` and ``.md``."""
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = OUT_DIR / f"{stem}.json", OUT_DIR / f"{stem}.md"
-    json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    md_path.write_text(render_markdown(report), encoding="utf-8")
-    return json_path, md_path
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench/bench_engine.py", description=__doc__.split("\n", 1)[0])
     parser.add_argument("--skip-10m", action="store_true", help="skip the 10M-click synthetic set")
@@ -349,7 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit("--repeats must be at least 1")
     options = Options(quick=args.quick, skip_10m=args.skip_10m, repeats=repeats, keep_models=args.keep_models)
     report = run(options)
-    json_path, md_path = write_report(report, options.report_stem)
+    json_path, md_path = write_report(report, options.report_stem, render_markdown)
     print(md_path.read_text(encoding="utf-8"))
     log.info("wrote %s and %s", json_path.relative_to(PROJECT_ROOT), md_path.relative_to(PROJECT_ROOT))
     return 1 if report["errors"] else 0

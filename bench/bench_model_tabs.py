@@ -33,7 +33,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _measure import BUNDLED_FILE, OUT_DIR, PROJECT_ROOT, file_sha256, git_state, load_average, machine_facts, rss_kib
+from _measure import (
+    BUNDLED_FILE,
+    PROJECT_ROOT,
+    file_sha256,
+    git_state,
+    load_average,
+    machine_facts,
+    rss_kib,
+    write_report,
+)
 from bench_engine import ensure_synthetic, synthetic_paths
 
 log = logging.getLogger("bench")
@@ -256,11 +265,8 @@ def main(argv: list[str] | None = None) -> int:
         log.info("segments, %s ...", label)
         report["segments"].append(run_worker("segments", source, label))
     report["load_end"] = load_average()
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    (OUT_DIR / "model_tabs.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
-    markdown = render_markdown(report)
-    (OUT_DIR / "model_tabs.md").write_text(markdown, encoding="utf-8")
-    print(markdown)
+    write_report(report, "model_tabs", render_markdown)
+    print(render_markdown(report))
     return 0
 
 
