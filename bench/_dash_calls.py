@@ -530,7 +530,7 @@ def choose_profiles(rows: list[dict], specs: list[CallbackSpec]) -> list[Callbac
 def prepare_data(source: str) -> tuple[Any, Path, str, float]:
     """The prepared data, its file and display name, as ``create_app`` would make them; and the time."""
     from ml.config import BUNDLED_DATA_FILE, BUNDLED_DATA_NAME
-    from ml.prepared import prepare_file
+    from ml.features.prepared import prepare_file
 
     path = BUNDLED_DATA_FILE if source == BUNDLED else Path(source).resolve()
     name = BUNDLED_DATA_NAME if source == BUNDLED else path.name

@@ -224,7 +224,7 @@ def bar_click(graph_id: str, codes: Callable[[Facts], Sequence[int]]) -> Draw:
 
 def draw_training_progress(rng: random.Random, facts: Facts) -> dict[str, Any]:
     """What the background training job writes to the progress store: every model's status."""
-    from ml.training import model_catalogue
+    from ml.serving.training import model_catalogue
 
     store = key(ids.TRAIN_PROGRESS_STORE, "data")
     if rng.random() < 0.15:

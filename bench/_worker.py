@@ -42,7 +42,7 @@ def read_click_parquet(path: Path) -> Any:
     import pandas as pd
     import pyarrow as pa
 
-    from ml.schema import CLICK_DTYPES
+    from ml.data.schema import CLICK_DTYPES
 
     frame = pd.read_parquet(path)
     casts = {col: dtype for col, dtype in CLICK_DTYPES.items() if dtype != "category" and frame[col].dtype != dtype}
@@ -57,7 +57,7 @@ def load_source(source: str) -> tuple[Any, float]:
     start = time.perf_counter()
     if source == BUNDLED:
         from ml.config import BUNDLED_DATA_FILE
-        from ml.loading import load_clicks
+        from ml.data.loading import load_clicks
 
         clicks = load_clicks(BUNDLED_DATA_FILE).clicks
     else:
@@ -70,7 +70,7 @@ def already_sorted(clicks: Any) -> bool:
     import numpy as np
     import pandas as pd
 
-    from ml import schema as S
+    from ml.data import schema as S
 
     codes = pd.factorize(clicks[S.SESSION_ID], sort=False)[0]
     step = np.diff(codes)
@@ -87,8 +87,8 @@ def memory_snapshot() -> dict[str, int | None]:
 # ---------------------------------------------------------------- jobs
 def job_generate(args: argparse.Namespace) -> dict[str, object]:
     """Resample bundled sessions to ``--target`` clicks and cache them as Parquet (written atomically)."""
-    from ml import schema as S
-    from ml.synthetic import resample_sessions
+    from ml.data import schema as S
+    from ml.data.synthetic import resample_sessions
 
     clicks, load_seconds = load_source(BUNDLED)
     start = time.perf_counter()
@@ -119,8 +119,9 @@ def job_generate(args: argparse.Namespace) -> dict[str, object]:
 
 def job_features(args: argparse.Namespace) -> dict[str, object]:
     """Build the features once: index, whole-session table, and the k=3 window features."""
-    from ml.clicks import index_clicks
-    from ml.features import session_features, window_features
+    from ml.data.clicks import index_clicks
+    from ml.features.sessions import session_features
+    from ml.features.window import window_features
 
     clicks, load_seconds = load_source(args.source)
     gc.collect()
@@ -184,9 +185,9 @@ class ModelClock:
 def job_train(args: argparse.Namespace) -> dict[str, object]:
     """The leaderboard training on the bundled data into ``--models-dir``."""
     from ml.config import BUNDLED_DATA_FILE
-    from ml.loading import load_clicks
-    from ml.registry import Registry
-    from ml.training import TrainConfig, train
+    from ml.data.loading import load_clicks
+    from ml.serving.registry import Registry
+    from ml.serving.training import TrainConfig, train
 
     start = time.perf_counter()
     loaded = load_clicks(BUNDLED_DATA_FILE)
@@ -234,8 +235,8 @@ def job_train(args: argparse.Namespace) -> dict[str, object]:
 
 def job_score(args: argparse.Namespace) -> dict[str, object]:
     """``score_clicks`` ``--repeats`` times on one click set, with the models loaded once."""
-    from ml.registry import Registry
-    from ml.scoring import load_scoring_models, score_clicks, score_summary
+    from ml.serving.registry import Registry
+    from ml.serving.scoring import load_scoring_models, score_clicks, score_summary
 
     start = time.perf_counter()
     models = load_scoring_models(Registry(args.models_dir))

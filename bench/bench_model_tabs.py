@@ -55,8 +55,8 @@ LIBRARIES = ("dash", "plotly", "pandas", "numpy", "scikit-learn", "scipy")
 
 # ---------------------------------------------------------------- workers (fresh processes)
 def _prepare(source: str):
-    from ml.loading import load_clicks
-    from ml.prepared import prepare
+    from ml.data.loading import load_clicks
+    from ml.features.prepared import prepare
 
     return prepare(load_clicks(source))
 
@@ -67,7 +67,7 @@ def worker_leaderboard(models_dir: str, renders: int) -> dict:
     from dashboard.leaderboard_data import snapshot
     from dashboard.tabs import leaderboard as tab
     from ml.config import get_settings
-    from ml.zoo import CLASSIFICATION, CLUSTERING, REGRESSION
+    from ml.tasks import CLASSIFICATION, CLUSTERING, REGRESSION
 
     settings = get_settings().with_overrides(models_dir=Path(models_dir), cache_dir=Path(tempfile.mkdtemp()))
     app = create_app(settings, _prepare(str(BUNDLED_FILE)))
@@ -99,7 +99,7 @@ def worker_leaderboard(models_dir: str, renders: int) -> dict:
 
 def worker_segments(source: str, label: str) -> dict:
     """Time the once-per-data-set base and every setting, uncached."""
-    from ml.segment_runs import SegmentSetting, build_segment_run, segment_base
+    from ml.models.segment_runs import SegmentSetting, build_segment_run, segment_base
 
     started = time.perf_counter()
     data = _prepare(source)

@@ -16,8 +16,8 @@ from dashboard.tabs import TAB_IDS, TABS
 from dashboard.training_panel import register_training_callbacks, training_panel
 from dashboard.url_state import ViewState, filter_from_inputs, parse_search, to_search
 from ml.config import BUNDLED_DATA_NAME, PROJECT_ROOT, Settings, get_settings
-from ml.prepared import PreparedData, prepare_file
-from ml.registry import Registry
+from ml.features.prepared import PreparedData, prepare_file
+from ml.serving.registry import Registry
 
 log = logging.getLogger(__name__)
 

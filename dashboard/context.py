@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 from dashboard.model_cache import ModelCache
 from ml.config import Settings
-from ml.prepared import PreparedData
-from ml.registry import Registry
+from ml.features.prepared import PreparedData
+from ml.serving.registry import Registry
 
 
 @dataclass

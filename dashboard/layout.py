@@ -7,7 +7,7 @@ from dash import dcc, html
 
 from dashboard import ids
 from dashboard.context import AppContext
-from ml import schema as S
+from ml.data import schema as S
 
 PRODUCT_NAME = "Clickstream conversion analytics"
 

@@ -19,10 +19,10 @@ import numpy as np
 
 from dashboard.figures.leaderboard import CurveSeries
 from ml.errors import ArtifactError, NoModelError
-from ml.evaluation import classification_metrics
-from ml.leaderboard import leaderboard
-from ml.registry import METADATA_FILE, RUN_ID_PATTERN, Registry, RunInfo
-from ml.zoo import CLASSIFICATION, CLUSTERING, REGRESSION, TASKS
+from ml.models.evaluation import classification_metrics
+from ml.serving.leaderboard import leaderboard
+from ml.serving.registry import METADATA_FILE, RUN_ID_PATTERN, Registry, RunInfo
+from ml.tasks import CLASSIFICATION, CLUSTERING, REGRESSION, TASKS
 
 CURVES_CACHE_SIZE = 64
 

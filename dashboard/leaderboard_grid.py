@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import dash_ag_grid as dag
 
-from ml.evaluation import LOWER_IS_BETTER, PRIMARY_METRIC
-from ml.leaderboard import TASK_METRICS
-from ml.zoo import CLUSTERING
+from ml.serving.leaderboard import TASK_METRICS
+from ml.tasks import CLUSTERING, LOWER_IS_BETTER, PRIMARY_METRIC
 
 MAX_VISIBLE_ROWS = 12
 ROW_HEIGHT = 34

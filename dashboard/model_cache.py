@@ -12,7 +12,7 @@ import threading
 from collections import OrderedDict
 
 from ml.errors import NoModelError
-from ml.registry import LoadedRun, Registry, RunInfo
+from ml.serving.registry import LoadedRun, Registry, RunInfo
 
 CACHE_SIZE = 16
 

@@ -19,12 +19,12 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 from dashboard import ids
 from dashboard.context import AppContext
 from ml.config import Settings
+from ml.data.loading import load_clicks
 from ml.errors import ClickstreamError, ValidationError
-from ml.loading import load_clicks
-from ml.locking import TrainingBusy, running_job
-from ml.registry import Registry
-from ml.training import TrainConfig, model_catalogue, train
-from ml.zoo import CLASSIFICATION, CLUSTERING, REGRESSION
+from ml.serving.locking import TrainingBusy, running_job
+from ml.serving.registry import Registry
+from ml.serving.training import TrainConfig, model_catalogue, train
+from ml.tasks import CLASSIFICATION, CLUSTERING, REGRESSION
 
 log = logging.getLogger(__name__)
 

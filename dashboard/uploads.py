@@ -33,17 +33,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ml.clicks import index_clicks
 from ml.config import Settings
+from ml.data.clicks import index_clicks
+from ml.data.export import neutralise_formulas, write_csv_atomic
+from ml.data.loading import LoadedClicks, load_clicks
+from ml.data.reading import format_size, read_source_bytes
 from ml.errors import ClickstreamError, NoModelError, Problem, ValidationError
-from ml.export import neutralise_formulas, write_csv_atomic
-from ml.features import STATUS_SCORED, STATUSES, window_status
-from ml.loading import LoadedClicks, load_clicks
-from ml.reading import format_size, read_source_bytes
-from ml.registry import Registry
-from ml.scoring import load_scoring_models, score_clicks, score_summary
-from ml.targets import definition_for_scoring, session_targets
-from ml.zoo import CLASSIFICATION
+from ml.features.labels import definition_for_scoring, session_targets
+from ml.features.window import STATUS_SCORED, STATUSES, window_status
+from ml.serving.registry import Registry
+from ml.serving.scoring import load_scoring_models, score_clicks, score_summary
+from ml.tasks import CLASSIFICATION
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from urllib.parse import parse_qs, urlencode
 
-from ml.kpis import SessionFilter
+from ml.features.kpis import SessionFilter
 
 DEFAULT_TAB = "kpi"
 

@@ -14,16 +14,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ml.config import get_settings
+from ml.data.export import write_csv_atomic
+from ml.data.loading import load_clicks
 from ml.errors import ClickstreamError, ValidationError
-from ml.export import write_csv_atomic
-from ml.leaderboard import format_table, leaderboard
-from ml.loading import load_clicks
-from ml.locking import TrainingBusy
-from ml.registry import Registry
-from ml.scoring import load_scoring_models, score_clicks, score_summary
-from ml.targets import DEFINITIONS
-from ml.training import TrainConfig, model_catalogue, train
-from ml.zoo import TASKS
+from ml.features.labels import DEFINITIONS
+from ml.serving.leaderboard import format_table, leaderboard
+from ml.serving.locking import TrainingBusy
+from ml.serving.registry import Registry
+from ml.serving.scoring import load_scoring_models, score_clicks, score_summary
+from ml.serving.training import TrainConfig, model_catalogue, train
+from ml.tasks import TASKS
 
 log = logging.getLogger("ml")
 

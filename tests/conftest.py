@@ -7,9 +7,9 @@ import gzip
 import pandas as pd
 import pytest
 
-from ml import schema as S
 from ml.config import BUNDLED_DATA_FILE
-from ml.loading import LoadedClicks, load_clicks
+from ml.data import schema as S
+from ml.data.loading import LoadedClicks, load_clicks
 
 SMALL_SESSIONS = 2500  # enough for grouped 5-fold CV on the window population, fast to train
 
@@ -50,8 +50,8 @@ FIXTURE_MODELS = ("logreg", "xgboost", "regression:linear", "kmeans", "dbscan")
 @pytest.fixture(scope="session")
 def trained_registry(tmp_path_factory: pytest.TempPathFactory, small_clicks: pd.DataFrame):
     """A registry with quick runs of a few models trained on the small sample (shared, read-only)."""
-    from ml.registry import Registry
-    from ml.training import TrainConfig, train
+    from ml.serving.registry import Registry
+    from ml.serving.training import TrainConfig, train
 
     registry = Registry(tmp_path_factory.mktemp("registry"))
     config = TrainConfig(quick=True, models=FIXTURE_MODELS)

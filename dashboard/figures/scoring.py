@@ -14,10 +14,10 @@ from dash import html
 
 from dashboard.figures.style import ACCENT, PRIMARY, empty_figure, styled
 from dashboard.uploads import CheckedUpload, fix_hints
+from ml.data.reading import format_size
 from ml.errors import ValidationError
-from ml.features import STATUS_CONVERTED_IN_WINDOW, STATUS_SCORED, STATUS_TOO_SHORT, STATUSES
-from ml.reading import format_size
-from ml.scoring import SCORE_COLUMNS
+from ml.features.window import STATUS_CONVERTED_IN_WINDOW, STATUS_SCORED, STATUS_TOO_SHORT, STATUSES
+from ml.serving.scoring import SCORE_COLUMNS
 
 NO_SCORED_SESSIONS = "No session was long enough to score"
 STATUS_HELP = {

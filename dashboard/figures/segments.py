@@ -19,10 +19,10 @@ from dash import html
 
 from dashboard import ids
 from dashboard.figures.style import ACCENT, COLORWAY, MUTED, PRIMARY, empty_figure, styled
-from ml import schema as S
-from ml.features import FEATURE_SPECS
-from ml.segment_runs import SegmentRun, SegmentSetting
-from ml.segments import NOISE
+from ml.data import schema as S
+from ml.features.window import FEATURE_SPECS
+from ml.models.segment_runs import SegmentRun, SegmentSetting
+from ml.models.segments import NOISE
 
 SEGMENT_COLOURS = (*COLORWAY[:-1], "#8c564b", "#e377c2")  # ten colours for the ten largest segments
 OTHERS_COLOUR = "#b8c2cc"

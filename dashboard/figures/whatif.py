@@ -13,8 +13,8 @@ import numpy as np
 import plotly.graph_objects as go
 
 from dashboard.figures.style import ACCENT, MUTED, NEGATIVE, POSITIVE, PRIMARY, SECONDARY, TEMPLATE_NAME
-from ml.explain import Contributions, margin, probability
-from ml.whatif import Control, SensitivityLine, format_value
+from ml.models.explain import Contributions, margin, probability
+from ml.serving.whatif import Control, SensitivityLine, format_value
 
 THRESHOLD_LINE = {"color": ACCENT, "width": 2, "dash": "dash"}
 

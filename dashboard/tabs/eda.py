@@ -28,10 +28,10 @@ from dashboard.figures.eda import (
 from dashboard.figures.kpi import breakdown_figure
 from dashboard.tabs.kpi import FILTER_INPUTS, toggle_code
 from dashboard.url_state import filter_from_inputs
-from ml import eda, kpis
-from ml import schema as S
-from ml.features import WINDOW_FEATURES
-from ml.kpis import SessionFilter
+from ml.data import schema as S
+from ml.features import eda, kpis
+from ml.features.kpis import SessionFilter
+from ml.features.window import WINDOW_FEATURES
 
 TAB_ID = "eda"
 LABEL = "EDA"

@@ -14,9 +14,9 @@ from dashboard.components import graph_panel, kpi_card
 from dashboard.context import AppContext
 from dashboard.figures.kpi import breakdown_figure, funnel_figure, trend_figure
 from dashboard.url_state import filter_from_inputs
-from ml import kpis
-from ml.export import to_csv_text
-from ml.kpis import KpiComparison, SessionFilter
+from ml.data.export import to_csv_text
+from ml.features import kpis
+from ml.features.kpis import KpiComparison, SessionFilter
 
 TAB_ID = "kpi"
 LABEL = "KPIs"

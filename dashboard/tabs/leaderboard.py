@@ -42,7 +42,7 @@ from dashboard.leaderboard_data import (
     training_setup,
 )
 from dashboard.leaderboard_grid import column_defs, grid_height, leaderboard_grid, run_options
-from ml.zoo import CLASSIFICATION, CLUSTERING, REGRESSION
+from ml.tasks import CLASSIFICATION, CLUSTERING, REGRESSION
 
 TAB_ID = "leaderboard"
 LABEL = "Model leaderboard"

@@ -40,9 +40,9 @@ from dashboard.uploads import (
     run_scoring_job,
 )
 from ml.config import Settings
+from ml.data.reading import format_size
 from ml.errors import ValidationError
-from ml.reading import format_size
-from ml.registry import Registry
+from ml.serving.registry import Registry
 
 log = logging.getLogger(__name__)
 

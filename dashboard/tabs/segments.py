@@ -17,9 +17,16 @@ from dashboard.components import GRAPH_CONFIG, graph_panel
 from dashboard.context import AppContext
 from dashboard.figures.segments import metric_tiles, projection_figure, segment_cards, silhouette_figure
 from dashboard.tabs.whatif import TAB_ID as WHATIF_TAB_ID
-from ml.features import TARGET_BASKET, TARGET_CONVERTED
-from ml.segment_runs import DISPLAY_POINTS, EXPLORE_K_RANGE, SegmentRun, SegmentSetting, segment_base, segment_run
-from ml.segments import DEFAULT_MIN_SAMPLES, SILHOUETTE_SAMPLE
+from ml.features.labels import TARGET_BASKET, TARGET_CONVERTED
+from ml.models.segment_runs import (
+    DISPLAY_POINTS,
+    EXPLORE_K_RANGE,
+    SegmentRun,
+    SegmentSetting,
+    segment_base,
+    segment_run,
+)
+from ml.models.segments import DEFAULT_MIN_SAMPLES, SILHOUETTE_SAMPLE
 
 TAB_ID = "segments"
 LABEL = "Segments"

@@ -24,7 +24,7 @@ from dashboard.components import error_alert, graph_panel
 from dashboard.context import AppContext
 from dashboard.figures.style import empty_figure
 from dashboard.figures.whatif import probability_figure, sensitivity_figure, waterfall_figure
-from ml.whatif import (
+from ml.serving.whatif import (
     Control,
     PreparedModels,
     WhatIfModel,

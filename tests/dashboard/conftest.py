@@ -7,8 +7,8 @@ import pytest
 from dashboard.app_factory import create_app
 from dashboard.context import AppContext
 from ml.config import get_settings
-from ml.prepared import PreparedData, prepare
-from ml.registry import Registry
+from ml.features.prepared import PreparedData, prepare
+from ml.serving.registry import Registry
 
 
 @pytest.fixture(scope="session")

@@ -16,9 +16,9 @@ from dashboard import ids
 from dashboard.context import AppContext
 from dashboard.figures.kpi import NO_SESSIONS
 from dashboard.tabs import TABS, eda
-from ml.features import WINDOW_FEATURES
-from ml.kpis import SessionFilter
-from ml.targets import INPUT_LABEL
+from ml.features.kpis import SessionFilter
+from ml.features.labels import INPUT_LABEL
+from ml.features.window import WINDOW_FEATURES
 
 FILTER = SessionFilter(start=date(2008, 5, 1), end=date(2008, 6, 30), countries=(9, 29), categories=(1, 3))
 NOBODY = SessionFilter(start=date(2030, 1, 1))

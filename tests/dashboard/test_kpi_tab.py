@@ -10,8 +10,8 @@ import pytest
 
 from dashboard.figures.kpi import breakdown_figure, funnel_figure, trend_figure
 from dashboard.tabs.kpi import kpi_view, toggle_code, trend_view
-from ml import kpis
-from ml.kpis import SessionFilter, session_kpis
+from ml.features import kpis
+from ml.features.kpis import SessionFilter, session_kpis
 
 NON_TRIVIAL = SessionFilter(
     start=date(2008, 5, 10), end=date(2008, 7, 20), countries=(29, 9, 24), categories=(1, 3), colours=(2, 3, 6)

@@ -15,11 +15,11 @@ from dashboard.leaderboard_data import SnapshotRegistry, grid_rows, setup_warnin
 from dashboard.leaderboard_grid import column_defs
 from dashboard.tabs import leaderboard as tab
 from dashboard.training_panel import training_panel
-from ml.evaluation import CLASSIFICATION_METRICS, classification_metrics
-from ml.leaderboard import TASK_METRICS
-from ml.registry import CURVES_FILE, METADATA_FILE, Registry
-from ml.training import TrainConfig, train
-from ml.zoo import CLASSIFICATION, CLUSTERING, REGRESSION
+from ml.models.evaluation import classification_metrics
+from ml.serving.leaderboard import TASK_METRICS
+from ml.serving.registry import CURVES_FILE, METADATA_FILE, Registry
+from ml.serving.training import TrainConfig, train
+from ml.tasks import CLASSIFICATION, CLASSIFICATION_METRICS, CLUSTERING, REGRESSION
 
 
 @pytest.fixture(scope="module")

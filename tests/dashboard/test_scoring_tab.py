@@ -22,9 +22,9 @@ from dashboard.layout import shell
 from dashboard.tabs import TABS, scoring
 from dashboard.training_panel import training_panel
 from dashboard.uploads import INPUT_FILE, UploadStore, check_upload, run_scoring_job
-from ml.features import STATUS_CONVERTED_IN_WINDOW, STATUS_SCORED, STATUS_TOO_SHORT
-from ml.registry import Registry
-from ml.scoring import SCORE_COLUMNS
+from ml.features.window import STATUS_CONVERTED_IN_WINDOW, STATUS_SCORED, STATUS_TOO_SHORT
+from ml.serving.registry import Registry
+from ml.serving.scoring import SCORE_COLUMNS
 from tests.dashboard.test_uploads import data_url, xlsx_bytes
 from tests.ml.factories import lowercase_form
 

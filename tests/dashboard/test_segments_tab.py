@@ -23,8 +23,8 @@ from dashboard.figures.segments import (
     silhouette_figure,
 )
 from dashboard.tabs import TABS, segments
-from ml.segment_runs import SegmentSetting, segment_base
-from ml.segments import DEFAULT_MIN_SAMPLES, NOISE_NAME
+from ml.models.segment_runs import SegmentSetting, segment_base
+from ml.models.segments import DEFAULT_MIN_SAMPLES, NOISE_NAME
 
 KMEANS_4 = SegmentSetting.kmeans(4)
 DENSE = SegmentSetting.dbscan(0.5, 20)  # dozens of small dense groups plus much noise on the bundled data

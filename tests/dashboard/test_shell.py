@@ -14,7 +14,7 @@ from dashboard.tabs import TAB_IDS, TABS
 from dashboard.training_panel import training_panel
 from dashboard.url_state import ViewState, filter_from_inputs, parse_search, to_search
 from ml.config import get_settings
-from ml.kpis import SessionFilter
+from ml.features.kpis import SessionFilter
 
 ID_PATTERN = re.compile(r"^[a-z]+(-[a-z0-9]+)+$")
 

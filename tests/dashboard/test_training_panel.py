@@ -8,9 +8,9 @@ import time
 import pytest
 
 from dashboard.training_panel import check_request, overall_progress, run_training_job, status_table
-from ml import schema as S
-from ml.locking import running_job, training_lock
-from ml.registry import STAGING_DIR, Registry
+from ml.data import schema as S
+from ml.serving.locking import running_job, training_lock
+from ml.serving.registry import STAGING_DIR, Registry
 from tests.ml.factories import lowercase_form
 
 TINY_MODELS = ["classification:logreg", "regression:linear", "clustering:kmeans"]

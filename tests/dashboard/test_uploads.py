@@ -35,11 +35,11 @@ from dashboard.uploads import (
     status_counts,
 )
 from ml.cli import main as cli_main
+from ml.data.loading import load_clicks
 from ml.errors import ValidationError
-from ml.features import STATUS_CONVERTED_IN_WINDOW, STATUS_SCORED, STATUS_TOO_SHORT
-from ml.loading import load_clicks
-from ml.registry import Registry
-from ml.scoring import SCORE_COLUMNS
+from ml.features.window import STATUS_CONVERTED_IN_WINDOW, STATUS_SCORED, STATUS_TOO_SHORT
+from ml.serving.registry import Registry
+from ml.serving.scoring import SCORE_COLUMNS
 from tests.ml.factories import lowercase_form
 
 MB = 1024 * 1024
@@ -325,7 +325,7 @@ def test_the_scoring_job_writes_the_cli_csv_with_formulas_neutralised(
 
 
 def test_status_counts_match_the_scores(trained_registry, small_clicks) -> None:
-    from ml.scoring import load_scoring_models, score_clicks
+    from ml.serving.scoring import load_scoring_models, score_clicks
 
     models = load_scoring_models(trained_registry)
     scores = score_clicks(small_clicks, models)

@@ -10,9 +10,9 @@ from dashboard import ids
 from dashboard.context import AppContext
 from dashboard.figures.whatif import probability_figure, sensitivity_figure, waterfall_figure
 from dashboard.tabs import whatif as tab
-from ml import whatif as W
-from ml.features import window_features
-from ml.zoo import CLASSIFICATION
+from ml.features.window import window_features
+from ml.serving import whatif as W
+from ml.tasks import CLASSIFICATION
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ from datetime import date
 import pytest
 
 from dashboard import ids
-from ml.features import session_features
-from ml.kpis import SessionFilter, session_kpis
+from ml.features.kpis import SessionFilter, session_kpis
+from ml.features.sessions import session_features
 from tests.e2e.conftest import save_screenshot, wait_for_dash
 
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from dashboard import ids
-from ml.evaluation import classification_metrics
-from ml.locking import running_job
-from ml.registry import RUN_ID_PATTERN, Registry
+from ml.models.evaluation import classification_metrics
+from ml.serving.locking import running_job
+from ml.serving.registry import RUN_ID_PATTERN, Registry
 from tests.e2e.conftest import (
     AppServer,
     save_screenshot,

@@ -15,8 +15,8 @@ import pytest
 
 from dashboard import ids
 from dashboard.uploads import INPUT_FILE, RESULTS_FILE, UPLOADS_DIRNAME, status_counts
-from ml.features import STATUSES
-from ml.scoring import SCORE_COLUMNS
+from ml.features.window import STATUSES
+from ml.serving.scoring import SCORE_COLUMNS
 from tests.dashboard.test_uploads import xlsx_bytes
 from tests.e2e.conftest import (
     AppServer,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from dashboard import ids
-from ml.features import WINDOW_FEATURE_NAMES
-from ml.segments import NOISE_NAME
+from ml.features.window import WINDOW_FEATURE_NAMES
+from ml.models.segments import NOISE_NAME
 from tests.e2e.conftest import save_screenshot, wait_for_dash
 
 CARDS = ".segment-card"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ml import schema as S
-from ml.validation import validate_frame
+from ml.data import schema as S
+from ml.data.validation import validate_frame
 
 DEFAULTS = {
     "year": 2008,

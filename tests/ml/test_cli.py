@@ -10,9 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ml import schema as S
 from ml.config import BUNDLED_DATA_FILE, PROJECT_ROOT
-from ml.scoring import SCORE_COLUMNS
+from ml.data import schema as S
+from ml.serving.scoring import SCORE_COLUMNS
 from tests.ml.factories import lowercase_form
 
 

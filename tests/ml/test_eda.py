@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml import eda
-from ml import schema as S
-from ml.clicks import index_clicks
-from ml.eda import EdaCubes, build_eda_cubes
-from ml.features import session_features
-from ml.kpis import SessionFilter
-from ml.prepared import PreparedData, prepare
+from ml.data import schema as S
+from ml.data.clicks import index_clicks
+from ml.features import eda
+from ml.features.eda import EdaCubes, build_eda_cubes
+from ml.features.kpis import SessionFilter
+from ml.features.prepared import PreparedData, prepare
+from ml.features.sessions import session_features
 from tests.ml.factories import make_clicks
 
 NOBODY = SessionFilter(countries=(1,))  # no session comes from Australia in the hand-made data

@@ -8,7 +8,8 @@ import pytest
 import xgboost
 from imblearn.over_sampling import SMOTE
 
-from ml.explain import (
+from ml.features.window import WINDOW_FEATURES, window_features
+from ml.models.explain import (
     METHOD_LINEAR,
     METHOD_PATH,
     METHOD_TREE_SHAP,
@@ -17,8 +18,8 @@ from ml.explain import (
     margin,
     single_threaded,
 )
-from ml.features import WINDOW_FEATURES, window_features
-from ml.zoo import CLASSIFICATION, build_pipeline, classifier_specs
+from ml.models.zoo import build_pipeline, classifier_specs
+from ml.tasks import CLASSIFICATION
 
 ROWS = 8
 SEED = 7

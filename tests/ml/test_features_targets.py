@@ -6,17 +6,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.clicks import index_clicks
-from ml.features import (
+from ml.data.clicks import index_clicks
+from ml.features.labels import INPUT_LABEL, REVIEW_PROXY, choose_definition
+from ml.features.sessions import session_features
+from ml.features.window import (
     STATUS_CONVERTED_IN_WINDOW,
     STATUS_SCORED,
     STATUS_TOO_SHORT,
     WINDOW_FEATURE_NAMES,
     feature_ranges,
-    session_features,
     window_features,
 )
-from ml.targets import INPUT_LABEL, REVIEW_PROXY, choose_definition
 from tests.ml.factories import make_clicks
 
 M = "page2_clothing_model"

@@ -19,11 +19,11 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
-from ml import schema as S
 from ml.config import BUNDLED_DATA_FILE
+from ml.data import schema as S
+from ml.data.loading import LoadedClicks, load_clicks
+from ml.data.validation import validate_frame
 from ml.errors import ValidationError
-from ml.loading import LoadedClicks, load_clicks
-from ml.validation import validate_frame
 
 SAMPLE_CLICKS = 400
 UCI_HEADER = (

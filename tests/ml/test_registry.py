@@ -13,8 +13,8 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from ml.errors import ArtifactError, NoModelError
-from ml.locking import TrainingBusy, running_job, training_lock
-from ml.registry import METADATA_FILE, MODEL_FILE, STAGING_DIR, Registry
+from ml.serving.locking import TrainingBusy, running_job, training_lock
+from ml.serving.registry import METADATA_FILE, MODEL_FILE, STAGING_DIR, Registry
 
 
 def _metadata(auc: float) -> dict:
@@ -68,7 +68,7 @@ def test_a_killed_job_leaves_no_visible_run(tmp_path):
         f"""
         import os
         from sklearn.linear_model import LogisticRegression
-        from ml.registry import Registry
+        from ml.serving.registry import Registry
         registry = Registry({str(tmp_path)!r})
         with registry.staging() as staging:
             staging.save("classification", "logreg", LogisticRegression(), {{"window": 3}})
@@ -163,7 +163,7 @@ def test_the_lock_is_released_when_the_holding_process_dies(tmp_path):
         f"""
         import os
         from pathlib import Path
-        from ml.locking import training_lock
+        from ml.serving.locking import training_lock
         with training_lock(Path({str(tmp_path)!r}), "doomed job"):
             os._exit(9)
         """

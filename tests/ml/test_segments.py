@@ -16,12 +16,13 @@ from sklearn.cluster import DBSCAN
 from sklearn.metrics import adjusted_rand_score
 from sklearn.neighbors import NearestNeighbors
 
-from ml import segment_runs as runs
-from ml import segments as sg
-from ml.features import FEATURE_SPECS, SEGMENT_FEATURES, WINDOW_FEATURE_NAMES, feature_ranges
-from ml.prepared import PreparedData, prepare
-from ml.segment_runs import RunCache, SegmentSetting, segment_run
-from ml.segments import NOISE, NOISE_NAME
+from ml.features.prepared import PreparedData, prepare
+from ml.features.sessions import SEGMENT_FEATURES
+from ml.features.window import FEATURE_SPECS, WINDOW_FEATURE_NAMES, feature_ranges
+from ml.models import segment_runs as runs
+from ml.models import segments as sg
+from ml.models.segment_runs import RunCache, SegmentSetting, segment_run
+from ml.models.segments import NOISE, NOISE_NAME
 
 WINDOW = 3
 FAMILIES = {name for _, _, name, _ in sg.TRAITS if name} | {"typical browsers"}

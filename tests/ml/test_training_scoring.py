@@ -6,14 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml import schema as S
+from ml.data import schema as S
 from ml.errors import NoModelError
-from ml.features import STATUS_SCORED, WINDOW_FEATURE_NAMES
-from ml.locking import TrainingBusy, training_lock
-from ml.registry import Registry
-from ml.scoring import SCORE_COLUMNS, load_scoring_models, score_clicks, score_summary
-from ml.training import TrainConfig, TrainingCancelled, TrainingDataError, select_models, train
-from ml.zoo import CLASSIFICATION, CLUSTERING, REGRESSION
+from ml.features.window import STATUS_SCORED, WINDOW_FEATURE_NAMES
+from ml.serving.locking import TrainingBusy, training_lock
+from ml.serving.registry import Registry
+from ml.serving.scoring import SCORE_COLUMNS, load_scoring_models, score_clicks, score_summary
+from ml.serving.training import TrainConfig, TrainingCancelled, TrainingDataError, select_models, train
+from ml.tasks import CLASSIFICATION, CLUSTERING, REGRESSION
 
 
 def test_metadata_records_what_a_run_needs_to_be_trusted_and_reused(trained_registry):
@@ -97,7 +97,7 @@ def test_training_reports_each_model_from_waiting_to_done(small_clicks, tmp_path
 
 
 def test_a_failing_model_is_reported_and_the_others_are_saved(small_clicks, tmp_path, monkeypatch):
-    from ml import training
+    from ml.serving import training
 
     def broken(*args, **kwargs):
         raise RuntimeError("solver exploded")

@@ -16,11 +16,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ml import schema as S
 from ml.config import ENV_MAX_INPUT_MB, MEGABYTE, get_settings
+from ml.data import schema as S
+from ml.data.loading import load_clicks
+from ml.data.validation import validate_frame
 from ml.errors import Problem, ValidationError
-from ml.loading import load_clicks
-from ml.validation import validate_frame
 
 COLUMNS = (
     "year",

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ml import schema as S
-from ml import whatif as W
-from ml.features import FEATURE_SPECS, STATUS_CONVERTED_IN_WINDOW, STATUS_TOO_SHORT, window_features
-from ml.prepared import prepare
-from ml.scoring import best_regressor, load_scoring_models
-from ml.zoo import CLASSIFICATION, REGRESSION
+from ml.data import schema as S
+from ml.features.prepared import prepare
+from ml.features.window import FEATURE_SPECS, STATUS_CONVERTED_IN_WINDOW, STATUS_TOO_SHORT, window_features
+from ml.serving import whatif as W
+from ml.serving.scoring import best_regressor, load_scoring_models
+from ml.tasks import CLASSIFICATION, REGRESSION
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml import schema as S
-from ml.clicks import index_clicks
-from ml.features import window_features
-from ml.registry import Registry
-from ml.training import TrainConfig, train
+from ml.data import schema as S
+from ml.data.clicks import index_clicks
+from ml.features.window import window_features
+from ml.serving.registry import Registry
+from ml.serving.training import TrainConfig, train
 
 WINDOW = 3
 ATTRIBUTES = (S.COUNTRY, S.CATEGORY, S.COLOUR, S.LOCATION, S.PHOTOGRAPHY, S.PRICE, S.PRICE_2, S.PAGE)

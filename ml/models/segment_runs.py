@@ -22,8 +22,9 @@ import pandas as pd
 from sklearn.decomposition import PCA
 
 from ml.config import RANDOM_SEED
-from ml.features import SEGMENT_FEATURES, feature_ranges, window_features
-from ml.segments import (
+from ml.features.sessions import SEGMENT_FEATURES
+from ml.features.window import feature_ranges, window_features
+from ml.models.segments import (
     DEFAULT_MIN_SAMPLES,
     NOISE,
     best_k,
@@ -37,7 +38,7 @@ from ml.segments import (
 )
 
 if TYPE_CHECKING:
-    from ml.prepared import PreparedData
+    from ml.features.prepared import PreparedData
 
 EXPLORE_K_RANGE = (2, 10)  # the k slider of the segments tab
 DISPLAY_POINTS = 5_000  # projection points sent to the browser

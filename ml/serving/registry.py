@@ -25,8 +25,7 @@ import joblib
 import numpy as np
 
 from ml.errors import ArtifactError, NoModelError
-from ml.evaluation import LOWER_IS_BETTER, PRIMARY_METRIC
-from ml.zoo import TASKS
+from ml.tasks import LOWER_IS_BETTER, PRIMARY_METRIC, TASKS
 
 log = logging.getLogger(__name__)
 

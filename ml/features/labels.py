@@ -18,9 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ml import schema as S
-from ml.clicks import IndexedClicks
+from ml.data import schema as S
+from ml.data.clicks import IndexedClicks
 
+TARGET_CONVERTED = "converted"
+TARGET_BASKET = "basket_value"
 NEVER = np.iinfo(np.int64).max  # conversion rank for sessions that never convert (or unknown)
 
 

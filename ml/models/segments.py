@@ -28,9 +28,10 @@ from sklearn.neighbors import NearestNeighbors
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from ml import schema as S
 from ml.config import DBSCAN_MAX_ROWS, KMEANS_K_RANGE, SILHOUETTE_SAMPLE
-from ml.features import SEGMENT_FEATURES, TARGET_BASKET, TARGET_CONVERTED
+from ml.data import schema as S
+from ml.features.labels import TARGET_BASKET, TARGET_CONVERTED
+from ml.features.sessions import SEGMENT_FEATURES
 
 if TYPE_CHECKING:
     pass

@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ml import schema as S
-from ml.clicks import IndexedClicks
 from ml.config import RANDOM_SEED
-from ml.features import TARGET_BASKET, TARGET_CONVERTED
-from ml.kpis import CUBE_KEYS, SessionFilter, build_cube
+from ml.data import schema as S
+from ml.data.clicks import IndexedClicks
+from ml.features.kpis import CUBE_KEYS, SessionFilter, build_cube
+from ml.features.labels import TARGET_BASKET, TARGET_CONVERTED
 
 if TYPE_CHECKING:
-    from ml.prepared import PreparedData
+    from ml.features.prepared import PreparedData
 
 KEY = "key"  # row position of a session's filter key in the KPI cube
 MAX_SESSION_LENGTH = 40  # longer sessions share the last bucket, "40+"

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ml import schema as S
-from ml.clicks import index_clicks
+from ml.data import schema as S
+from ml.data.clicks import index_clicks
 
 
 def resample_sessions(clicks: pd.DataFrame, target_clicks: int, seed: int = 0) -> pd.DataFrame:

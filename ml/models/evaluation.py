@@ -32,11 +32,6 @@ from sklearn.metrics import (
 
 from ml.config import CURVE_POINTS, STORED_PREDICTIONS
 
-CLASSIFICATION_METRICS = ("roc_auc", "pr_auc", "f1", "precision", "recall", "accuracy", "brier")
-REGRESSION_METRICS = ("r2", "mae", "mse", "rmse")
-LOWER_IS_BETTER = frozenset({"brier", "mae", "mse", "rmse", "davies_bouldin", "inertia"})
-PRIMARY_METRIC = {"classification": "roc_auc", "regression": "r2", "clustering": "silhouette"}
-
 
 def classification_metrics(y_true: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
     """Threshold-free (ROC-AUC, PR-AUC, Brier) and thresholded (F1, ...) metrics."""

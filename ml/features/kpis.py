@@ -17,8 +17,8 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
-from ml import schema as S
-from ml.features import TARGET_BASKET, TARGET_CONVERTED
+from ml.data import schema as S
+from ml.features.labels import TARGET_BASKET, TARGET_CONVERTED
 
 CUBE_KEYS = ("date", "country", "main_category", "main_colour")
 DIMENSIONS = {"country": S.COUNTRY, "main_category": S.CATEGORY, "main_colour": S.COLOUR}

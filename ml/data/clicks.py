@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ml import schema as S
+from ml.data import schema as S
 
 
 @dataclass(frozen=True)

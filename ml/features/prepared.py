@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from ml import kpis
-from ml.clicks import IndexedClicks, index_clicks
-from ml.features import session_features
-from ml.loading import LoadedClicks, load_clicks
-from ml.targets import LabelDefinition, choose_definition
+from ml.data.clicks import IndexedClicks, index_clicks
+from ml.data.loading import LoadedClicks, load_clicks
+from ml.features import kpis
+from ml.features.labels import LabelDefinition, choose_definition
+from ml.features.sessions import session_features
 
 log = logging.getLogger(__name__)
 

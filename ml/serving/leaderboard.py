@@ -6,9 +6,16 @@ import math
 
 import pandas as pd
 
-from ml.evaluation import CLASSIFICATION_METRICS, LOWER_IS_BETTER, PRIMARY_METRIC, REGRESSION_METRICS
-from ml.registry import Registry, RunInfo
-from ml.zoo import CLASSIFICATION, CLUSTERING, REGRESSION
+from ml.serving.registry import Registry, RunInfo
+from ml.tasks import (
+    CLASSIFICATION,
+    CLASSIFICATION_METRICS,
+    CLUSTERING,
+    LOWER_IS_BETTER,
+    PRIMARY_METRIC,
+    REGRESSION,
+    REGRESSION_METRICS,
+)
 
 TASK_METRICS = {
     CLASSIFICATION: CLASSIFICATION_METRICS,

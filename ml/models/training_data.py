@@ -13,11 +13,12 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
-from ml.clicks import index_clicks
 from ml.config import CV_FOLDS, DEFAULT_WINDOW, RANDOM_SEED, TEST_SIZE
+from ml.data.clicks import index_clicks
 from ml.errors import ClickstreamError
-from ml.features import feature_ranges, session_features, window_features
-from ml.targets import choose_definition
+from ml.features.labels import choose_definition
+from ml.features.sessions import session_features
+from ml.features.window import feature_ranges, window_features
 
 MIN_TRAINING_SESSIONS = 50
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ml import schema as S
 from ml.config import get_settings
-from ml.reading import parse_bytes, read_source_bytes
-from ml.validation import validate_frame
+from ml.data import schema as S
+from ml.data.reading import parse_bytes, read_source_bytes
+from ml.data.validation import validate_frame
 
 DELIMITER_NAMES = {";": "semicolon", ",": "comma", "\t": "tab", "|": "pipe"}
 

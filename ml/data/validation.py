@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from ml import schema as S
+from ml.data import schema as S
 from ml.errors import Problem, ValidationError, example_rows
 
 log = logging.getLogger(__name__)

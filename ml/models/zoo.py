@@ -25,12 +25,9 @@ from sklearn.tree import DecisionTreeClassifier
 from xgboost import XGBClassifier, XGBRegressor
 
 from ml.config import NYSTROEM_COMPONENTS, SVR_MAX_TRAIN_ROWS
-from ml.features import FeatureSpec
+from ml.features.window import FeatureSpec
+from ml.tasks import CLASSIFICATION, REGRESSION
 
-CLASSIFICATION = "classification"
-REGRESSION = "regression"
-CLUSTERING = "clustering"
-TASKS = (CLASSIFICATION, REGRESSION, CLUSTERING)
 N_JOBS = 2  # the target machine has two cores
 RARE_CODE_MIN_COUNT = 20  # codes seen fewer times in training are pooled as "infrequent"
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ml import schema as S
+from ml.data import schema as S
 from ml.errors import Problem, ValidationError
 
 GZIP_MAGIC = b"\x1f\x8b"

@@ -20,29 +20,22 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from ml import segments
 from ml.config import KMEANS_K_RANGE, RANDOM_SEED
 from ml.errors import ClickstreamError
-from ml.evaluation import (
-    PRIMARY_METRIC,
-    predict_latency_ms,
-)
-from ml.features import WINDOW_FEATURES
-from ml.locking import training_lock
-from ml.registry import Registry, Staging, new_run_id
-from ml.supervised import train_classifier, train_regressor
-from ml.training_data import (  # re-exported: callers import the job's types from here
+from ml.features.window import WINDOW_FEATURES
+from ml.models import segments
+from ml.models.evaluation import predict_latency_ms
+from ml.models.supervised import train_classifier, train_regressor
+from ml.models.training_data import (  # re-exported: callers import the job's types from here
     TrainConfig,
     TrainingData,
     TrainingDataError,
     prepare_training_data,
 )
-from ml.zoo import (
-    CLASSIFICATION,
-    CLUSTERING,
-    REGRESSION,
-    all_specs,
-)
+from ml.models.zoo import all_specs
+from ml.serving.locking import training_lock
+from ml.serving.registry import Registry, Staging, new_run_id
+from ml.tasks import CLASSIFICATION, CLUSTERING, PRIMARY_METRIC, REGRESSION
 
 log = logging.getLogger(__name__)
 

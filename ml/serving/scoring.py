@@ -17,13 +17,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ml.clicks import index_clicks
+from ml.data.clicks import index_clicks
 from ml.errors import NoModelError
-from ml.features import STATUS_SCORED, session_features, window_features
-from ml.registry import LoadedRun, Registry, RunInfo
-from ml.segments import SEGMENT_FEATURES
-from ml.targets import definition_for_scoring
-from ml.zoo import CLASSIFICATION, CLUSTERING, REGRESSION
+from ml.features.labels import definition_for_scoring
+from ml.features.sessions import session_features
+from ml.features.window import STATUS_SCORED, window_features
+from ml.models.segments import SEGMENT_FEATURES
+from ml.serving.registry import LoadedRun, Registry, RunInfo
+from ml.tasks import CLASSIFICATION, CLUSTERING, REGRESSION
 
 log = logging.getLogger(__name__)
 

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ml import schema as S
-from ml.explain import Contributions, Explainer, FastPipeline, fast_pipeline, make_explainer, one_thread
-from ml.features import STATUS_CONVERTED_IN_WINDOW, STATUS_TOO_SHORT, WindowData, window_features
-from ml.prepared import PreparedData
-from ml.registry import LoadedRun, Registry, RunInfo
-from ml.scoring import best_regressor
-from ml.zoo import CLASSIFICATION, REGRESSION
+from ml.data import schema as S
+from ml.features.prepared import PreparedData
+from ml.features.window import STATUS_CONVERTED_IN_WINDOW, STATUS_TOO_SHORT, WindowData, window_features
+from ml.models.explain import Contributions, Explainer, FastPipeline, fast_pipeline, make_explainer, one_thread
+from ml.serving.registry import LoadedRun, Registry, RunInfo
+from ml.serving.scoring import best_regressor
+from ml.tasks import CLASSIFICATION, REGRESSION
 
 MAX_POSITIONS = 12  # sliders with at most this many steps snap to labelled marks
 SENSITIVITY_POINTS = 41

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import GroupKFold
 
-from ml.evaluation import (
+from ml.features.window import WINDOW_FEATURES
+from ml.models.evaluation import (
     best_f1_threshold,
     classification_curves,
     classification_metrics,
@@ -25,9 +26,8 @@ from ml.evaluation import (
     regression_metrics,
     summarise_folds,
 )
-from ml.features import WINDOW_FEATURES
-from ml.training_data import TrainConfig, TrainingData
-from ml.zoo import ModelSpec, build_pipeline, describe_params, expand_grid
+from ml.models.training_data import TrainConfig, TrainingData
+from ml.models.zoo import ModelSpec, build_pipeline, describe_params, expand_grid
 
 Report = Callable[[int, int, str], None]
 

@@ -1,0 +1,1 @@
+"""Data: the canonical schema, readers for files and databases, validation, indexing of events."""

@@ -1,0 +1,1 @@
+"""Features: labels, whole-session and early-window features, KPI and EDA aggregates."""

@@ -1,0 +1,17 @@
+"""Task names and metric names: small constants every layer shares.
+
+They live here, below everything else, so that listing the registry or
+building a leaderboard never imports scikit-learn or XGBoost.
+"""
+
+from __future__ import annotations
+
+CLASSIFICATION = "classification"
+REGRESSION = "regression"
+CLUSTERING = "clustering"
+TASKS = (CLASSIFICATION, REGRESSION, CLUSTERING)
+
+CLASSIFICATION_METRICS = ("roc_auc", "pr_auc", "f1", "precision", "recall", "accuracy", "brier")
+REGRESSION_METRICS = ("r2", "mae", "mse", "rmse")
+LOWER_IS_BETTER = frozenset({"brier", "mae", "mse", "rmse", "davies_bouldin", "inertia"})
+PRIMARY_METRIC = {CLASSIFICATION: "roc_auc", REGRESSION: "r2", CLUSTERING: "silhouette"}
