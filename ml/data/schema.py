@@ -30,6 +30,13 @@ PHOTOGRAPHY = "model_photography"
 PRICE = "price"
 PRICE_2 = "price_2"
 PAGE = "page"
+# Event-log fields (every profile maps onto these; the UCI file's events are all views).
+PRODUCT = CLOTHING_MODEL  # the product viewed (the UCI file's clothing model code)
+EVENT_TYPE = "event_type"  # int8 code below; a frame without the column holds views only
+TIMESTAMP = "timestamp"  # optional: the UCI file has dates only
+USER_ID = "user_id"  # optional: who, for cutting sessions by inactivity
+EVENT_VIEW, EVENT_CART, EVENT_PURCHASE, EVENT_OTHER = 0, 1, 2, 3
+EVENT_NAMES = {EVENT_VIEW: "view", EVENT_CART: "cart", EVENT_PURCHASE: "purchase", EVENT_OTHER: "other"}
 
 # Optional real-label columns; when present they replace the proxy.
 LABEL_CONVERTED = "converted"
