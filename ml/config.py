@@ -23,6 +23,7 @@ ENV_CACHE_DIR = "CLICKSTREAM_CACHE_DIR"
 ENV_WINDOW = "CLICKSTREAM_WINDOW"
 ENV_MAX_INPUT_MB = "CLICKSTREAM_MAX_INPUT_MB"
 ENV_MAX_UPLOAD_MB = "CLICKSTREAM_MAX_UPLOAD_MB"
+ENV_ALLOW_SQL = "CLICKSTREAM_ALLOW_SQL"  # the dashboard may offer database sources (the CLI always may)
 ENV_HOST = "HOST"  # as Dash itself reads it
 ENV_PORT = "PORT"  # as Dash itself reads it
 ENV_DEBUG = "DASH_DEBUG"
@@ -80,6 +81,7 @@ class Settings:
     host: str
     port: int
     debug: bool
+    allow_sql_sources: bool
     seed: int = RANDOM_SEED
 
     def with_overrides(self, **changes: object) -> Settings:
@@ -106,4 +108,5 @@ def get_settings() -> Settings:
         host=os.environ.get(ENV_HOST, "").strip() or "127.0.0.1",
         port=_env_int(ENV_PORT, 8050),
         debug=_env_flag(ENV_DEBUG, False),
+        allow_sql_sources=_env_flag(ENV_ALLOW_SQL, False),
     )
