@@ -136,7 +136,7 @@ def _features(report: dict) -> list[str]:
             else " — **reset failed**"
         )
         + ", so the peak belongs to feature building on top of the loaded clicks; the loading peak is shown "
-        "separately. The bundled data is read with `load_clicks`, the 10M set from the cached Parquet file "
+        "separately. The bundled data is read with `load_events`, the 10M set from the cached Parquet file "
         "(Arrow's allocator is told to return its unused read buffers before the baseline is taken).",
         "",
     ]

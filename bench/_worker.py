@@ -34,7 +34,7 @@ WINDOW = 3  # the observation window k the features are built with
 
 # ---------------------------------------------------------------- loading
 def read_click_parquet(path: Path) -> Any:
-    """Canonical clicks from a cached Parquet file, with the dtypes ``load_clicks`` gives.
+    """Canonical clicks from a cached Parquet file, with the dtypes ``load_events`` gives.
 
     Arrow's allocator keeps freed read buffers mapped; they are handed back to
     the OS here so the RSS baseline holds the clicks, not the reader's leftovers.
@@ -53,13 +53,13 @@ def read_click_parquet(path: Path) -> Any:
 
 
 def load_source(source: str) -> tuple[Any, float]:
-    """The clicks of ``bundled`` (through ``load_clicks``) or of a cached Parquet file, and the load time."""
+    """The clicks of ``bundled`` (through ``load_events``) or of a cached Parquet file, and the load time."""
     start = time.perf_counter()
     if source == BUNDLED:
         from ml.config import BUNDLED_DATA_FILE
-        from ml.data.loading import load_clicks
+        from ml.data.loading import load_events
 
-        clicks = load_clicks(BUNDLED_DATA_FILE).clicks
+        clicks = load_events(BUNDLED_DATA_FILE).clicks
     else:
         clicks = read_click_parquet(Path(source))
     return clicks, time.perf_counter() - start
@@ -185,12 +185,12 @@ class ModelClock:
 def job_train(args: argparse.Namespace) -> dict[str, object]:
     """The leaderboard training on the bundled data into ``--models-dir``."""
     from ml.config import BUNDLED_DATA_FILE
-    from ml.data.loading import load_clicks
+    from ml.data.loading import load_events
     from ml.serving.registry import Registry
     from ml.serving.training import TrainConfig, train
 
     start = time.perf_counter()
-    loaded = load_clicks(BUNDLED_DATA_FILE)
+    loaded = load_events(BUNDLED_DATA_FILE)
     load_seconds = time.perf_counter() - start
     config = TrainConfig(quick=args.quick)
     clock = ModelClock()
@@ -262,7 +262,7 @@ def job_score(args: argparse.Namespace) -> dict[str, object]:
         "status_counts": summary["status_counts"],
         "models": models.describe(),
         "load_models_seconds": models_seconds,
-        "load_clicks_seconds": load_seconds,
+        "load_events_seconds": load_seconds,
         "seconds": summarise_times(seconds),
         "peak_reset_before_scoring": reset,
         "baseline_rss_kib": baseline,

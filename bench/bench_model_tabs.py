@@ -55,10 +55,10 @@ LIBRARIES = ("dash", "plotly", "pandas", "numpy", "scikit-learn", "scipy")
 
 # ---------------------------------------------------------------- workers (fresh processes)
 def _prepare(source: str):
-    from ml.data.loading import load_clicks
+    from ml.data.loading import load_events
     from ml.features.prepared import prepare
 
-    return prepare(load_clicks(source))
+    return prepare(load_events(source))
 
 
 def worker_leaderboard(models_dir: str, renders: int) -> dict:

@@ -17,7 +17,7 @@ from dashboard.training_panel import register_training_callbacks, training_panel
 from dashboard.url_state import ViewState, filter_from_inputs, parse_search, to_search
 from ml.config import BUNDLED_DATA_NAME, PROJECT_ROOT, Settings, get_settings
 from ml.features.prepared import PreparedData, prepare_file
-from ml.serving.registry import Registry
+from ml.serving.registry import registry_for
 
 log = logging.getLogger(__name__)
 
@@ -124,9 +124,7 @@ def create_app(settings: Settings | None = None, data: PreparedData | None = Non
         data = prepare_file(settings.data_file, display_name=name)
     settings.cache_dir.mkdir(parents=True, exist_ok=True)
     manager = DiskcacheManager(diskcache.Cache(str(settings.cache_dir / "background")))
-    context = AppContext(
-        settings=settings, data=data, registry=Registry(settings.models_dir), background_manager=manager
-    )
+    context = AppContext(settings=settings, data=data, registry=registry_for(settings), background_manager=manager)
     app = dash.Dash(
         __name__,
         title=PRODUCT_NAME,

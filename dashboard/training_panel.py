@@ -19,11 +19,11 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 from dashboard import ids
 from dashboard.context import AppContext
 from ml.config import Settings
-from ml.data.loading import load_clicks
+from ml.data.loading import load_events
 from ml.errors import ClickstreamError, ValidationError
 from ml.serving.locking import TrainingBusy, running_job
-from ml.serving.registry import Registry
-from ml.serving.training import TrainConfig, model_catalogue, train
+from ml.serving.registry import registry_for
+from ml.serving.training import TrainConfig, dataset_description, model_catalogue, train
 from ml.tasks import CLASSIFICATION, CLUSTERING, REGRESSION
 
 log = logging.getLogger(__name__)
@@ -210,9 +210,9 @@ def run_training_job(
     k, problem = check_request(window, models)
     if problem:
         return _alert(problem, "warning"), no_update
-    registry = Registry(settings.models_dir)
+    registry = registry_for(settings)
     try:
-        loaded = load_clicks(settings.data_file)
+        loaded = load_events(settings.data_file)
         config = TrainConfig(window=k, models=tuple(models), quick=mode != "full")
         result = train(
             loaded.clicks,
@@ -221,6 +221,8 @@ def run_training_job(
             source=loaded.source,
             data_hash=loaded.data_hash,
             progress=_throttled(set_progress),
+            dataset=dataset_description(registry, loaded),
+            codebooks=loaded.codebooks,
         )
     except TrainingBusy as exc:
         return _alert(str(exc).capitalize() + ".", "warning"), no_update

@@ -36,12 +36,12 @@ import pandas as pd
 from ml.config import Settings
 from ml.data.clicks import index_clicks
 from ml.data.export import neutralise_formulas, write_csv_atomic
-from ml.data.loading import LoadedClicks, load_clicks
+from ml.data.loading import LoadedEvents, load_events
 from ml.data.reading import format_size, read_source_bytes
 from ml.errors import ClickstreamError, NoModelError, Problem, ValidationError
 from ml.features.labels import definition_for_scoring, session_targets
 from ml.features.window import STATUS_SCORED, STATUSES, window_status
-from ml.serving.registry import Registry
+from ml.serving.registry import Registry, registry_for
 from ml.serving.scoring import load_scoring_models, score_clicks, score_summary
 from ml.tasks import CLASSIFICATION
 
@@ -264,7 +264,7 @@ class CheckedUpload:
     """A stored, valid upload and what its report shows."""
 
     upload_id: str
-    loaded: LoadedClicks
+    loaded: LoadedEvents
     window: int  # the scoring model's, or the configured default when no model is trained
     counts: dict[str, int]  # sessions per status for that window
     model: dict | None
@@ -278,7 +278,7 @@ def check_upload(settings: Settings, registry: Registry, contents: str | None, f
     upload_id = store.save(data, filename)
     try:
         # Parsed as data only (CSV as text, Parquet via pyarrow): nothing in it is unpickled or executed.
-        loaded = load_clicks(data, name=filename, max_bytes=limit)
+        loaded = load_events(data, name=filename, max_bytes=limit)
         model = model_info(registry)
         window = model["window"] if model else settings.window
         counts = status_counts(loaded.clicks, window, model["label"] if model else None)
@@ -305,8 +305,8 @@ def run_scoring_job(settings: Settings, upload_id: object, set_progress: Callabl
     try:
         set_progress((10, "reading the file"))
         data, filename = store.input_bytes(upload_id), store.filename(upload_id)
-        models = load_scoring_models(Registry(settings.models_dir))
-        loaded = load_clicks(data, name=filename, max_bytes=settings.max_upload_bytes)
+        models = load_scoring_models(registry_for(settings))
+        loaded = load_events(data, name=filename, max_bytes=settings.max_upload_bytes)
         set_progress((40, f"scoring {loaded.n_sessions:,} sessions"))
         scores = score_clicks(loaded.clicks, models)
         set_progress((80, "writing the results"))

@@ -15,6 +15,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_DATA_FILE = PROJECT_ROOT / "data" / "e-shop-clothing-2008.csv.gz"
 BUNDLED_DATA_NAME = "UCI 553 e-shop clothing 2008"
+BUNDLED_DATASET_KEY = "bundled"  # the bundled data's key in the model store and the dataset list
 
 # Environment variable names (documented in the README).
 ENV_DATA_FILE = "CLICKSTREAM_DATA"

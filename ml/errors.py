@@ -8,7 +8,9 @@ a file in one pass. ``ArtifactError`` names a missing or corrupt saved model.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import numpy as np
 
 MAX_EXAMPLE_ROWS = 5
 
@@ -25,6 +27,8 @@ class Problem:
     column: str | None = None
     rows: tuple[int, ...] = ()
     count: int = 0
+    # Every 0-based row position the problem covers, so exactly these rows can be dropped on request.
+    positions: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def describe(self) -> str:
         where = f"column '{self.column}': " if self.column else ""
@@ -46,6 +50,20 @@ class Problem:
             "count": self.count,
             "text": self.describe(),
         }
+
+
+def invalid_row_mask(problems: Iterable[Problem], n_rows: int) -> np.ndarray:
+    """Rows any of ``problems`` covers (a boolean per row)."""
+    mask = np.zeros(n_rows, dtype=bool)
+    for problem in problems:
+        if problem.positions is not None:
+            mask[problem.positions] = True
+    return mask
+
+
+def is_row_problem(problem: Problem) -> bool:
+    """True when dropping rows can fix the problem (it names rows), false for file-level ones."""
+    return problem.positions is not None and len(problem.positions) > 0
 
 
 def example_rows(positions: Iterable[int]) -> tuple[int, ...]:

@@ -7,20 +7,20 @@ import gzip
 import pandas as pd
 import pytest
 
-from ml.config import BUNDLED_DATA_FILE
+from ml.config import BUNDLED_DATA_FILE, BUNDLED_DATASET_KEY
 from ml.data import schema as S
-from ml.data.loading import LoadedClicks, load_clicks
+from ml.data.loading import LoadedEvents, load_events
 
 SMALL_SESSIONS = 2500  # enough for grouped 5-fold CV on the window population, fast to train
 
 
 @pytest.fixture(scope="session")
-def bundled() -> LoadedClicks:
-    return load_clicks(BUNDLED_DATA_FILE)
+def bundled() -> LoadedEvents:
+    return load_events(BUNDLED_DATA_FILE)
 
 
 @pytest.fixture(scope="session")
-def bundled_clicks(bundled: LoadedClicks) -> pd.DataFrame:
+def bundled_clicks(bundled: LoadedEvents) -> pd.DataFrame:
     return bundled.clicks
 
 
@@ -50,10 +50,10 @@ FIXTURE_MODELS = ("logreg", "xgboost", "regression:linear", "kmeans", "dbscan")
 @pytest.fixture(scope="session")
 def trained_registry(tmp_path_factory: pytest.TempPathFactory, small_clicks: pd.DataFrame):
     """A registry with quick runs of a few models trained on the small sample (shared, read-only)."""
-    from ml.serving.registry import Registry
+    from ml.serving.registry import ModelStore
     from ml.serving.training import TrainConfig, train
 
-    registry = Registry(tmp_path_factory.mktemp("registry"))
+    registry = ModelStore(tmp_path_factory.mktemp("models")).registry(BUNDLED_DATASET_KEY)
     config = TrainConfig(quick=True, models=FIXTURE_MODELS)
     result = train(small_clicks, registry, config, source="small sample", data_hash="small")
     failed = [s for s in result.statuses if s["state"] != "done"]

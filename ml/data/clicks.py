@@ -1,8 +1,9 @@
-"""Index canonical clicks once, as flat numpy arrays sorted by (session, order).
+"""Index canonical events once, as flat numpy arrays sorted by (session, order).
 
 Every per-session computation in ``ml`` (session features, window features,
 targets) works on ``IndexedClicks`` with ``np.add.reduceat``-style reductions
 over contiguous session blocks, so nothing loops over sessions in Python.
+(The UCI file's events are all clicks on products, hence the name.)
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ class IndexedClicks:
 
     ``session`` maps each click to its session position ``0..n_sessions-1``;
     ``starts``/``lengths`` delimit each session's block; ``rank`` is a click's
-    0-based position within its session; ``is_review`` marks a click on a
-    clothing model the session has already viewed.
+    0-based position within its session; ``event`` is each event's type code
+    (all views when the frame has no event column); ``is_review`` marks a view of
+    a product the session has already viewed.
     """
 
     clicks: pd.DataFrame  # sorted canonical clicks, fresh RangeIndex
@@ -31,7 +33,8 @@ class IndexedClicks:
     starts: np.ndarray
     lengths: np.ndarray
     rank: np.ndarray
-    model_code: np.ndarray
+    product_code: np.ndarray
+    event: np.ndarray
     is_review: np.ndarray
 
     @property
@@ -83,10 +86,14 @@ def index_clicks(clicks: pd.DataFrame) -> IndexedClicks:
     lengths = np.diff(np.r_[starts, n]).astype(np.int64)
     session = codes.astype(np.int64)
     rank = np.arange(n, dtype=np.int64) - np.repeat(starts, lengths)
-    model_code = ordered[S.CLOTHING_MODEL].cat.codes.to_numpy().astype(np.int64)
-    n_models = max(len(ordered[S.CLOTHING_MODEL].cat.categories), 1)
-    pair_key = session * n_models + model_code
-    is_review = pd.Series(pair_key).duplicated(keep="first").to_numpy()
+    product_code = ordered[S.PRODUCT].cat.codes.to_numpy().astype(np.int64)
+    n_products = max(len(ordered[S.PRODUCT].cat.categories), 1)
+    has_events = S.EVENT_TYPE in ordered
+    event = ordered[S.EVENT_TYPE].to_numpy().astype(np.int8) if has_events else np.zeros(n, dtype=np.int8)
+    is_view = event == S.EVENT_VIEW
+    pair_key = session * n_products + product_code
+    is_review = np.zeros(n, dtype=bool)
+    is_review[is_view] = pd.Series(pair_key[is_view]).duplicated(keep="first").to_numpy()
     return IndexedClicks(
         clicks=ordered,
         session_ids=pd.Index(uniques, name=S.SESSION_ID),
@@ -94,7 +101,8 @@ def index_clicks(clicks: pd.DataFrame) -> IndexedClicks:
         starts=starts,
         lengths=lengths,
         rank=rank,
-        model_code=model_code,
+        product_code=product_code,
+        event=event,
         is_review=is_review,
     )
 
@@ -115,3 +123,42 @@ def dominant_code(indexed: IndexedClicks, codes: np.ndarray, n_codes: int) -> np
     first_seen[flat[is_first]] = indexed.rank[is_first]
     score = counts * (1 << 20) - np.minimum(first_seen.reshape(counts.shape), (1 << 20) - 1)
     return score.argmax(axis=1)
+
+
+def session_code_pairs(indexed: IndexedClicks, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct (session, code) pairs of any code column, however many codes it has.
+
+    Returns the pair's session, code and event count, sorted by session. Dense
+    count matrices would need sessions x codes cells (a shop has thousands of
+    brands); pairs need at most one row per event.
+    """
+    codes = codes.astype(np.int64)
+    low = int(codes.min()) if len(codes) else 0
+    span = int(codes.max()) - low + 1 if len(codes) else 1
+    pair = indexed.session * span + (codes - low)
+    unique_pairs, counts = np.unique(pair, return_counts=True)
+    return unique_pairs // span, unique_pairs % span + low, counts
+
+
+def distinct_per_session(indexed: IndexedClicks, codes: np.ndarray) -> np.ndarray:
+    """How many distinct codes each session has."""
+    sessions, _, _ = session_code_pairs(indexed, codes)
+    return np.bincount(sessions, minlength=indexed.n_sessions)
+
+
+def dominant_code_sparse(indexed: IndexedClicks, codes: np.ndarray) -> np.ndarray:
+    """Most frequent code per session, ties to the code seen first: ``dominant_code`` for any number of codes."""
+    codes = codes.astype(np.int64)
+    if not len(codes):
+        return np.zeros(0, dtype=np.int64)
+    low = int(codes.min())
+    span = int(codes.max()) - low + 1
+    pair = indexed.session * span + (codes - low)
+    unique_pairs, first_index, counts = np.unique(pair, return_index=True, return_counts=True)
+    sessions = unique_pairs // span
+    first_rank = indexed.rank[first_index]
+    order = np.lexsort((first_rank, -counts, sessions))
+    chosen = order[np.r_[True, np.diff(sessions[order]) != 0]]
+    out = np.zeros(indexed.n_sessions, dtype=np.int64)
+    out[sessions[chosen]] = unique_pairs[chosen] % span + low
+    return out

@@ -12,6 +12,7 @@ import csv
 import gzip
 import io
 import zlib
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,14 +122,21 @@ def sniff_delimiter(header_line: str) -> str | None:
     return best if counts[best] else None
 
 
-def _text_columns(header_line: str, delimiter: str) -> dict[str, str]:
-    """Read session IDs and product codes as text, so long numbers or leading zeros survive."""
-    names = [name.strip().strip('"') for name in header_line.split(delimiter)]
+def uci_text_columns(names: Sequence[str]) -> set[str]:
+    """The UCI file's session IDs and product codes are text, so long numbers or leading zeros survive."""
     keep = {S.SESSION_ID, S.CLOTHING_MODEL}
-    return {name: "string" for name in names if S.HEADER_ALIASES.get(S.normalise_header(name)) in keep}
+    return {name for name in names if S.HEADER_ALIASES.get(S.normalise_header(name)) in keep}
 
 
-def _read_csv(data: bytes, container: str, source: str | None) -> RawTable:
+TextColumns = Callable[[Sequence[str]], Collection[str]]
+
+
+def header_names(header_line: str, delimiter: str | None) -> list[str]:
+    """Column names of a CSV header line (quotes and spaces stripped)."""
+    return [name.strip().strip('"') for name in header_line.split(delimiter or ",")]
+
+
+def _read_csv(data: bytes, container: str, source: str | None, text_columns: TextColumns) -> RawTable:
     if b"\x00" in data[:8192]:
         raise _fail("the file is binary, not CSV text or Parquet", source)
     _check_utf8(data, source)
@@ -141,7 +149,7 @@ def _read_csv(data: bytes, container: str, source: str | None) -> RawTable:
         frame = pd.read_csv(
             io.BytesIO(data),
             sep=delimiter or ",",
-            dtype=_text_columns(header_line, delimiter or ","),
+            dtype=dict.fromkeys(text_columns(header_names(header_line, delimiter)), "string"),
             index_col=False,
             encoding="utf-8-sig",
             keep_default_na=False,
@@ -167,8 +175,13 @@ def _read_parquet(data: bytes, source: str | None) -> RawTable:
     return RawTable(frame=table.to_pandas(), container="parquet", delimiter=None)
 
 
-def parse_bytes(data: bytes, *, max_bytes: int, source: str | None) -> RawTable:
-    """Detect the form of ``data`` and parse it into a raw table."""
+def parse_bytes(
+    data: bytes, *, max_bytes: int, source: str | None, text_columns: TextColumns = uci_text_columns
+) -> RawTable:
+    """Detect the form of ``data`` and parse it into a raw table.
+
+    ``text_columns`` names the CSV columns to keep as text (IDs), given the header.
+    """
     container = "csv"
     if data[:2] == GZIP_MAGIC:
         data = _gunzip(data, max_bytes * GZIP_EXPANSION_LIMIT, source)
@@ -184,4 +197,4 @@ def parse_bytes(data: bytes, *, max_bytes: int, source: str | None) -> RawTable:
             "this is a legacy Excel workbook (.xls), not CSV or Parquet; save the sheet as CSV",
             source,
         )
-    return _read_csv(data, container, source)
+    return _read_csv(data, container, source, text_columns)

@@ -23,7 +23,8 @@ DAY = "day"
 DATE = "date"
 COUNTRY = "country"
 CATEGORY = "category"
-CLOTHING_MODEL = "clothing_model"
+PRODUCT = "product_id"  # the product viewed (the UCI file calls it the clothing model)
+CLOTHING_MODEL = PRODUCT
 COLOUR = "colour"
 LOCATION = "location"
 PHOTOGRAPHY = "model_photography"
@@ -31,10 +32,10 @@ PRICE = "price"
 PRICE_2 = "price_2"
 PAGE = "page"
 # Event-log fields (every profile maps onto these; the UCI file's events are all views).
-PRODUCT = CLOTHING_MODEL  # the product viewed (the UCI file's clothing model code)
 EVENT_TYPE = "event_type"  # int8 code below; a frame without the column holds views only
 TIMESTAMP = "timestamp"  # optional: the UCI file has dates only
 USER_ID = "user_id"  # optional: who, for cutting sessions by inactivity
+TRANSACTION = "transaction_id"  # optional: which order a purchase belongs to
 EVENT_VIEW, EVENT_CART, EVENT_PURCHASE, EVENT_OTHER = 0, 1, 2, 3
 EVENT_NAMES = {EVENT_VIEW: "view", EVENT_CART: "cart", EVENT_PURCHASE: "purchase", EVENT_OTHER: "other"}
 
@@ -74,6 +75,7 @@ CLICK_COLUMNS: tuple[str, ...] = (
     PRICE,
     PRICE_2,
     PAGE,
+    EVENT_TYPE,
 )
 CLICK_DTYPES: Mapping[str, str] = {
     SESSION_ID: "int64",  # or pandas text ("string") when a shop's IDs are not 64-bit integers
@@ -91,6 +93,7 @@ CLICK_DTYPES: Mapping[str, str] = {
     PRICE: "float64",
     PRICE_2: "int8",
     PAGE: "int8",
+    EVENT_TYPE: "int8",
 }
 
 # Header names as users have them: the original UCI file and the lowercase comma form.
@@ -145,7 +148,7 @@ def normalise_header(name: str) -> str:
 
 
 # The canonical names are accepted too, so frames this tool exports load back unchanged.
-CANONICAL_HEADERS: Mapping[str, str] = {name: name for name in SOURCE_COLUMNS}
+CANONICAL_HEADERS: Mapping[str, str] = {name: name for name in SOURCE_COLUMNS} | {"clothing_model": PRODUCT}
 HEADER_ALIASES: Mapping[str, str] = {
     normalise_header(raw): canon
     for table in (UCI_HEADERS, LOWERCASE_HEADERS, CANONICAL_HEADERS, LABEL_HEADERS)

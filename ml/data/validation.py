@@ -15,9 +15,11 @@ import numpy as np
 import pandas as pd
 
 from ml.data import schema as S
-from ml.errors import Problem, ValidationError, example_rows
+from ml.errors import Problem, ValidationError, example_rows, invalid_row_mask, is_row_problem
 
 log = logging.getLogger(__name__)
+
+MAX_PRICE = 1e9  # larger prices are data errors (a 1e300 price would dominate every sum)
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,8 @@ class CanonicalClicks:
     header_form: str  # "UCI" or "lowercase"
     warnings: tuple[str, ...]
     has_real_label: bool
+    skipped_rows: int = 0
+    skipped_problems: tuple[Problem, ...] = ()
 
 
 UCI_ONLY_HEADERS = frozenset(h for h in S.UCI_HEADERS if h not in S.LOWERCASE_HEADERS)
@@ -78,7 +82,7 @@ def _problem(column: str, message: str, mask: np.ndarray) -> Problem | None:
     pos = _positions(mask)
     if not len(pos):
         return None
-    return Problem(message, column=column, rows=example_rows(pos[:5]), count=len(pos))
+    return Problem(message, column=column, rows=example_rows(pos[:5]), count=len(pos), positions=pos)
 
 
 def _numeric(series: pd.Series, column: str, problems: list[Problem]) -> np.ndarray:
@@ -103,7 +107,7 @@ def _numeric(series: pd.Series, column: str, problems: list[Problem]) -> np.ndar
         if p := _problem(column, what, mask):
             shown = (text[mask] if text is not None else pd.Series(values[mask])).head(3).tolist()
             examples = ", ".join(repr(v) for v in shown)
-            problems.append(Problem(f"{what} (e.g. {examples})", column=column, rows=p.rows, count=p.count))
+            problems.append(replace(p, message=f"{what} (e.g. {examples})"))
     return np.where(infinite, np.nan, values)
 
 
@@ -174,12 +178,29 @@ def _label_columns(frame: pd.DataFrame, out: dict[str, object], problems: list[P
     return has_label
 
 
-def validate_frame(frame: pd.DataFrame, source: str | None = None) -> CanonicalClicks:
+def validate_frame(frame: pd.DataFrame, source: str | None = None, skip_invalid_rows: bool = False) -> CanonicalClicks:
     """Validate a raw table and return canonical clicks, or raise ``ValidationError``.
 
     Columns that are present are checked even when others are missing, so one
-    report lists everything wrong with the file.
+    report lists everything wrong with the file. With ``skip_invalid_rows`` a
+    file whose problems all name rows is kept without exactly those rows (the
+    count and the problems are returned); file-level problems still refuse it.
     """
+    try:
+        return _validate(frame, source)
+    except ValidationError as exc:
+        if not skip_invalid_rows or not all(is_row_problem(p) for p in exc.problems):
+            raise
+        invalid = invalid_row_mask(exc.problems, len(frame))
+        if invalid.all():
+            raise ValidationError(
+                [*exc.problems, Problem("every row has a problem; nothing is left to keep")], source=source
+            ) from exc
+        kept = _validate(frame[~invalid].reset_index(drop=True), source)
+        return replace(kept, skipped_rows=int(invalid.sum()), skipped_problems=exc.problems)
+
+
+def _validate(frame: pd.DataFrame, source: str | None) -> CanonicalClicks:
     mapping, problems, warnings = map_columns(frame)
     header_form = _header_form(list(frame.columns))
     if len(frame) == 0:
@@ -199,6 +220,10 @@ def validate_frame(frame: pd.DataFrame, source: str | None = None) -> CanonicalC
     if S.PRICE in present:
         price = _numeric(frame[S.PRICE], S.PRICE, problems)
         if p := _problem(S.PRICE, "price must be positive", ~np.isnan(price) & (price <= 0)):
+            problems.append(p)
+        if p := _problem(
+            S.PRICE, f"implausibly large price (over {MAX_PRICE:,.0f})", ~np.isnan(price) & (price > MAX_PRICE)
+        ):
             problems.append(p)
     model = None
     if S.CLOTHING_MODEL in present:
@@ -227,6 +252,7 @@ def validate_frame(frame: pd.DataFrame, source: str | None = None) -> CanonicalC
             **{col: numbers[col].astype(S.CLICK_DTYPES[col]) for col in S.INTEGER_COLUMNS if col != S.ORDER},
             S.CLOTHING_MODEL: pd.Categorical(model.astype(str)),
             S.PRICE: price,
+            S.EVENT_TYPE: np.full(len(session_ids), S.EVENT_VIEW, dtype=np.int8),  # the UCI file holds views only
             **labels,
         }
     )

@@ -136,11 +136,11 @@ def _product_cube(indexed: IndexedClicks, click_key: np.ndarray, n_models: int) 
     """Views, re-view clicks, viewing sessions and re-viewing sessions per (key, model)."""
     review = indexed.is_review
     # A session's first view of a model counts the session once; its first re-view counts it as re-viewing.
-    pair = indexed.session * n_models + indexed.model_code
+    pair = indexed.session * n_models + indexed.product_code
     first_review = review.copy()
     first_review[review] = ~pd.Series(pair[review]).duplicated(keep="first").to_numpy()
     return _aggregate(
-        {KEY: click_key, "model": indexed.model_code},
+        {KEY: click_key, "model": indexed.product_code},
         {
             "views": np.ones(len(pair), dtype=np.int64),
             "review_clicks": review.astype(np.int64),
@@ -153,7 +153,7 @@ def _product_cube(indexed: IndexedClicks, click_key: np.ndarray, n_models: int) 
 def _model_categories(indexed: IndexedClicks, n_models: int) -> np.ndarray:
     """Per model code, the category it is most often clicked in (a product's category)."""
     n_codes = S.CODE_RANGES[S.CATEGORY].high + 1
-    flat = indexed.model_code * n_codes + np.clip(indexed.column(S.CATEGORY), 0, n_codes - 1)
+    flat = indexed.product_code * n_codes + np.clip(indexed.column(S.CATEGORY), 0, n_codes - 1)
     return np.bincount(flat, minlength=n_models * n_codes).reshape(n_models, n_codes).argmax(axis=1)
 
 

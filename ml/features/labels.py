@@ -1,10 +1,15 @@
 """Conversion label definitions: the one module that says what "converted" means.
 
-There is no purchase in the clickstream, so the default label is a proxy for
-purchase intent: a session *converts* when it views a clothing model it has
-already viewed in the same session (a re-view). Its *basket value* is the sum of
-the prices of the distinct models that were re-viewed. When the input carries a
-real ``converted`` (and optionally ``revenue``) column, that is used instead.
+When the events include purchases, a session *converts* when it purchases, and
+its revenue (the *basket value*) is the sum of its purchase prices, or of the
+source's revenue column where it has one: "Conversion (purchases)".
+
+The bundled UCI file records views only, so there the label is a proxy for
+purchase intent: a session *converts* when it views a product it has already
+viewed in the same session (a re-view), and its basket value is the sum of the
+prices of the distinct products that were re-viewed: "Conversion (proxy)". When
+the input carries a real ``converted`` (and optionally ``revenue``) column, that
+is used instead.
 
 Each definition also says at which click a session converted, so the early
 prediction task can leave out sessions that converted inside the window.
@@ -76,10 +81,10 @@ def _reviewed_basket(indexed: IndexedClicks) -> np.ndarray:
     review_pos = np.flatnonzero(indexed.is_review)
     basket = np.zeros(indexed.n_sessions, dtype=np.float64)
     if len(review_pos):
-        n_models = int(indexed.model_code.max()) + 1
-        keys = indexed.session[review_pos] * n_models + indexed.model_code[review_pos]
+        n_models = int(indexed.product_code.max()) + 1
+        keys = indexed.session[review_pos] * n_models + indexed.product_code[review_pos]
         distinct = review_pos[~pd.Series(keys).duplicated(keep="first").to_numpy()]
-        price = indexed.column(S.PRICE)[distinct]
+        price = np.nan_to_num(indexed.column(S.PRICE)[distinct])
         basket += np.bincount(indexed.session[distinct], weights=price, minlength=indexed.n_sessions)
     return basket
 
@@ -135,29 +140,67 @@ UNLABELLED = LabelDefinition(
     compute=_unlabelled,
     is_proxy=False,
 )
-DEFINITIONS: Mapping[str, LabelDefinition] = {d.name: d for d in (REVIEW_PROXY, INPUT_LABEL)}
+
+
+def _purchases(indexed: IndexedClicks) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Converted = any purchase event; revenue = its purchase prices (or revenue column) summed; rank = first."""
+    bought = np.flatnonzero(indexed.event == S.EVENT_PURCHASE)
+    n = indexed.n_sessions
+    rank = np.full(n, NEVER, dtype=np.int64)
+    basket = np.zeros(n, dtype=np.float64)
+    if len(bought):
+        sessions = indexed.session[bought]
+        np.minimum.at(rank, sessions, indexed.rank[bought])
+        clicks = indexed.clicks
+        amount = clicks[S.PRICE].to_numpy(dtype=np.float64)[bought]
+        if S.LABEL_REVENUE in clicks:
+            revenue = clicks[S.LABEL_REVENUE].to_numpy(dtype=np.float64)[bought]
+            amount = np.where(np.isnan(revenue), amount, revenue)
+        basket = np.bincount(sessions, weights=np.nan_to_num(amount), minlength=n)
+    return rank != NEVER, basket, rank
+
+
+PURCHASES = LabelDefinition(
+    name="purchases",
+    title="Conversion (purchases)",
+    converted_text="the session has at least one purchase event",
+    basket_text="revenue: the sum of the session's purchase prices (or the source's revenue column where given)",
+    compute=_purchases,
+    is_proxy=False,
+)
+DEFINITIONS: Mapping[str, LabelDefinition] = {d.name: d for d in (REVIEW_PROXY, INPUT_LABEL, PURCHASES)}
 DEFAULT_DEFINITION = REVIEW_PROXY.name
 
 
+def has_purchases(clicks: pd.DataFrame) -> bool:
+    """True when the events include at least one purchase."""
+    return S.EVENT_TYPE in clicks and bool((clicks[S.EVENT_TYPE].to_numpy() == S.EVENT_PURCHASE).any())
+
+
 def choose_definition(clicks: pd.DataFrame, requested: str | None = None) -> LabelDefinition:
-    """The definition to use: a real label column wins unless another is asked for."""
+    """The definition to use: a real label column, else purchases when there are any, else the proxy."""
     if requested is not None:
         if requested not in DEFINITIONS:
             raise ValueError(f"unknown label definition {requested!r}; choose from {sorted(DEFINITIONS)}")
         if requested == INPUT_LABEL.name and S.LABEL_CONVERTED not in clicks:
             raise ValueError("label definition 'input' needs a 'converted' column in the data")
+        if requested == PURCHASES.name and not has_purchases(clicks):
+            raise ValueError("label definition 'purchases' needs purchase events in the data")
         return DEFINITIONS[requested]
-    return INPUT_LABEL if S.LABEL_CONVERTED in clicks else REVIEW_PROXY
+    if S.LABEL_CONVERTED in clicks:
+        return INPUT_LABEL
+    return PURCHASES if has_purchases(clicks) else REVIEW_PROXY
 
 
 def definition_for_scoring(clicks: pd.DataFrame, trained_with: str) -> LabelDefinition:
     """How to tell, in a file to score, which sessions already converted inside the window.
 
-    A model trained on the re-view proxy applies the proxy to the file; a model
-    trained on a real label uses the file's label if it has one, else nothing is known.
+    A model trained on the re-view proxy applies the proxy to the file, one
+    trained on purchases looks for purchases in the file; a model trained on a
+    label column uses the file's label if it has one, else nothing is known.
     """
-    if trained_with == REVIEW_PROXY.name:
-        return REVIEW_PROXY
+    if trained_with in (REVIEW_PROXY.name, PURCHASES.name):
+        return DEFINITIONS[trained_with]
     return INPUT_LABEL if S.LABEL_CONVERTED in clicks else UNLABELLED
 
 

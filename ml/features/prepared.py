@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from ml.data.clicks import IndexedClicks, index_clicks
-from ml.data.loading import LoadedClicks, load_clicks
+from ml.data.loading import LoadedEvents, load_events
 from ml.features import kpis
 from ml.features.labels import LabelDefinition, choose_definition
 from ml.features.sessions import session_features
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 class PreparedData:
     """One click set, ready for KPIs, EDA and segments."""
 
-    loaded: LoadedClicks
+    loaded: LoadedEvents
     indexed: IndexedClicks
     display_name: str
     sessions: pd.DataFrame
@@ -72,7 +72,7 @@ class PreparedData:
         return cache[name]
 
 
-def prepare(loaded: LoadedClicks, display_name: str | None = None) -> PreparedData:
+def prepare(loaded: LoadedEvents, display_name: str | None = None) -> PreparedData:
     """Sessions and the KPI cube from loaded clicks."""
     start = time.perf_counter()
     indexed = index_clicks(loaded.clicks)
@@ -93,4 +93,4 @@ def prepare(loaded: LoadedClicks, display_name: str | None = None) -> PreparedDa
 
 
 def prepare_file(path: Path, display_name: str | None = None) -> PreparedData:
-    return prepare(load_clicks(path), display_name)
+    return prepare(load_events(path), display_name)

@@ -22,7 +22,6 @@ import pandas as pd
 from sklearn.decomposition import PCA
 
 from ml.config import RANDOM_SEED
-from ml.features.sessions import SEGMENT_FEATURES
 from ml.features.window import feature_ranges, window_features
 from ml.models.segments import (
     DEFAULT_MIN_SAMPLES,
@@ -33,6 +32,7 @@ from ml.models.segments import (
     kmeans_on_scaled,
     sample_rows,
     scaler_pipeline,
+    segment_inputs,
     segment_profiles,
     silhouette_by_k,
 )
@@ -72,7 +72,7 @@ class SegmentSetting:
 class SegmentBase:
     """What every setting shares, computed once per data set."""
 
-    scaled: np.ndarray  # scaled SEGMENT_FEATURES, one row per row of ``data.sessions``
+    scaled: np.ndarray  # scaled segment inputs, one row per row of ``data.sessions``
     silhouette_by_k: dict[int, float]
     best_k: int
     default_eps: float  # for DEFAULT_MIN_SAMPLES
@@ -126,7 +126,7 @@ class RunCache:
 
 
 def _build_base(data: PreparedData, seed: int) -> SegmentBase:
-    scaled = scaler_pipeline().fit_transform(data.sessions[list(SEGMENT_FEATURES)])
+    scaled = scaler_pipeline().fit_transform(segment_inputs(data.sessions))
     scores = silhouette_by_k(data.sessions, seed, EXPLORE_K_RANGE)
     pca = PCA(n_components=2, random_state=seed).fit(scaled[sample_rows(len(scaled), PCA_SAMPLE, seed)])
     positions = sample_rows(len(scaled), DISPLAY_POINTS, seed)

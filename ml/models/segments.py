@@ -1,6 +1,8 @@
 """Behavioural segments of whole sessions: K-Means and DBSCAN, profiles, personas, cached runs.
 
-The clustering input is ``SEGMENT_FEATURES`` (no label columns), counts on a
+The clustering input is ``segment_feature_names(sessions)`` (``SEGMENT_FEATURES``
+on the UCI file; counts, carts, prices and durations on other event logs; no
+label columns), counts on a
 log scale and everything standardised. K-Means picks ``k`` by silhouette over a
 range; DBSCAN marks noise as its own group (-1). Silhouette is computed on a
 fixed-seed sample so it stays cheap on millions of sessions.
@@ -14,9 +16,8 @@ thread-safe LRU on the ``PreparedData``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -31,14 +32,11 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from ml.config import DBSCAN_MAX_ROWS, KMEANS_K_RANGE, SILHOUETTE_SAMPLE
 from ml.data import schema as S
 from ml.features.labels import TARGET_BASKET, TARGET_CONVERTED
-from ml.features.sessions import SEGMENT_FEATURES
-
-if TYPE_CHECKING:
-    pass
+from ml.features.sessions import segment_feature_names
 
 NOISE = -1
 NOISE_NAME = "noise (no dense group)"
-COUNT_FEATURES = ("n_clicks", "n_products", "n_categories", "n_colours")
+COUNT_FEATURES = ("n_clicks", "n_products", "n_categories", "n_colours", "n_carts", "duration_s")
 MINIBATCH_ABOVE = 200_000  # sessions; above this K-Means runs mini-batch
 DEFAULT_MIN_SAMPLES = 20
 
@@ -49,6 +47,11 @@ def _log_counts(frame: pd.DataFrame) -> pd.DataFrame:
         if col in out:
             out[col] = np.log1p(out[col].astype(float))
     return out
+
+
+def segment_inputs(sessions: pd.DataFrame) -> pd.DataFrame:
+    """The columns of a session table that segmentation clusters on."""
+    return sessions[list(segment_feature_names(sessions))]
 
 
 def scaler_pipeline() -> Pipeline:
@@ -142,7 +145,7 @@ def kmeans_on_scaled(scaled: np.ndarray, k: int, seed: int) -> tuple[np.ndarray,
 
 def fit_kmeans(sessions: pd.DataFrame, k: int, seed: int) -> SegmentResult:
     scaler = scaler_pipeline()
-    scaled = scaler.fit_transform(sessions[list(SEGMENT_FEATURES)])
+    scaled = scaler.fit_transform(segment_inputs(sessions))
     labels, model, metrics, note = kmeans_on_scaled(scaled, k, seed)
     pipeline = Pipeline([*scaler.steps, ("cluster", model)])
     return SegmentResult("kmeans", labels, metrics, {"k": k}, note, pipeline)
@@ -150,7 +153,7 @@ def fit_kmeans(sessions: pd.DataFrame, k: int, seed: int) -> SegmentResult:
 
 def silhouette_by_k(sessions: pd.DataFrame, seed: int, k_range: tuple[int, int] = KMEANS_K_RANGE) -> dict[int, float]:
     """Silhouette of K-Means for each k in the range, fitted on a sample."""
-    features = sessions[list(SEGMENT_FEATURES)]
+    features = segment_inputs(sessions)
     sample = features.iloc[sample_rows(len(features), SILHOUETTE_SAMPLE, seed)]
     scaled = scaler_pipeline().fit_transform(sample)
     scores = {}
@@ -220,7 +223,7 @@ def dbscan_on_scaled(
 def fit_dbscan(sessions: pd.DataFrame, eps: float | None, min_samples: int, seed: int) -> SegmentResult:
     """DBSCAN on at most ``DBSCAN_MAX_ROWS`` sessions; the rest join their nearest core's group."""
     scaler = scaler_pipeline()
-    scaled = scaler.fit_transform(sessions[list(SEGMENT_FEATURES)])
+    scaled = scaler.fit_transform(segment_inputs(sessions))
     eps = eps if eps is not None else default_eps(scaled, min_samples, seed)
     labels, model, metrics, note = dbscan_on_scaled(scaled, eps, min_samples, seed)
     pipeline = Pipeline([*scaler.steps, ("cluster", model)])  # fitted parts, kept for the record
@@ -229,7 +232,7 @@ def fit_dbscan(sessions: pd.DataFrame, eps: float | None, min_samples: int, seed
 
 def projection(sessions: pd.DataFrame, seed: int) -> np.ndarray:
     """2-D PCA projection of the scaled segment features, for a scatter plot."""
-    scaled = scaler_pipeline().fit_transform(sessions[list(SEGMENT_FEATURES)])
+    scaled = scaler_pipeline().fit_transform(segment_inputs(sessions))
     return PCA(n_components=2, random_state=seed).fit_transform(scaled)
 
 
@@ -255,18 +258,23 @@ TRAITS: Sequence[tuple[str, int, str, str]] = (
     ("blouses_share", +1, "blouse shoppers", "mostly blouses"),
     ("top_row_share", +1, "", "top-row photos"),
     ("top_row_share", -1, "", "lower-row photos"),
+    ("n_carts", +1, "cart fillers", "add to cart"),
+    ("duration_s", +1, "lingerers", "long time on site"),
+    ("duration_s", -1, "quick visitors", "little time on site"),
 )
 TRAIT_THRESHOLD = 0.25  # in standard deviations of all sessions
 PROFILE_COLUMNS = tuple(dict.fromkeys(column for column, *_ in TRAITS))  # segment means for the personas
 
 
-def _top_codes(values: pd.Series, labels: np.ndarray, column: str, n: int = 3) -> dict[int, list[str]]:
+def _top_codes(values: pd.Series, labels: np.ndarray, codebook: Mapping[int, str], n: int = 3) -> dict[int, list[str]]:
     counts = pd.crosstab(labels, values)
     out = {}
     for seg, row in counts.iterrows():
         top = row[row > 0].sort_values(ascending=False).head(n)
         total = row.sum()
-        out[int(seg)] = [f"{S.decode(column, int(code))} ({count / total:.0%})" for code, count in top.items()]
+        out[int(seg)] = [
+            f"{codebook.get(int(code), f'code {code}')} ({count / total:.0%})" for code, count in top.items()
+        ]
     return out
 
 
@@ -277,8 +285,14 @@ def profile_records(profile: pd.DataFrame) -> list[dict[str, object]]:
     return [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in records]
 
 
-def segment_profiles(sessions: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
-    """One row per segment: size, share, conversion (proxy), basket, revenue, tops, persona."""
+def segment_profiles(
+    sessions: pd.DataFrame, labels: np.ndarray, codebooks: Mapping[str, Mapping[int, str]] | None = None
+) -> pd.DataFrame:
+    """One row per segment: size, share, conversion, basket, revenue, top categories and countries, persona.
+
+    ``codebooks`` decodes the category and country codes (the UCI codebook by default).
+    """
+    codebooks = codebooks or S.CODEBOOK
     frame = sessions.assign(segment=labels)
     grouped = frame.groupby("segment", sort=True)
     columns = [c for c in PROFILE_COLUMNS if c in frame]
@@ -289,8 +303,12 @@ def segment_profiles(sessions: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame
     converted_basket = frame[TARGET_BASKET].where(frame[TARGET_CONVERTED].astype(bool))
     profile["basket_value"] = converted_basket.groupby(frame["segment"]).mean().fillna(0.0)
     profile["revenue_per_session"] = grouped[TARGET_BASKET].mean()
-    profile["top_categories"] = pd.Series(_top_codes(frame["main_category"], labels, S.CATEGORY))
-    profile["top_countries"] = pd.Series(_top_codes(frame["country"], labels, S.COUNTRY))
+    profile["top_categories"] = pd.Series(_top_codes(frame["main_category"], labels, codebooks.get(S.CATEGORY, {})))
+    country = next((c for c in ("country", "main_country") if c in frame), None)
+    if country is not None:
+        profile["top_countries"] = pd.Series(_top_codes(frame[country], labels, codebooks.get(S.COUNTRY, {})))
+    else:
+        profile["top_countries"] = pd.Series({int(seg): [] for seg in profile.index})
     values = sessions[columns].to_numpy(dtype=float)
     centre = pd.Series(values.mean(axis=0), index=columns)
     spread = pd.Series(values.std(axis=0, ddof=1), index=columns)

@@ -9,13 +9,13 @@ once, by the refitted model.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import GroupKFold
 
-from ml.features.window import WINDOW_FEATURES
+from ml.features.window import FeatureSpec
 from ml.models.evaluation import (
     best_f1_threshold,
     classification_curves,
@@ -47,6 +47,7 @@ def _search(
     predict: Callable[[object, pd.DataFrame], np.ndarray],
     score: Callable[[np.ndarray, np.ndarray], float],
     report: Callable[[int, int, str], None],
+    features: Sequence[FeatureSpec],
 ) -> tuple[dict, np.ndarray, list[dict]]:
     """Grid search over settings x folds; returns best params, its OOF predictions, all results."""
     settings = expand_grid(spec.quick_grid if config.quick else spec.grid)
@@ -59,7 +60,7 @@ def _search(
         for fi, (train_rows, valid_rows) in enumerate(folds):
             report(si * len(folds) + fi + 1, steps, f"setting {si + 1}/{len(settings)}, fold {fi + 1}/{len(folds)}")
             rows = _cap_rows(train_rows, spec.max_train_rows, config.seed + fi)
-            pipeline = build_pipeline(spec, WINDOW_FEATURES, config.seed).set_params(**params)
+            pipeline = build_pipeline(spec, features, config.seed).set_params(**params)
             pipeline.fit(X.iloc[rows], y[rows])
             oof[valid_rows] = predict(pipeline, X.iloc[valid_rows])
             fold_scores.append(score(y[valid_rows], oof[valid_rows]))
@@ -72,9 +73,11 @@ def _search(
     return best[1], best[2], results
 
 
-def _refit(spec: ModelSpec, params: dict, X: pd.DataFrame, y: np.ndarray, seed: int) -> tuple[object, float]:
+def _refit(
+    spec: ModelSpec, params: dict, X: pd.DataFrame, y: np.ndarray, seed: int, features: Sequence[FeatureSpec]
+) -> tuple[object, float]:
     rows = _cap_rows(np.arange(len(y)), spec.max_train_rows, seed)
-    pipeline = build_pipeline(spec, WINDOW_FEATURES, seed).set_params(**params)
+    pipeline = build_pipeline(spec, features, seed).set_params(**params)
     start = time.perf_counter()
     pipeline.fit(X.iloc[rows], y[rows])
     return pipeline, time.perf_counter() - start
@@ -92,10 +95,12 @@ def train_classifier(spec: ModelSpec, data: TrainingData, config: TrainConfig, r
     def auc(y_true: np.ndarray, p: np.ndarray) -> float:
         return classification_metrics(y_true, p, 0.5)["roc_auc"]
 
-    params, oof, grid_results = _search(spec, data.X_train, data.y_train, data.class_folds, config, _proba, auc, report)
+    params, oof, grid_results = _search(
+        spec, data.X_train, data.y_train, data.class_folds, config, _proba, auc, report, data.specs
+    )
     threshold = best_f1_threshold(data.y_train, oof)
     cv = summarise_folds([classification_metrics(data.y_train[va], oof[va], threshold) for _, va in data.class_folds])
-    pipeline, fit_seconds = _refit(spec, params, data.X_train, data.y_train, config.seed)
+    pipeline, fit_seconds = _refit(spec, params, data.X_train, data.y_train, config.seed, data.specs)
     p_test = _proba(pipeline, data.X_test)
     metadata = {
         "params": describe_params(params),
@@ -125,8 +130,8 @@ def train_regressor(spec: ModelSpec, data: TrainingData, config: TrainConfig, re
     def r2(y_true: np.ndarray, y_pred: np.ndarray) -> float:
         return regression_metrics(y_true, y_pred)["r2"]
 
-    params, oof, grid_results = _search(spec, X_train, y_train, folds, config, _predict, r2, report)
-    pipeline, fit_seconds = _refit(spec, params, X_train, y_train, config.seed)
+    params, oof, grid_results = _search(spec, X_train, y_train, folds, config, _predict, r2, report, data.specs)
+    pipeline, fit_seconds = _refit(spec, params, X_train, y_train, config.seed, data.specs)
     y_pred = _predict(pipeline, X_test)
     notes = [spec.note] if spec.note else []
     notes.append(f"trained on the {len(X_train):,} training sessions that convert after the window")

@@ -16,9 +16,9 @@ from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 from ml.config import CV_FOLDS, DEFAULT_WINDOW, RANDOM_SEED, TEST_SIZE
 from ml.data.clicks import index_clicks
 from ml.errors import ClickstreamError
-from ml.features.labels import choose_definition
+from ml.features.labels import LabelDefinition, choose_definition
 from ml.features.sessions import session_features
-from ml.features.window import feature_ranges, window_features
+from ml.features.window import FeatureSpec, feature_ranges, window_features
 
 MIN_TRAINING_SESSIONS = 50
 
@@ -56,6 +56,8 @@ class TrainingData:
     ranges: dict
     label: dict
     window: int
+    specs: tuple[FeatureSpec, ...] = ()
+    layout: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
 
 
@@ -105,7 +107,16 @@ def prepare_training_data(clicks: pd.DataFrame, config: TrainConfig, source: str
         sessions=session_features(indexed, definition),
         class_folds=folds,
         summary=summary,
-        ranges=feature_ranges(X_train, config.window),
-        label={**definition.describe(), "source": "proxy" if definition.is_proxy else "input"},
+        ranges=feature_ranges(X_train, config.window, window.specs),
+        label={**definition.describe(), "source": label_source(definition)},
         window=config.window,
+        specs=window.specs,
+        layout=window.layout.to_dict() if window.layout else {},
     )
+
+
+def label_source(definition: LabelDefinition) -> str:
+    """Where the label comes from: "proxy", "purchases" or "input" (a label column)."""
+    if definition.is_proxy:
+        return "proxy"
+    return "purchases" if definition.name == "purchases" else "input"

@@ -24,6 +24,7 @@ from pathlib import Path
 import joblib
 import numpy as np
 
+from ml.config import BUNDLED_DATA_FILE, BUNDLED_DATASET_KEY, Settings
 from ml.errors import ArtifactError, NoModelError
 from ml.tasks import LOWER_IS_BETTER, PRIMARY_METRIC, TASKS
 
@@ -147,10 +148,15 @@ class Staging:
 
 
 class Registry:
-    """Saved models under one root folder."""
+    """Saved models under one root folder (one dataset's).
 
-    def __init__(self, root: Path | str):
+    ``lock_dir`` is where the one-job-at-a-time training lock lives: the model
+    store's root, so a job on any dataset holds it.
+    """
+
+    def __init__(self, root: Path | str, lock_dir: Path | str | None = None):
         self.root = Path(root)
+        self.lock_dir = Path(lock_dir) if lock_dir is not None else self.root
 
     # ------------------------------------------------------------------ writing
     @contextmanager
@@ -260,3 +266,76 @@ class Registry:
             if run.run_id == run_id:
                 return run
         raise ArtifactError(self.root / "*" / "*" / run_id, "no such run")
+
+
+# ---------------------------------------------------------------- one registry per dataset
+DATASET_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+def dataset_key(name: str) -> str:
+    """A folder-safe key for a dataset name: ``"Shop events Oct.csv.gz"`` -> ``"shop-events-oct"``."""
+    stem = str(name).strip().lower()
+    for suffix in (".gz", ".csv", ".tsv", ".txt", ".parquet"):
+        stem = stem.removesuffix(suffix)
+    slug = re.sub(r"[^a-z0-9]+", "-", stem).strip("-")[:64].strip("-")
+    return slug or "dataset"
+
+
+class ModelStore:
+    """Saved models of every dataset: ``<root>/<dataset>/<task>/<model>/<run-id>/``.
+
+    Models belong to a dataset (its profile, features and codebooks). Runs saved
+    before datasets existed (``<root>/<task>/...``) belong to the bundled data
+    and are moved under it the first time they are asked for.
+    """
+
+    def __init__(self, root: Path | str):
+        self.root = Path(root)
+
+    def registry(self, dataset: str) -> Registry:
+        if not DATASET_KEY.match(dataset):
+            raise ValueError(f"dataset key {dataset!r} must be lowercase letters, digits, '-' or '_'")
+        if dataset == BUNDLED_DATASET_KEY and not self._adopt_legacy_runs():
+            return Registry(self.root)  # legacy runs that could not be moved are read where they are
+        return Registry(self.root / dataset, lock_dir=self.root)
+
+    def datasets(self) -> list[str]:
+        """Dataset keys that have at least one complete run."""
+        if not self.root.is_dir():
+            return []
+        keys = [p.name for p in self.root.iterdir() if p.is_dir() and DATASET_KEY.match(p.name) and p.name not in TASKS]
+        return sorted(k for k in keys if Registry(self.root / k).runs())
+
+    def _adopt_legacy_runs(self) -> bool:
+        """Move ``<root>/<task>/`` runs under the bundled dataset; false if some could not be moved."""
+        moved = True
+        for task in TASKS:
+            legacy = self.root / task
+            if legacy.is_dir():
+                target = self.root / BUNDLED_DATASET_KEY / task
+                try:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    if target.exists():
+                        for model_dir in legacy.iterdir():
+                            dest = target / model_dir.name
+                            dest.mkdir(exist_ok=True)
+                            for run in model_dir.iterdir():
+                                os.replace(run, dest / run.name)
+                        shutil.rmtree(legacy, ignore_errors=True)
+                    else:
+                        os.replace(legacy, target)
+                    log.info("moved the runs in %s under the bundled dataset (%s)", legacy, target)
+                except OSError as exc:  # a read-only folder: read the runs where they are
+                    log.warning("could not move %s under %s: %s", legacy, target, exc)
+                    moved = False
+        return moved
+
+
+def dataset_key_for_file(data_file: Path) -> str:
+    """The dataset key of a data file: the bundled data's, or one made from the file name."""
+    return BUNDLED_DATASET_KEY if Path(data_file).resolve() == BUNDLED_DATA_FILE else dataset_key(Path(data_file).name)
+
+
+def registry_for(settings: Settings) -> Registry:
+    """The registry of the data file the settings name (the bundled data's by default)."""
+    return ModelStore(settings.models_dir).registry(dataset_key_for_file(settings.data_file))

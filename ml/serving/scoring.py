@@ -11,19 +11,21 @@ session gets a behavioural segment from the K-Means model.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from ml.data import schema as S
 from ml.data.clicks import index_clicks
-from ml.errors import NoModelError
+from ml.data.codes import Codebook, codebook_from_json, recode
+from ml.data.profiles import UCI_PROFILE
+from ml.errors import ClickstreamError, NoModelError
 from ml.features.labels import definition_for_scoring
-from ml.features.sessions import session_features
+from ml.features.sessions import segment_feature_names, session_features
 from ml.features.window import STATUS_SCORED, window_features
-from ml.models.segments import SEGMENT_FEATURES
-from ml.serving.registry import LoadedRun, Registry, RunInfo
+from ml.serving.registry import LoadedRun, ModelStore, Registry, RunInfo
 from ml.tasks import CLASSIFICATION, CLUSTERING, REGRESSION
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,23 @@ class ScoringModels:
     @property
     def window(self) -> int:
         return self.classifier.window
+
+    @property
+    def profile(self) -> str:
+        """The data profile the models were trained on (runs from before profiles: the UCI file)."""
+        return str(self.classifier.metadata.get("dataset", {}).get("profile") or UCI_PROFILE)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f["name"] for f in self.classifier.metadata["features"]]
+
+    @property
+    def codebooks(self) -> dict[str, dict[int, str]]:
+        """How the training data coded its text values (the UCI codebook for runs from before profiles)."""
+        saved = self.classifier.metadata.get("codebooks")
+        if not saved:
+            return {k: dict(v) for k, v in S.CODEBOOK.items()}
+        return {name: codebook_from_json(book) for name, book in saved.items()}
 
     @property
     def threshold(self) -> float:
@@ -96,14 +115,50 @@ def _segment_names(segmenter: LoadedRun) -> dict[int, str]:
     return {int(s["segment"]): str(s["persona"]) for s in segmenter.metadata.get("segments", [])}
 
 
+class IncompatibleModelsError(ClickstreamError):
+    """The models were trained on data of another profile, or need features the file cannot give."""
+
+
+def check_profile(models: ScoringModels, profile: str, fitting: Sequence[str] = ()) -> None:
+    """Refuse a file whose profile is not the one the models were trained on, naming what would fit."""
+    if profile == models.profile:
+        return
+    hint = (
+        f"models trained on that profile: {', '.join(fitting)}"
+        if fitting
+        else "no saved models fit it; train on data of this profile first"
+    )
+    raise IncompatibleModelsError(
+        f"the file is a '{profile}' event log but these models were trained on '{models.profile}' data; {hint}"
+    )
+
+
+def code_like_training(events: pd.DataFrame, codebooks: Mapping[str, Codebook], models: ScoringModels) -> pd.DataFrame:
+    """The events with their category and dimension codes changed to the codes the training data gave them."""
+    target = models.codebooks
+    out = events
+    for column, book in codebooks.items():
+        if column in events and column in target and dict(book) != dict(target[column]):
+            if out is events:
+                out = events.copy()
+            out[column] = recode(events[column].to_numpy(), book, target[column])
+    return out
+
+
 def score_clicks(clicks: pd.DataFrame, models: ScoringModels) -> pd.DataFrame:
-    """Per-session scores for canonical clicks, in ``SCORE_COLUMNS`` order."""
+    """Per-session scores for canonical events (coded as the training data was), in ``SCORE_COLUMNS`` order."""
     if len(clicks) == 0:
         raise NoModelError("there are no clicks to score")
     indexed = index_clicks(clicks)
     definition = definition_for_scoring(clicks, models.classifier.metadata["label"]["name"])
     window = window_features(indexed, models.window, definition)
-    scored = window.features
+    missing = [name for name in models.feature_names if name not in window.features]
+    if missing:
+        raise IncompatibleModelsError(
+            f"the file cannot give the features the model needs ({', '.join(missing[:8])}); "
+            "score it with models trained on data of the same profile"
+        )
+    scored = window.features[models.feature_names]
     out = pd.DataFrame(
         {
             "session_id": window.status.index,
@@ -126,7 +181,8 @@ def score_clicks(clicks: pd.DataFrame, models: ScoringModels) -> pd.DataFrame:
     out["expected_revenue"] = (p * basket).round(2)
     if models.segmenter is not None:
         sessions = session_features(indexed, definition)
-        codes = models.segmenter.pipeline.predict(sessions[list(SEGMENT_FEATURES)])
+        inputs = models.segmenter.metadata.get("features") or list(segment_feature_names(sessions))
+        codes = models.segmenter.pipeline.predict(sessions[list(inputs)])
         names = _segment_names(models.segmenter)
         out["segment"] = [names.get(int(c), str(int(c))) for c in codes]
     else:
@@ -148,3 +204,17 @@ def score_summary(scores: pd.DataFrame) -> dict[str, object]:
         "expected_revenue": float(scored["expected_revenue"].sum()) if len(scored) else 0.0,
         "clicks": int(scores["clicks"].sum()),
     }
+
+
+def fitting_datasets(store: ModelStore, profile: str) -> list[str]:
+    """Datasets whose best classifier was trained on data of ``profile``."""
+    out = []
+    for key in store.datasets():
+        try:
+            champion = store.registry(key).champion(CLASSIFICATION)
+        except ClickstreamError:
+            continue
+        trained_on = (champion.metadata or {}).get("dataset", {}).get("profile") or UCI_PROFILE
+        if trained_on == profile:
+            out.append(key)
+    return out

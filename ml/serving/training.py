@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import platform
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
@@ -21,8 +21,12 @@ import numpy as np
 import pandas as pd
 
 from ml.config import KMEANS_K_RANGE, RANDOM_SEED
+from ml.data import schema as S
+from ml.data.codes import codebook_from_json, codebook_to_json
+from ml.data.loading import LoadedEvents
 from ml.errors import ClickstreamError
-from ml.features.window import WINDOW_FEATURES
+from ml.features.sessions import segment_feature_names
+from ml.features.window import FeatureSpec
 from ml.models import segments
 from ml.models.evaluation import predict_latency_ms
 from ml.models.supervised import train_classifier, train_regressor
@@ -135,6 +139,32 @@ def library_versions() -> dict[str, str]:
     }
 
 
+def dataset_description(registry: Registry, loaded: LoadedEvents) -> dict[str, object]:
+    """What a run records about the data it was trained on."""
+    return {
+        "key": registry.root.name,
+        "profile": loaded.profile.name,
+        "profile_title": loaded.profile.title,
+        "hash": loaded.data_hash,
+        "source": loaded.source,
+        "skipped_rows": loaded.skipped_rows,
+    }
+
+
+def run_codebooks(
+    specs: Sequence[FeatureSpec], codebooks: Mapping[str, Mapping[int, str]] | None
+) -> dict[str, dict[str, str]]:
+    """The codebooks a run's categorical features (and its segment profiles) need, as JSON."""
+    books = dict(codebooks) if codebooks else {k: v for k, v in S.CODEBOOK.items()}
+    books.setdefault("day_of_week", S.DAY_OF_WEEK_NAMES)
+    wanted = {s.codebook for s in specs if s.codebook} | {S.CATEGORY, S.COUNTRY}
+    return {name: codebook_to_json(books[name]) for name in sorted(wanted) if name in books}
+
+
+def _codebooks(data: TrainingData) -> dict[str, dict[int, str]]:
+    return {name: codebook_from_json(book) for name, book in data.extra.get("codebooks", {}).items()}
+
+
 def _base_metadata(task: str, model: str, title: str, data: TrainingData, config: TrainConfig) -> dict:
     return {
         "schema_version": 1,
@@ -145,8 +175,13 @@ def _base_metadata(task: str, model: str, title: str, data: TrainingData, config
         "window": data.window,
         "label": data.label,
         "primary_metric": PRIMARY_METRIC[task],
-        "features": [f.to_dict() for f in WINDOW_FEATURES] if task != CLUSTERING else list(segments.SEGMENT_FEATURES),
+        "features": [f.to_dict() for f in data.specs]
+        if task != CLUSTERING
+        else list(segment_feature_names(data.sessions)),
         "feature_ranges": data.ranges if task != CLUSTERING else {},
+        "feature_layout": data.layout,
+        "codebooks": data.extra.get("codebooks", {}),
+        "dataset": data.extra.get("dataset", {}),
         "data": data.summary,
         "validation": {
             "held_out": f"{config.test_size:.0%} of scoreable sessions, stratified by the label",
@@ -169,7 +204,7 @@ def train_kmeans(data: TrainingData, config: TrainConfig, report) -> tuple[objec
     start = time.perf_counter()
     result = segments.fit_kmeans(data.sessions, k, config.seed)
     fit_seconds = time.perf_counter() - start
-    features = data.sessions[list(segments.SEGMENT_FEATURES)]
+    features = segments.segment_inputs(data.sessions)
     metadata = {
         "params": result.params,
         "metrics": {
@@ -178,7 +213,7 @@ def train_kmeans(data: TrainingData, config: TrainConfig, report) -> tuple[objec
             "predict_ms_per_1000": predict_latency_ms(result.pipeline.predict, features),
         },
         "silhouette_by_k": {str(kk): v for kk, v in scores.items()},
-        "segments": segments.profile_records(segments.segment_profiles(data.sessions, result.labels)),
+        "segments": segments.profile_records(segments.segment_profiles(data.sessions, result.labels, _codebooks(data))),
         "notes": [f"k chosen by silhouette over {k_range[0]}..{k_range[1]}", result.note],
     }
     report(3, 3, "done")
@@ -246,21 +281,28 @@ def train(
     data_hash: str,
     progress: ProgressCallback | None = None,
     should_stop: StopCheck | None = None,
+    dataset: Mapping[str, object] | None = None,
+    codebooks: Mapping[str, Mapping[int, str]] | None = None,
 ) -> TrainingResult:
     """Train the chosen models, report progress, and commit their runs together at the end.
 
     A model that fails is reported as failed with its reason and the others go
     on. A cancel (``should_stop`` returning true, or the process being killed)
-    leaves the registry as it was.
+    leaves the registry as it was. ``dataset`` (key, profile, hash, source,
+    skipped rows) and ``codebooks`` (how text values were coded) are saved with
+    every run, so scoring can code a new file the same way and refuse one of
+    another profile.
     """
     entries = select_models(config.models, config.seed)
     job_id = new_run_id()
     started = time.perf_counter()
-    with training_lock(registry.root, f"job {job_id}, {len(entries)} models"):
+    with training_lock(registry.lock_dir, f"job {job_id}, {len(entries)} models"):
         registry.clean_stale_staging(max_age_seconds=0)  # we hold the lock: leftovers are dead jobs'
         reporter = _Reporter(entries, progress, should_stop)
         reporter.emit()
         data = prepare_training_data(clicks, config, source, data_hash)
+        data.extra["dataset"] = dict(dataset or {"key": None, "profile": "uci553", "hash": data_hash, "source": source})
+        data.extra["codebooks"] = run_codebooks(data.specs, codebooks)
         specs = all_specs(config.seed)
         with registry.staging(job_id) as staging:
             for entry in entries:

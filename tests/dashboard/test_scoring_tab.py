@@ -60,7 +60,7 @@ def settings(dash_settings, tmp_path):
 
 @pytest.fixture
 def scored_settings(settings, trained_registry):
-    return settings.with_overrides(models_dir=trained_registry.root)
+    return settings.with_overrides(models_dir=trained_registry.root.parent)
 
 
 @pytest.fixture(scope="module")

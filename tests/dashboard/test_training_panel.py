@@ -10,7 +10,7 @@ import pytest
 from dashboard.training_panel import check_request, overall_progress, run_training_job, status_table
 from ml.data import schema as S
 from ml.serving.locking import running_job, training_lock
-from ml.serving.registry import STAGING_DIR, Registry
+from ml.serving.registry import STAGING_DIR, registry_for
 from tests.ml.factories import lowercase_form
 
 TINY_MODELS = ["classification:logreg", "regression:linear", "clustering:kmeans"]
@@ -35,7 +35,7 @@ def _message_text(message) -> str:
 def test_the_job_runs_to_completion_and_lands_in_the_registry(job_settings):
     progress: list[list] = []
     message, version = run_training_job(job_settings, progress.append, 3, TINY_MODELS, "quick")
-    registry = Registry(job_settings.models_dir)
+    registry = registry_for(job_settings)
     runs = registry.runs()
     assert sorted(r.model for r in runs) == ["kmeans", "linear", "logreg"]
     assert version == runs[0].run_id
@@ -51,7 +51,7 @@ def test_a_second_request_while_a_job_runs_is_refused(job_settings):
         message, version = run_training_job(job_settings, lambda _: None, 3, TINY_MODELS, "quick")
     assert "already running" in _message_text(message) and message.color == "warning"
     assert version.__class__.__name__ == "NoUpdate"
-    assert Registry(job_settings.models_dir).runs() == []
+    assert registry_for(job_settings).runs() == []
 
 
 def _train_forever(settings) -> None:
@@ -61,7 +61,7 @@ def _train_forever(settings) -> None:
 def test_a_killed_job_leaves_no_run_and_the_models_in_use_stay(job_settings):
     """Dash cancels a background job by killing its process: nothing of that job may land."""
     run_training_job(job_settings, lambda _: None, 3, ["classification:logreg"], "quick")
-    registry = Registry(job_settings.models_dir)
+    registry = registry_for(job_settings)
     before = [r.run_id for r in registry.runs()]
     worker = multiprocessing.get_context("fork").Process(target=_train_forever, args=(job_settings,))
     worker.start()
@@ -75,11 +75,11 @@ def test_a_killed_job_leaves_no_run_and_the_models_in_use_stay(job_settings):
     assert [r.run_id for r in registry.runs()] == before
     assert registry.champion("classification").run_id == before[0]
     assert running_job(job_settings.models_dir) is None  # the kernel released the lock
-    assert any((job_settings.models_dir / STAGING_DIR).iterdir())  # the dead job's staging, invisible
+    assert any((registry_for(job_settings).root / STAGING_DIR).iterdir())  # the dead job's staging, invisible
     # The next job cleans up after the dead one and lands normally.
     message, _ = run_training_job(job_settings, lambda _: None, 3, ["classification:tree"], "quick")
     assert message.color == "success"
-    assert not any((job_settings.models_dir / STAGING_DIR).iterdir())
+    assert not any((registry_for(job_settings).root / STAGING_DIR).iterdir())
     assert len(registry.runs()) == 2
 
 
@@ -97,7 +97,7 @@ def test_bad_requests_get_a_message_and_train_nothing(job_settings, window, mode
     assert expected in check_request(window, models)[1]
     message, _ = run_training_job(job_settings, lambda _: None, window, models, "quick")
     assert expected in _message_text(message)
-    assert not job_settings.models_dir.exists() or Registry(job_settings.models_dir).runs() == []
+    assert not job_settings.models_dir.exists() or registry_for(job_settings).runs() == []
 
 
 def test_too_little_data_for_the_window_is_a_clear_message(job_settings, small_clicks, tmp_path):
@@ -106,7 +106,7 @@ def test_too_little_data_for_the_window_is_a_clear_message(job_settings, small_c
     settings = job_settings.with_overrides(data_file=tiny)
     message, _ = run_training_job(settings, lambda _: None, 10, ["classification:logreg"], "quick")
     assert "too few sessions" in _message_text(message) and message.color == "danger"
-    assert Registry(settings.models_dir).runs() == []
+    assert registry_for(settings).runs() == []
 
 
 def test_progress_counts_finished_models_and_fold_progress():

@@ -35,7 +35,8 @@ from dashboard.uploads import (
     status_counts,
 )
 from ml.cli import main as cli_main
-from ml.data.loading import load_clicks
+from ml.data import schema as S
+from ml.data.loading import load_events
 from ml.errors import ValidationError
 from ml.features.window import STATUS_CONVERTED_IN_WINDOW, STATUS_SCORED, STATUS_TOO_SHORT
 from ml.serving.registry import Registry
@@ -73,7 +74,7 @@ def store(settings) -> UploadStore:
 
 @pytest.fixture(scope="module")
 def uci_clicks(uci_head_bytes: bytes) -> pd.DataFrame:
-    return load_clicks(uci_head_bytes, name="uci").clicks
+    return load_events(uci_head_bytes, name="uci").clicks
 
 
 @pytest.fixture(scope="module")
@@ -212,12 +213,12 @@ def test_fix_hints_cover_each_kind_of_problem_once(uci_clicks: pd.DataFrame) -> 
     lower = lowercase_form(uci_clicks).astype({"price": object})
     lower.loc[2, "price"], lower.loc[3, "price"] = "abc", -1
     with pytest.raises(ValidationError) as error:
-        load_clicks(lower.to_csv(index=False).encode(), name="rows.csv")
+        load_events(lower.to_csv(index=False).encode(), name="rows.csv")
     hints = fix_hints(error.value.problems)
     assert len(error.value.problems) == 2 and len(hints) == 1 and "rows listed" in hints[0]
     for data, words in ((b"", "header line"), (xlsx_bytes(), "Save As"), (b"\xe9\n", "UTF-8 CSV")):
         with pytest.raises(ValidationError) as error:
-            load_clicks(data, name="x")
+            load_events(data, name="x")
         assert words in " ".join(fix_hints(error.value.problems))
     with pytest.raises(ValidationError) as error:
         decode_upload(data_url(b"x" * 2048), "big.csv", 1024)
@@ -282,7 +283,7 @@ def risky_clicks(small_clicks: pd.DataFrame) -> tuple[bytes, list[str]]:
     clicks = small_clicks[small_clicks["session_id"] <= 120].copy()
     prefixes = ["=", "+", "-", "@", ""]
     clicks["session_id"] = [f"{prefixes[i % 5]}S{i}" for i in clicks["session_id"]]
-    clicks["clothing_model"] = "=" + clicks["clothing_model"].astype(str)
+    clicks[S.PRODUCT] = "=" + clicks[S.PRODUCT].astype(str)
     lower = lowercase_form(clicks)
     return lower.to_csv(index=False).encode("utf-8"), sorted(lower["session_id"].unique())
 
@@ -290,7 +291,7 @@ def risky_clicks(small_clicks: pd.DataFrame) -> tuple[bytes, list[str]]:
 def test_the_scoring_job_writes_the_cli_csv_with_formulas_neutralised(
     settings, trained_registry, small_clicks, tmp_path
 ) -> None:
-    settings = settings.with_overrides(models_dir=trained_registry.root)
+    settings = settings.with_overrides(models_dir=trained_registry.root.parent)
     data, session_ids = risky_clicks(small_clicks)
     checked = check_upload(settings, trained_registry, data_url(data), "risky.csv")
     progress: list[tuple] = []
@@ -312,7 +313,7 @@ def test_the_scoring_job_writes_the_cli_csv_with_formulas_neutralised(
     # The same bytes as `python -m ml score` on the same file.
     source, cli_out = tmp_path / "risky.csv", tmp_path / "cli.csv"
     source.write_bytes(data)
-    assert cli_main(["--models-dir", str(trained_registry.root), "score", str(source), "-o", str(cli_out)]) == 0
+    assert cli_main(["--models-dir", str(trained_registry.root.parent), "score", str(source), "-o", str(cli_out)]) == 0
     assert cli_out.read_bytes() == path.read_bytes()
 
     # Statuses are counted, not dropped: the report's counts are the download's.
@@ -340,7 +341,7 @@ def test_the_job_answers_with_a_message_when_it_cannot_score(settings, trained_r
     assert not answer["ok"] and "python -m ml train" in answer["message"]
     assert (UploadStore.for_settings(settings).folder(no_models.upload_id) / INPUT_FILE).exists()
 
-    with_models = settings.with_overrides(models_dir=trained_registry.root)
+    with_models = settings.with_overrides(models_dir=trained_registry.root.parent)
     assert run_scoring_job(with_models, no_models.upload_id, lambda _: None)["ok"]
     again = run_scoring_job(with_models, no_models.upload_id, lambda _: None)
     assert not again["ok"] and "already scored" in again["message"]
@@ -349,7 +350,7 @@ def test_the_job_answers_with_a_message_when_it_cannot_score(settings, trained_r
 
 
 def test_results_expire_with_their_folder(settings, trained_registry, forms) -> None:
-    settings = settings.with_overrides(models_dir=trained_registry.root)
+    settings = settings.with_overrides(models_dir=trained_registry.root.parent)
     checked = check_upload(settings, trained_registry, data_url(forms["uci"]), "uci.csv")
     answer = run_scoring_job(settings, checked.upload_id, lambda _: None)
     assert results_file(settings, answer).exists()

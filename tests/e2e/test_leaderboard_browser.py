@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from dashboard import ids
+from ml.config import BUNDLED_DATASET_KEY
 from ml.models.evaluation import classification_metrics
 from ml.serving.locking import running_job
-from ml.serving.registry import RUN_ID_PATTERN, Registry
+from ml.serving.registry import RUN_ID_PATTERN, ModelStore
 from tests.e2e.conftest import (
     AppServer,
     save_screenshot,
@@ -51,7 +52,7 @@ def run_folders(models_dir: Path) -> set[str]:
     """Every complete run folder on disk, as task/model/run-id."""
     return {
         str(path.parent.relative_to(models_dir))
-        for path in models_dir.glob("*/*/*/metadata.json")
+        for path in models_dir.glob("*/*/*/*/metadata.json")  # dataset/task/model/run
         if RUN_ID_PATTERN.match(path.parent.name)
     }
 
@@ -130,7 +131,7 @@ def test_training_from_the_panel_fills_the_leaderboard_without_a_reload(page, se
     assert page.evaluate("window.__sameDocument === true")  # updated in place, not reloaded
     statuses = page.locator(f"#{ids.TRAIN_STATUS} tbody tr").all_inner_texts()
     assert len(statuses) == len(QUICK_MODELS) and all("done" in s for s in statuses), statuses
-    registry = Registry(server.models_dir)
+    registry = ModelStore(server.models_dir).registry(BUNDLED_DATASET_KEY)
     for task, grid_id in GRIDS.items():
         wait_for_grid_rows(page, grid_id, len(registry.runs(task)))
         assert set(grid_run_ids(page, grid_id)) == {r.run_id for r in registry.runs(task)}, task
@@ -179,7 +180,7 @@ def test_cancelling_a_full_job_saves_nothing_and_frees_the_train_button(page, se
 
 def test_choosing_a_classifier_and_moving_the_threshold_updates_precision_recall_and_f1(page, server):
     ensure_quick_set(page, server)
-    registry = Registry(server.models_dir)
+    registry = ModelStore(server.models_dir).registry(BUNDLED_DATASET_KEY)
     xgboost = registry.latest("classification", "xgboost")
     page.locator(
         f"#{ids.LEADERBOARD_CLASSIFICATION_GRID} .ag-center-cols-container [row-id='{xgboost.run_id}']"

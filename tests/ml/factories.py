@@ -37,4 +37,4 @@ def make_clicks(sessions: dict[object, list[dict]]) -> pd.DataFrame:
 def lowercase_form(clicks: pd.DataFrame) -> pd.DataFrame:
     """Canonical clicks as the common lowercase comma form names them (no derived date)."""
     renames = {S.CATEGORY: "page1_main_category", S.CLOTHING_MODEL: "page2_clothing_model"}
-    return clicks.drop(columns=[S.DATE]).rename(columns=renames)
+    return clicks.drop(columns=[S.DATE, S.EVENT_TYPE]).rename(columns=renames)

@@ -21,7 +21,7 @@ from pandas.testing import assert_frame_equal
 
 from ml.config import BUNDLED_DATA_FILE
 from ml.data import schema as S
-from ml.data.loading import LoadedClicks, load_clicks
+from ml.data.loading import LoadedEvents, load_events
 from ml.data.validation import validate_frame
 from ml.errors import ValidationError
 
@@ -117,7 +117,7 @@ def test_uci_fixture_is_the_published_form(uci_head_bytes: bytes) -> None:
     assert b"," not in uci_head_bytes
 
 
-def test_bundled_file_loads_every_click_and_session(bundled: LoadedClicks) -> None:
+def test_bundled_file_loads_every_click_and_session(bundled: LoadedEvents) -> None:
     assert len(bundled.clicks) == 165_474
     assert bundled.n_sessions == 24_026
     assert bundled.label_source == "proxy"
@@ -147,13 +147,14 @@ def test_canonical_dtypes_are_the_documented_ones() -> None:
         "day": "int8",
         "country": "int8",
         "category": "int8",
-        "clothing_model": "category",
+        "product_id": "category",
         "colour": "int8",
         "location": "int8",
         "model_photography": "int8",
         "price": "float64",
         "price_2": "int8",
         "page": "int8",
+        "event_type": "int8",
     }
     assert tuple(S.CLICK_DTYPES) == S.CLICK_COLUMNS
 
@@ -169,7 +170,7 @@ def test_bundled_first_clicks_match_the_published_values(bundled_clicks: pd.Data
     assert (first[S.PRICE], first[S.PRICE_2], first[S.PAGE]) == (28.0, 2, 1)
 
 
-def test_bundled_file_metadata_describes_the_bytes_read(bundled: LoadedClicks) -> None:
+def test_bundled_file_metadata_describes_the_bytes_read(bundled: LoadedEvents) -> None:
     raw = BUNDLED_DATA_FILE.read_bytes()
     assert bundled.n_bytes == len(raw)
     assert bundled.data_hash == hashlib.sha256(raw).hexdigest()
@@ -207,7 +208,7 @@ def test_every_input_form_loads_to_the_bundled_canonical_frame(
     expected_form: str,
 ) -> None:
     path = write(tmp_path / filename, uci_head_bytes)
-    loaded = load_clicks(path)
+    loaded = load_events(path)
 
     assert loaded.input_form == expected_form
     assert loaded.warnings == ()
@@ -228,13 +229,13 @@ def test_every_input_form_gives_an_identical_frame_including_categories(
     filename: str,
     write: Callable[[Path, bytes], Path],
 ) -> None:
-    reference = load_clicks(uci_head_bytes).clicks
-    loaded = load_clicks(write(tmp_path / filename, uci_head_bytes))
+    reference = load_events(uci_head_bytes).clicks
+    loaded = load_events(write(tmp_path / filename, uci_head_bytes))
     assert_frame_equal(loaded.clicks, reference)
 
 
 def test_published_bytes_load_directly_from_memory(uci_head_bytes: bytes, bundled_clicks: pd.DataFrame) -> None:
-    loaded = load_clicks(uci_head_bytes, name="head.csv")
+    loaded = load_events(uci_head_bytes, name="head.csv")
     assert loaded.source == "head.csv"
     assert loaded.input_form == "semicolon-separated CSV with UCI headers"
     assert loaded.n_bytes == len(uci_head_bytes)
@@ -245,7 +246,7 @@ def test_published_bytes_load_directly_from_memory(uci_head_bytes: bytes, bundle
 
 def test_path_may_be_given_as_a_string(tmp_path: Path, uci_head_bytes: bytes) -> None:
     path = write_lowercase_csv(tmp_path / "clicks.csv", uci_head_bytes)
-    loaded = load_clicks(str(path))
+    loaded = load_events(str(path))
     assert loaded.source == "clicks.csv"
     assert len(loaded.clicks) == SAMPLE_CLICKS
 
@@ -254,23 +255,23 @@ def test_form_is_detected_from_content_not_file_extension(tmp_path: Path, uci_he
     """A Parquet file named .csv and a gzip named .txt are still read as what they are."""
     parquet = write_lowercase_parquet(tmp_path / "really-parquet.csv", uci_head_bytes)
     gz = write_lowercase_csv_gz(tmp_path / "really-gzip.txt", uci_head_bytes)
-    assert load_clicks(parquet).input_form == "Parquet with lowercase column names"
-    assert load_clicks(gz).input_form == "gzip-compressed comma-separated CSV with lowercase headers"
+    assert load_events(parquet).input_form == "Parquet with lowercase column names"
+    assert load_events(gz).input_form == "gzip-compressed comma-separated CSV with lowercase headers"
 
 
 def test_different_bytes_give_different_hashes(tmp_path: Path, uci_head_bytes: bytes) -> None:
-    a = load_clicks(write_uci_csv(tmp_path / "a.csv", uci_head_bytes))
-    b = load_clicks(write_lowercase_csv(tmp_path / "b.csv", uci_head_bytes))
-    again = load_clicks(write_uci_csv(tmp_path / "c.csv", uci_head_bytes))
+    a = load_events(write_uci_csv(tmp_path / "a.csv", uci_head_bytes))
+    b = load_events(write_lowercase_csv(tmp_path / "b.csv", uci_head_bytes))
+    again = load_events(write_uci_csv(tmp_path / "c.csv", uci_head_bytes))
     assert a.data_hash == again.data_hash
     assert a.data_hash != b.data_hash
 
 
-def test_validate_frame_gives_the_same_clicks_as_load_clicks(uci_head_bytes: bytes) -> None:
+def test_validate_frame_gives_the_same_clicks_as_load_events(uci_head_bytes: bytes) -> None:
     canonical = validate_frame(raw_uci_frame(uci_head_bytes), source="frame")
     assert canonical.header_form == "UCI"
     assert canonical.has_real_label is False
-    assert_frame_equal(canonical.clicks, load_clicks(uci_head_bytes).clicks)
+    assert_frame_equal(canonical.clicks, load_events(uci_head_bytes).clicks)
 
 
 # ----------------------------------------------------------------- extra columns, labels, IDs
@@ -282,7 +283,7 @@ def test_extra_columns_are_ignored_with_a_warning(tmp_path: Path) -> None:
     path = tmp_path / "extra.csv"
     path.write_bytes(lowercase_csv(rows, header))
 
-    loaded = load_clicks(path)
+    loaded = load_events(path)
 
     assert list(loaded.clicks.columns) == list(S.CLICK_COLUMNS)
     assert len(loaded.clicks) == len(GOOD_ROWS)
@@ -291,7 +292,7 @@ def test_extra_columns_are_ignored_with_a_warning(tmp_path: Path) -> None:
     assert "'referrer'" in loaded.warnings[0]
     assert "'utm_source'" in loaded.warnings[0]
     assert loaded.summary()["warnings"] == list(loaded.warnings)
-    expected = load_clicks(lowercase_csv(GOOD_ROWS)).clicks
+    expected = load_events(lowercase_csv(GOOD_ROWS)).clicks
     assert_frame_equal(loaded.clicks, expected)
 
 
@@ -299,7 +300,7 @@ def test_extra_columns_in_parquet_are_ignored_with_a_warning(tmp_path: Path, uci
     frame = raw_uci_frame(uci_head_bytes).assign(notes="x")
     path = tmp_path / "extra.parquet"
     frame.to_parquet(path, index=False)
-    loaded = load_clicks(path)
+    loaded = load_events(path)
     assert len(loaded.clicks) == SAMPLE_CLICKS
     assert "notes" not in loaded.clicks.columns
     assert any("'notes'" in w for w in loaded.warnings)
@@ -308,7 +309,7 @@ def test_extra_columns_in_parquet_are_ignored_with_a_warning(tmp_path: Path, uci
 def test_no_warnings_when_there_are_no_extra_columns(tmp_path: Path) -> None:
     path = tmp_path / "plain.csv"
     path.write_bytes(lowercase_csv(GOOD_ROWS))
-    assert load_clicks(path).warnings == ()
+    assert load_events(path).warnings == ()
 
 
 def test_converted_and_revenue_columns_are_used_as_real_labels(tmp_path: Path) -> None:
@@ -317,7 +318,7 @@ def test_converted_and_revenue_columns_are_used_as_real_labels(tmp_path: Path) -
     path = tmp_path / "labelled.csv"
     path.write_bytes(lowercase_csv(rows, header))
 
-    loaded = load_clicks(path)
+    loaded = load_events(path)
 
     assert loaded.label_source == "input"
     assert loaded.summary()["label_source"] == "input"
@@ -332,7 +333,7 @@ def test_converted_column_alone_is_a_real_label(tmp_path: Path) -> None:
     rows = [row + f",{i % 2}" for i, row in enumerate(GOOD_ROWS)]
     path = tmp_path / "labelled.csv"
     path.write_bytes(lowercase_csv(rows, LOWERCASE_HEADER + ",converted"))
-    loaded = load_clicks(path)
+    loaded = load_events(path)
     assert loaded.label_source == "input"
     assert loaded.clicks[S.LABEL_CONVERTED].tolist() == [0, 1, 0]
     assert S.LABEL_REVENUE not in loaded.clicks.columns
@@ -343,7 +344,7 @@ def test_boolean_converted_column_in_parquet_is_a_real_label(tmp_path: Path, uci
     frame["converted"] = np.arange(len(frame)) % 3 == 0
     path = tmp_path / "labelled.parquet"
     frame.to_parquet(path, index=False)
-    loaded = load_clicks(path)
+    loaded = load_events(path)
     assert loaded.label_source == "input"
     assert loaded.clicks[S.LABEL_CONVERTED].tolist() == frame["converted"].astype(int).tolist()
 
@@ -358,7 +359,7 @@ def test_string_session_ids_are_accepted(tmp_path: Path) -> None:
     path = tmp_path / "string-ids.csv"
     path.write_bytes(lowercase_csv(rows))
 
-    loaded = load_clicks(path)
+    loaded = load_events(path)
 
     ids = loaded.clicks[S.SESSION_ID]
     assert pd.api.types.is_string_dtype(ids)
@@ -373,7 +374,7 @@ def test_string_session_ids_in_parquet_are_accepted(tmp_path: Path, uci_head_byt
     frame["session ID"] = "web-" + frame["session ID"].astype(str)
     path = tmp_path / "string-ids.parquet"
     frame.to_parquet(path, index=False)
-    loaded = load_clicks(path)
+    loaded = load_events(path)
     assert loaded.clicks[S.SESSION_ID].tolist() == frame["session ID"].tolist()
     assert loaded.n_sessions == frame["session ID"].nunique()
 
@@ -387,7 +388,7 @@ def test_duplicate_pairs_are_still_found_with_string_session_ids(tmp_path: Path)
     path = tmp_path / "dup.csv"
     path.write_bytes(lowercase_csv(rows))
     with pytest.raises(ValidationError) as info:
-        load_clicks(path)
+        load_events(path)
     [problem] = info.value.problems
     assert problem.column == "order"
     assert problem.rows == (1, 3)
@@ -397,7 +398,7 @@ def test_header_with_utf8_bom_loads_with_its_first_column(tmp_path: Path) -> Non
     """The BOM sits right before 'year'; if it were kept, 'year' would be reported missing."""
     path = tmp_path / "bom.csv"
     path.write_bytes(BOM + lowercase_csv(GOOD_ROWS))
-    loaded = load_clicks(path)
+    loaded = load_events(path)
     assert loaded.warnings == ()
     assert loaded.clicks[S.YEAR].tolist() == [2008, 2008, 2008]
-    assert_frame_equal(loaded.clicks, load_clicks(lowercase_csv(GOOD_ROWS)).clicks)
+    assert_frame_equal(loaded.clicks, load_events(lowercase_csv(GOOD_ROWS)).clicks)

@@ -30,7 +30,7 @@ FAMILIES = {name for _, _, name, _ in sg.TRAITS if name} | {"typical browsers"}
 
 @pytest.fixture(scope="module")
 def small_data(bundled, small_clicks) -> PreparedData:
-    return prepare(replace(bundled, clicks=small_clicks, data_hash="small"), display_name="small")
+    return prepare(replace(bundled, events=small_clicks, data_hash="small"), display_name="small")
 
 
 @pytest.fixture(scope="module")

@@ -73,9 +73,9 @@ def event_log(seed: int = 7) -> pd.DataFrame:
 
 
 def csv_reference(log: pd.DataFrame) -> pd.DataFrame:
-    """The raw table the file reader makes of the same log written as CSV."""
+    """The raw table the file reader makes of the same log written as CSV (types inferred, as a database has them)."""
     data = log.to_csv(index=False).encode("utf-8")
-    return parse_bytes(data, max_bytes=MAX_BYTES, source="events.csv").frame
+    return parse_bytes(data, max_bytes=MAX_BYTES, source="events.csv", text_columns=lambda names: ()).frame
 
 
 def refusal(call: Callable[[], object], *fragments: str) -> str:
@@ -366,3 +366,19 @@ def test_a_database_url_is_told_from_a_file_path(text, expected):
 )
 def test_a_redacted_url_masks_the_password(url, shown):
     assert redact_url(url) == shown
+
+
+def test_a_table_loads_to_the_same_canonical_events_as_the_file(log, events, tmp_path: Path):
+    """End to end: the profile is detected from the table's columns and every event comes out as from the CSV."""
+    from ml.data.loading import load_events
+
+    path = tmp_path / "events.csv"
+    log.to_csv(path, index=False)
+    from_file = load_events(path, max_bytes=MAX_BYTES)
+    from_table = load_events(POSTGRES_URL, table=events, max_bytes=MAX_BYTES)
+    from_query = load_events(POSTGRES_URL, query=f"SELECT * FROM {events}", max_bytes=MAX_BYTES)
+    assert from_table.profile.name == from_file.profile.name == "multi_category_store"
+    for loaded in (from_table, from_query):
+        pd.testing.assert_frame_equal(loaded.events, from_file.events)
+        assert loaded.codebooks == from_file.codebooks
+    assert from_table.source.startswith("PostgreSQL table")

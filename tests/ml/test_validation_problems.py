@@ -18,7 +18,7 @@ import pytest
 
 from ml.config import ENV_MAX_INPUT_MB, MEGABYTE, get_settings
 from ml.data import schema as S
-from ml.data.loading import load_clicks
+from ml.data.loading import load_events
 from ml.data.validation import validate_frame
 from ml.errors import Problem, ValidationError
 
@@ -102,7 +102,7 @@ def write(tmp_path: Path, name: str, data: bytes) -> Path:
 
 def problems_of(path: Path | bytes, **kwargs: object) -> tuple[Problem, ...]:
     with pytest.raises(ValidationError) as info:
-        load_clicks(path, **kwargs)
+        load_events(path, **kwargs)
     error = info.value
     assert error.problems, "a ValidationError must carry at least one problem"
     return error.problems
@@ -241,7 +241,7 @@ def test_codes_at_the_ends_of_the_codebook_ranges_are_accepted(tmp_path: Path) -
     low = {"country": "1", "colour": "1", "page": "1", "location": "1", "page1_main_category": "1"}
     high = {"country": "47", "colour": "14", "page": "5", "location": "6", "page1_main_category": "4"}
     path = write(tmp_path, "edges.csv", csv_bytes(rows_with(3, {1: low, 3: high})))
-    clicks = load_clicks(path).clicks
+    clicks = load_events(path).clicks
     assert clicks[S.COUNTRY].tolist() == [1, 29, 47]
     assert clicks[S.COLOUR].tolist() == [1, 1, 14]
 
@@ -257,7 +257,7 @@ def test_non_positive_price_is_reported(tmp_path: Path, price: str) -> None:
 
 def test_small_positive_price_is_accepted(tmp_path: Path) -> None:
     path = write(tmp_path, "price.csv", csv_bytes(rows_with(2, {2: {"price": "0.01"}})))
-    assert load_clicks(path).clicks[S.PRICE].tolist() == [28.0, 0.01]
+    assert load_events(path).clicks[S.PRICE].tolist() == [28.0, 0.01]
 
 
 IMPOSSIBLE_DATES = [("2008", "4", "31"), ("2008", "2", "30"), ("2007", "2", "29"), ("2008", "6", "31")]
@@ -275,7 +275,7 @@ def test_impossible_date_is_reported_on_the_day_column(tmp_path: Path, year: str
 
 def test_leap_day_2008_is_a_real_date(tmp_path: Path) -> None:
     path = write(tmp_path, "leap.csv", csv_bytes(rows_with(2, {2: {"month": "2", "day": "29"}})))
-    dates = load_clicks(path).clicks[S.DATE]
+    dates = load_events(path).clicks[S.DATE]
     assert dates.tolist() == [pd.Timestamp("2008-04-01"), pd.Timestamp("2008-02-29")]
 
 
@@ -299,7 +299,7 @@ def test_duplicate_session_order_pairs_are_reported_with_both_rows(tmp_path: Pat
 
 def test_same_order_in_different_sessions_is_not_a_duplicate(tmp_path: Path) -> None:
     path = write(tmp_path, "ok.csv", csv_bytes(good_rows(6)))
-    assert len(load_clicks(path).clicks) == 6
+    assert len(load_events(path).clicks) == 6
 
 
 def test_examples_are_capped_at_five_rows_but_the_count_is_complete(tmp_path: Path) -> None:
@@ -406,7 +406,7 @@ def test_all_problems_are_reported_together(tmp_path: Path) -> None:
     path = write(tmp_path, "many-problems.csv", csv_bytes(rows, columns))
 
     with pytest.raises(ValidationError) as info:
-        load_clicks(path)
+        load_events(path)
     problems = info.value.problems
 
     assert "missing column" in find(problems, "location", "missing column").message
@@ -600,7 +600,7 @@ def test_windows_1250_text_is_refused_as_not_utf8(tmp_path: Path) -> None:
 
 def test_utf8_polish_text_is_accepted(tmp_path: Path) -> None:
     rows = rows_with(2, {2: {"page2_clothing_model": "Bł"}})
-    clicks = load_clicks(write(tmp_path, "polish.csv", csv_bytes(rows))).clicks
+    clicks = load_events(write(tmp_path, "polish.csv", csv_bytes(rows))).clicks
     assert clicks[S.CLOTHING_MODEL].tolist() == ["A13", "Bł"]
 
 
@@ -620,13 +620,13 @@ def test_file_over_max_bytes_is_refused_before_reading(tmp_path: Path) -> None:
 
     problem = only_problem(path, max_bytes=size - 1)
     assert "over the limit" in problem.message
-    assert len(load_clicks(path, max_bytes=size).clicks) == 10
+    assert len(load_events(path, max_bytes=size).clicks) == 10
 
 
 def test_max_bytes_applies_to_in_memory_uploads_too() -> None:
     data = csv_bytes(good_rows(10))
     assert "over the limit" in only_problem(data, max_bytes=len(data) - 1).message
-    assert len(load_clicks(data, max_bytes=len(data)).clicks) == 10
+    assert len(load_events(data, max_bytes=len(data)).clicks) == 10
 
 
 def test_size_limit_comes_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -709,7 +709,7 @@ def test_damaged_parquet_is_refused(tmp_path: Path, damage: Callable[[bytes], by
 
 
 def test_intact_parquet_of_the_same_data_loads(tmp_path: Path) -> None:
-    assert len(load_clicks(write(tmp_path, "ok.parquet", parquet_bytes())).clicks) == 50
+    assert len(load_events(write(tmp_path, "ok.parquet", parquet_bytes())).clicks) == 50
 
 
 def test_parquet_with_null_values_reports_them(tmp_path: Path) -> None:
@@ -748,7 +748,7 @@ def test_infinite_price_is_a_validation_problem(tmp_path: Path, value: str) -> N
 def test_non_finite_session_id_is_not_silently_changed(tmp_path: Path, value: str) -> None:
     path = write(tmp_path, "inf.csv", csv_bytes(rows_with(3, {2: {"session_id": value, "order": "1"}})))
     try:
-        ids = load_clicks(path).clicks[S.SESSION_ID].astype(str).tolist()
+        ids = load_events(path).clicks[S.SESSION_ID].astype(str).tolist()
     except ValidationError:
         return  # refusing it is fine too
     assert value in ids
@@ -761,5 +761,5 @@ def test_non_finite_session_id_is_not_silently_changed(tmp_path: Path, value: st
 )
 def test_long_numeric_session_ids_are_kept_distinct_and_unchanged(tmp_path: Path, ids: tuple[str, str]) -> None:
     rows = rows_with(2, {1: {"session_id": ids[0], "order": "1"}, 2: {"session_id": ids[1], "order": "1"}})
-    loaded = load_clicks(write(tmp_path, "long-ids.csv", csv_bytes(rows)))
+    loaded = load_events(write(tmp_path, "long-ids.csv", csv_bytes(rows)))
     assert loaded.clicks[S.SESSION_ID].astype(str).tolist() == list(ids)
