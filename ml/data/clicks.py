@@ -115,3 +115,11 @@ def dominant_code(indexed: IndexedClicks, codes: np.ndarray, n_codes: int) -> np
     first_seen[flat[is_first]] = indexed.rank[is_first]
     score = counts * (1 << 20) - np.minimum(first_seen.reshape(counts.shape), (1 << 20) - 1)
     return score.argmax(axis=1)
+
+
+def position_in_group(groups: np.ndarray) -> np.ndarray:
+    """0, 1, 2, ... within each run of equal values of a grouped array (a click's rank, for any blocks)."""
+    if not len(groups):
+        return np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+    return np.arange(len(groups)) - np.repeat(starts, np.diff(np.r_[starts, len(groups)]))
