@@ -257,7 +257,7 @@ def render_markdown(report: dict) -> str:
     if bundled:
         lines += ["### Bundled data, train April–July, test August", "", *evaluation_lines(bundled["split_evaluation"])]
     for d in sets:
-        heading = f"### {d['label'].capitalize()}, default cut (last 20% of dates held out)"
+        heading = f"### {d['label'][:1].upper()}{d['label'][1:]}, default cut (last 20% of dates held out)"
         lines += [heading, "", *evaluation_lines(d["evaluation"])]
     lines += [
         *_machine(report),
