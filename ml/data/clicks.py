@@ -162,3 +162,11 @@ def dominant_code_sparse(indexed: IndexedClicks, codes: np.ndarray) -> np.ndarra
     out = np.zeros(indexed.n_sessions, dtype=np.int64)
     out[sessions[chosen]] = unique_pairs[chosen] % span + low
     return out
+
+
+def position_in_group(groups: np.ndarray) -> np.ndarray:
+    """0, 1, 2, ... within each run of equal values of a grouped array (a click's rank, for any blocks)."""
+    if not len(groups):
+        return np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+    return np.arange(len(groups)) - np.repeat(starts, np.diff(np.r_[starts, len(groups)]))
