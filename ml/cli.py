@@ -1,4 +1,4 @@
-"""Command line: ``python -m ml train | score | evaluate``, for schedulers and scripts.
+"""Command line: ``python -m ml train | score | evaluate | users``, for schedulers and scripts.
 
 Bad input exits non-zero with the validation report on stderr and no
 traceback; an output file is either written whole or not at all.
@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from ml.cli_users import add_users_parser, run_users
 from ml.config import get_settings
 from ml.data.export import write_csv_atomic
 from ml.data.loading import load_clicks
@@ -57,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="print the saved models' held-out metrics")
     p.add_argument("--history", action="store_true", help="every run, not only the newest per model")
+    add_users_parser(sub, settings)
     return parser
 
 
@@ -137,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
     registry = Registry(args.models_dir)
-    commands = {"train": _train, "score": _score, "evaluate": _evaluate}
+    commands = {"train": _train, "score": _score, "evaluate": _evaluate, "users": run_users}
     try:
         return commands[args.command](args, registry)
     except ValidationError as exc:
