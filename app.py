@@ -6,11 +6,20 @@ variables HOST, PORT, DASH_DEBUG, CLICKSTREAM_DATA, ...).
 
 import gc
 import logging
+import sys
 
 from dashboard.app_factory import create_app
+from dashboard.auth import check_can_serve
 from ml.config import get_settings
+from ml.errors import ClickstreamError
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+if __name__ == "__main__":
+    try:  # before the data is prepared, so a refusal comes at once
+        check_can_serve(get_settings())
+    except ClickstreamError as exc:
+        sys.exit(f"error: {exc}")
 
 app = create_app()
 server = app.server

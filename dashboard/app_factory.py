@@ -10,6 +10,7 @@ import diskcache
 from dash import DiskcacheManager, Input, Output, ctx, no_update
 
 from dashboard import ids
+from dashboard.auth import init_auth, may_use_tab, visible_tabs
 from dashboard.context import AppContext
 from dashboard.layout import PRODUCT_NAME, shell
 from dashboard.tabs import TAB_IDS, TABS
@@ -84,7 +85,7 @@ def _register_shell_callbacks(app: dash.Dash, context: AppContext) -> None:
         Input(ids.APP_TABS, "active_tab"),
     )
     def show_tab(tab_id):
-        return render_tab(context, tab_id)
+        return render_tab(context, tab_id if may_use_tab(tab_id) else None)  # a tab the role lacks: the first
 
     app.callback(
         Output(ids.APP_URL, "search"),
@@ -134,12 +135,14 @@ def create_app(settings: Settings | None = None, data: PreparedData | None = Non
         background_callback_manager=manager,
         update_title=None,
     )
-    tabs = [(t.TAB_ID, t.LABEL) for t in TABS]
+    init_auth(app, settings, PRODUCT_NAME)  # login, roles and the check in front of every callback
     # A function, so every page load shows the registry and any running job as they are now.
     # No request body may exceed what the largest allowed upload needs (base64 is 4/3 of the
     # bytes, plus the callback's JSON); Flask answers 413 before reading more.
     app.server.config["MAX_CONTENT_LENGTH"] = max_request_bytes(settings)
-    app.layout = lambda: shell(context, tabs, training_panel(context))
+    app.layout = lambda: shell(
+        context, visible_tabs(TABS), training_panel(context) if may_use_tab(TRAIN_PANEL_TAB) else None
+    )
     _register_shell_callbacks(app, context)
     register_training_callbacks(app, context)
     for tab in TABS:

@@ -6,6 +6,7 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from dashboard import ids
+from dashboard.auth import user_menu
 from dashboard.context import AppContext
 from ml.data import schema as S
 
@@ -35,6 +36,7 @@ def header(context: AppContext) -> dbc.Navbar:
                     [html.Span(PRODUCT_NAME, className="navbar-brand mb-0 h1"), dataset_badge(context)],
                     className="d-flex flex-column",
                 ),
+                user_menu(),
             ],
             fluid=True,
         ),

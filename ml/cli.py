@@ -1,4 +1,4 @@
-"""Command line: ``python -m ml summary | train | score | evaluate``, for schedulers and scripts.
+"""Command line: ``python -m ml summary | train | score | evaluate | users``, for schedulers and scripts.
 
 Every command that reads data takes any source: a file (CSV, gzip, Parquet)
 or a database table or query through an SQLAlchemy URL, with its profile
@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from ml.cli_users import add_users_parser, run_users
 from ml.config import BUNDLED_DATA_FILE, BUNDLED_DATASET_KEY, get_settings
 from ml.data.export import write_csv_atomic
 from ml.data.loading import LoadedEvents, load_events
@@ -93,6 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="print the saved models' held-out metrics")
     p.add_argument("--dataset", help="one dataset (default: every dataset)")
     p.add_argument("--history", action="store_true", help="every run, not only the newest per model")
+    add_users_parser(sub, settings)
     return parser
 
 
@@ -242,7 +244,13 @@ def _evaluate(args: argparse.Namespace, store: ModelStore) -> int:
     return 0
 
 
-COMMANDS = {"summary": _summary, "train": _train, "score": _score, "evaluate": _evaluate}
+COMMANDS = {
+    "summary": _summary,
+    "train": _train,
+    "score": _score,
+    "evaluate": _evaluate,
+    "users": lambda args, _store: run_users(args),
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

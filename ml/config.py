@@ -8,14 +8,18 @@ folder without reloading modules.
 
 from __future__ import annotations
 
+import ipaddress
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_DATA_FILE = PROJECT_ROOT / "data" / "e-shop-clothing-2008.csv.gz"
 BUNDLED_DATA_NAME = "UCI 553 e-shop clothing 2008"
 BUNDLED_DATASET_KEY = "bundled"  # the bundled data's key in the model store and the dataset list
+STATE_DIR = PROJECT_ROOT / ".state"  # users and the session key: private, never committed
+USERS_FILE = STATE_DIR / "users.json"
+SECRET_KEY_FILE = STATE_DIR / "secret_key"
 
 # Environment variable names (documented in the README).
 ENV_DATA_FILE = "CLICKSTREAM_DATA"
@@ -28,6 +32,13 @@ ENV_ALLOW_SQL = "CLICKSTREAM_ALLOW_SQL"  # the dashboard may offer database sour
 ENV_HOST = "HOST"  # as Dash itself reads it
 ENV_PORT = "PORT"  # as Dash itself reads it
 ENV_DEBUG = "DASH_DEBUG"
+ENV_USERS_FILE = "CLICKSTREAM_USERS_FILE"
+ENV_SECRET_KEY = "CLICKSTREAM_SECRET_KEY"
+ENV_SECRET_KEY_FILE = "CLICKSTREAM_SECRET_KEY_FILE"
+ENV_SECURE_COOKIES = "CLICKSTREAM_SECURE_COOKIES"
+ENV_LOGIN_ATTEMPTS = "CLICKSTREAM_LOGIN_ATTEMPTS"
+ENV_LOGIN_WINDOW_S = "CLICKSTREAM_LOGIN_WINDOW_S"
+ENV_REDIS_URL = "REDIS_URL"
 
 DEFAULT_WINDOW = 3
 RANDOM_SEED = 42
@@ -41,6 +52,10 @@ NYSTROEM_COMPONENTS = 300
 DBSCAN_MAX_ROWS = 20_000
 SILHOUETTE_SAMPLE = 5_000
 KMEANS_K_RANGE = (2, 8)
+
+# Failed logins allowed per user name and address within the window, before a pause.
+LOGIN_ATTEMPTS = 5
+LOGIN_WINDOW_S = 300
 
 # Output sizes: curve data stored beside a model, predictions kept for the UI.
 CURVE_POINTS = 200
@@ -69,6 +84,18 @@ def _env_path(name: str, default: Path) -> Path:
     return Path(raw).expanduser().resolve() if raw else default
 
 
+def is_loopback_host(host: str) -> bool:
+    """Whether an address (or ``localhost``) only accepts connections from this machine."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host.strip().strip("[]"))
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1, as a dual-stack socket reports it
+    return address.is_loopback or bool(mapped and mapped.is_loopback)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Resolved settings for one process (or one test)."""
@@ -84,6 +111,14 @@ class Settings:
     debug: bool
     allow_sql_sources: bool
     seed: int = RANDOM_SEED
+    # Login (dashboard/auth): who may use the app, the session key, the failed-login limit.
+    users_file: Path = USERS_FILE
+    secret_key: str = field(default="", repr=False)  # empty: generated once into secret_key_file
+    secret_key_file: Path = SECRET_KEY_FILE
+    secure_cookies: bool = False
+    login_attempts: int = LOGIN_ATTEMPTS
+    login_window_s: int = LOGIN_WINDOW_S
+    redis_url: str = field(default="", repr=False)  # may carry a password
 
     def with_overrides(self, **changes: object) -> Settings:
         """Return a copy with some fields replaced (used by tests and the CLI)."""
@@ -99,6 +134,7 @@ def get_settings() -> Settings:
     window = _env_int(ENV_WINDOW, DEFAULT_WINDOW)
     if window < 1:
         raise ValueError(f"{ENV_WINDOW} must be at least 1, got {window}")
+    host = os.environ.get(ENV_HOST, "").strip() or "127.0.0.1"
     return Settings(
         data_file=_env_path(ENV_DATA_FILE, BUNDLED_DATA_FILE),
         models_dir=_env_path(ENV_MODELS_DIR, PROJECT_ROOT / "models"),
@@ -106,8 +142,15 @@ def get_settings() -> Settings:
         window=window,
         max_input_bytes=_env_int(ENV_MAX_INPUT_MB, 2048) * MEGABYTE,
         max_upload_bytes=_env_int(ENV_MAX_UPLOAD_MB, 50) * MEGABYTE,
-        host=os.environ.get(ENV_HOST, "").strip() or "127.0.0.1",
+        host=host,
         port=_env_int(ENV_PORT, 8050),
         debug=_env_flag(ENV_DEBUG, False),
         allow_sql_sources=_env_flag(ENV_ALLOW_SQL, False),
+        users_file=_env_path(ENV_USERS_FILE, USERS_FILE),
+        secret_key=os.environ.get(ENV_SECRET_KEY, "").strip(),
+        secret_key_file=_env_path(ENV_SECRET_KEY_FILE, SECRET_KEY_FILE),
+        secure_cookies=_env_flag(ENV_SECURE_COOKIES, not is_loopback_host(host)),
+        login_attempts=_env_int(ENV_LOGIN_ATTEMPTS, LOGIN_ATTEMPTS),
+        login_window_s=_env_int(ENV_LOGIN_WINDOW_S, LOGIN_WINDOW_S),
+        redis_url=os.environ.get(ENV_REDIS_URL, "").strip(),
     )

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import pandas as pd
 
@@ -38,15 +41,30 @@ def to_csv_text(frame: pd.DataFrame) -> str:
     return neutralise_formulas(frame).to_csv(index=False)
 
 
-def write_csv_atomic(frame: pd.DataFrame, path: Path | str) -> None:
-    """Write safe CSV next to ``path`` and move it into place, so no half file is ever visible."""
+@contextmanager
+def atomic_write(path: Path | str, permissions: int | None = None) -> Iterator[IO[str]]:
+    """A text file beside ``path`` that replaces it whole when the block ends; on an error, nothing changes.
+
+    The temporary file is created private (0600, as ``mkstemp`` does); ``permissions``
+    sets the mode explicitly before the file becomes visible.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            neutralise_formulas(frame).to_csv(fh, index=False)
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        if permissions is not None:
+            os.chmod(tmp, permissions)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_csv_atomic(frame: pd.DataFrame, path: Path | str) -> None:
+    """Write safe CSV next to ``path`` and move it into place, so no half file is ever visible."""
+    with atomic_write(path) as fh:
+        neutralise_formulas(frame).to_csv(fh, index=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -96,6 +97,26 @@ def training_lock(models_dir: Path, description: str) -> Iterator[None]:
             _unlock(fh)
     finally:
         fh.close()
+
+
+@contextmanager
+def file_lock(path: Path, timeout_s: float = 10.0) -> Iterator[None]:
+    """Hold an exclusive OS lock on ``path`` for the block, waiting up to ``timeout_s`` for it.
+
+    For short read-modify-write steps on a small file (the users file) that two
+    commands might run at once.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + timeout_s
+    with open(path, "a+", encoding="utf-8") as fh:
+        while not _try_lock(fh):
+            if time.monotonic() > deadline:
+                raise ClickstreamError(f"{path} is locked by another process; try again")
+            time.sleep(0.05)
+        try:
+            yield
+        finally:
+            _unlock(fh)
 
 
 def running_job(models_dir: Path) -> dict | None:

@@ -19,7 +19,12 @@ def prepared(bundled) -> PreparedData:
 @pytest.fixture(scope="session")
 def dash_settings(tmp_path_factory):
     root = tmp_path_factory.mktemp("dash")
-    return get_settings().with_overrides(models_dir=root / "models", cache_dir=root / "cache")
+    return get_settings().with_overrides(
+        models_dir=root / "models",
+        cache_dir=root / "cache",
+        users_file=root / "users.json",  # none: the app runs without login, as on a laptop
+        secret_key_file=root / "secret_key",
+    )
 
 
 @pytest.fixture(scope="session")

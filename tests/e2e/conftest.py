@@ -88,6 +88,8 @@ def start_app(tmp: Path, extra_env: dict[str, str] | None = None) -> AppServer:
         "PORT": str(port),
         "CLICKSTREAM_MODELS_DIR": str(models_dir),
         "CLICKSTREAM_CACHE_DIR": str(tmp / "cache"),
+        "CLICKSTREAM_USERS_FILE": str(tmp / "users.json"),  # none unless a test adds some
+        "CLICKSTREAM_SECRET_KEY_FILE": str(tmp / "secret_key"),
         **(extra_env or {}),
     }
     env.pop("DASH_DEBUG", None)

@@ -16,12 +16,15 @@ from ml.serving.scoring import SCORE_COLUMNS
 from tests.ml.factories import lowercase_form
 
 
-def run_cli(*args: str, models_dir: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "CLICKSTREAM_MODELS_DIR": str(models_dir)}
+def run_cli(
+    *args: str, models_dir: Path, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess:
+    env = {**os.environ, "CLICKSTREAM_MODELS_DIR": str(models_dir), **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "ml", *args],
         cwd=PROJECT_ROOT,
         env=env,
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=600,

@@ -17,7 +17,7 @@ import pytest
 
 from ml.config import PROJECT_ROOT
 
-UI_MODULES = ("dash", "dash_bootstrap_components", "plotly", "dashboard", "dash_ag_grid")
+UI_MODULES = ("dash", "dash_bootstrap_components", "plotly", "dashboard", "dash_ag_grid", "flask", "flask_login")
 ML_ROOT = PROJECT_ROOT / "ml"
 LAYERS = {"config": 0, "errors": 0, "tasks": 0, "data": 1, "features": 2, "models": 3, "serving": 4}
 TOP_LAYER = 5  # ml/cli.py, ml/__main__.py and anything else at the top
