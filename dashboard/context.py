@@ -1,7 +1,9 @@
-"""What every tab's callbacks share: settings, the prepared data, the model registry.
+"""What every tab's callbacks share: settings, the datasets, their model registries, the background manager.
 
-Built once by the app factory and passed to each tab's ``register_callbacks``;
-callbacks read from it and never reload the data per request.
+Built once by the app factory and passed to each tab's ``register_callbacks``.
+Callbacks name the dataset they work on (the app-level dataset store holds its
+key) and read it from here; nothing reloads data per request. The app context
+owns the one cache of loaded model runs (``models``), shared by every tab.
 """
 
 from __future__ import annotations
@@ -9,18 +11,47 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dashboard.model_cache import ModelCache
-from ml.config import Settings
+from ml.config import BUNDLED_DATASET_KEY, Settings
 from ml.features.prepared import PreparedData
+from ml.serving.datasets import DatasetStore
 from ml.serving.registry import Registry
 
 
 @dataclass
 class AppContext:
     settings: Settings
-    data: PreparedData
-    registry: Registry
+    datasets: DatasetStore
     background_manager: object | None = None
-    models: ModelCache = field(init=False)
+    _model_caches: dict[str, ModelCache] = field(default_factory=dict, repr=False)
 
-    def __post_init__(self) -> None:
-        self.models = ModelCache(self.registry)
+    def known(self, key: object) -> str:
+        """A dataset key that exists: ``key`` itself, or the bundled dataset's for a missing or unknown one."""
+        return key if isinstance(key, str) and self.datasets.exists(key) else BUNDLED_DATASET_KEY
+
+    def dataset(self, key: object = BUNDLED_DATASET_KEY) -> PreparedData:
+        """A dataset's prepared tables (the bundled dataset for a missing or unknown key)."""
+        return self.datasets.prepared(self.known(key))
+
+    def registry_for(self, key: object = BUNDLED_DATASET_KEY) -> Registry:
+        """A dataset's model registry."""
+        return self.datasets.registry(self.known(key))
+
+    def models_for(self, key: object = BUNDLED_DATASET_KEY) -> ModelCache:
+        """The loaded-model cache of a dataset's registry (one per dataset, owned here)."""
+        key = self.known(key)
+        if key not in self._model_caches:
+            self._model_caches[key] = ModelCache(self.registry_for(key))
+        return self._model_caches[key]
+
+    # The bundled dataset, for code that has not been given a dataset key yet.
+    @property
+    def data(self) -> PreparedData:
+        return self.dataset(BUNDLED_DATASET_KEY)
+
+    @property
+    def models(self) -> ModelCache:
+        return self.models_for(BUNDLED_DATASET_KEY)
+
+    @property
+    def registry(self) -> Registry:
+        return self.registry_for(BUNDLED_DATASET_KEY)

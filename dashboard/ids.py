@@ -18,23 +18,32 @@ APP_MODELS_STORE = "app-models-store"
 # {"method", "params", "segment", "persona", "typical": {window feature: value}}.
 APP_SEGMENT_STORE = "app-segment-store"
 
-# ---------------------------------------------------------------- shared filters (KPI and EDA)
+# The dataset every tab shows: its key (small JSON), set from the URL's ?dataset= and the data control.
+APP_DATASET_STORE = "app-dataset-store"
+
+# ---------------------------------------------------------------- data control (header)
+DATA_SELECT = "data-select-dropdown"
+DATA_INFO = "data-info-div"
+DATA_ADD_BUTTON = "data-add-button"
+
+# ---------------------------------------------------------------- shared filters (KPI, EDA, products)
 FILTER_BAR = "filter-bar-card"
+FILTER_BAR_BODY = "filter-bar-body-div"  # re-rendered when the dataset changes: one dropdown per dimension
 FILTER_DATES = "filter-dates-picker"
-FILTER_COUNTRIES = "filter-countries-dropdown"
-FILTER_CATEGORIES = "filter-categories-dropdown"
-FILTER_COLOURS = "filter-colours-dropdown"
 FILTER_RESET = "filter-reset-button"
 FILTER_SUMMARY = "filter-summary-div"
+# Pattern-matching type of the per-dimension dropdowns: {"type": FILTER_DIMENSION, "name": cube column}.
+FILTER_DIMENSION = "filter-dimension-dropdown"
 
 # ---------------------------------------------------------------- KPI tab
 KPI_CARDS = "kpi-cards-row"
 KPI_TREND_GRAPH = "kpi-trend-graph"
 KPI_TREND_FREQ = "kpi-trend-radio"
 KPI_FUNNEL_GRAPH = "kpi-funnel-graph"
-KPI_COUNTRY_GRAPH = "kpi-country-graph"
-KPI_CATEGORY_GRAPH = "kpi-category-graph"
-KPI_COLOUR_GRAPH = "kpi-colour-graph"
+KPI_BREAKDOWN_PICK = "kpi-breakdown-dropdown"
+KPI_BREAKDOWNS = "kpi-breakdowns-row"
+# Pattern-matching type of one breakdown graph: {"type": KPI_BREAKDOWN_GRAPH, "name": cube column}.
+KPI_BREAKDOWN_GRAPH = "kpi-breakdown-graph"
 KPI_EXPORT_BUTTON = "kpi-export-button"
 KPI_EXPORT_DOWNLOAD = "kpi-export-download"
 KPI_COMPARE_NOTE = "kpi-compare-div"
@@ -155,6 +164,16 @@ SCORING_PREVIEW = "scoring-preview-grid"
 SCORING_DOWNLOAD_BUTTON = "scoring-download-button"
 SCORING_DOWNLOAD = "scoring-results-download"
 SCORING_DOWNLOAD_NOTE = "scoring-download-div"
+
+
+def filter_dimension(name: str) -> dict[str, str]:
+    """Pattern-matching ID of the filter bar's dropdown for one cube dimension."""
+    return {"type": FILTER_DIMENSION, "name": name}
+
+
+def kpi_breakdown(name: str) -> dict[str, str]:
+    """Pattern-matching ID of the KPI breakdown graph of one cube dimension."""
+    return {"type": KPI_BREAKDOWN_GRAPH, "name": name}
 
 
 def whatif_feature(name: str) -> dict[str, str]:

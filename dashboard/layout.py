@@ -1,39 +1,84 @@
-"""The app shell: header with the dataset in use, the shared filter bar, the tabs."""
+"""The app shell: header with the data control, the shared filter bar, the tabs.
+
+The data control names the dataset in use (name, profile, events, sessions,
+dates, the conversion label) and lists the datasets to switch to, the bundled
+one first; "Add data" opens the add-data panel for analysts. What the shell
+shows of a dataset is rendered by callbacks, so a page opened on
+``?dataset=...`` shows that dataset from the start.
+"""
 
 from __future__ import annotations
 
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
-from dashboard import ids
+from dashboard import filter_bar, ids
 from dashboard.auth import user_menu
 from dashboard.context import AppContext
-from ml.data import schema as S
+from ml.serving.datasets import DatasetInfo
 
 PRODUCT_NAME = "Clickstream conversion analytics"
 
 
-def dataset_badge(context: AppContext) -> html.Div:
-    info = context.data.info
-    label_note = f"{info['label_title']}: {info['label_text']}"
+def dataset_option(info: DatasetInfo) -> dict[str, str]:
+    """One entry of the dataset dropdown."""
+    return {"label": f"{info.name} · {info.profile_title} · {info.sessions:,} sessions", "value": info.key}
+
+
+def dataset_options(context: AppContext) -> list[dict[str, str]]:
+    return [dataset_option(info) for info in context.datasets.list()]
+
+
+def label_badge(title: str, text: str, is_proxy: bool) -> html.Span:
+    """The conversion label in use, named as a proxy or as purchases wherever a conversion number appears."""
+    colour = "badge bg-warning text-dark" if is_proxy else "badge bg-light text-dark"
+    return html.Span(title, title=text, className=f"{colour} label-badge")
+
+
+def dataset_summary(context: AppContext, key: str) -> list:
+    """The line under the data control: profile, events, sessions, dates, label."""
+    data = context.dataset(key)
+    info = data.info
+    counts = data.loaded.event_counts()
+    kinds = ", ".join(f"{counts[k]:,} {k}s" for k in ("view", "cart", "purchase") if counts.get(k))
+    return [
+        html.Span(info["profile_title"], className="fw-semibold"),
+        html.Span(f" · {info['clicks']:,} events ({kinds}) · {info['sessions']:,} sessions · "),
+        html.Span(f"{info['first_date']:%d %b %Y} – {info['last_date']:%d %b %Y} · "),
+        label_badge(info["label_title"], f"{info['label_title']}: {info['label_text']}", data.definition.is_proxy),
+    ]
+
+
+def data_control() -> html.Div:
+    """The dataset dropdown, its summary line and the Add data button (options filled by a callback)."""
     return html.Div(
         [
-            html.Span(info["name"], className="fw-semibold"),
-            html.Span(f" · {info['clicks']:,} clicks · {info['sessions']:,} sessions · "),
-            html.Span(f"{info['first_date']:%d %b %Y} – {info['last_date']:%d %b %Y} · "),
-            html.Span(info["label_title"], title=label_note, className="badge bg-warning text-dark"),
+            html.Div(
+                [
+                    dbc.Label("Dataset", html_for=ids.DATA_SELECT, className="visually-hidden"),
+                    dcc.Dropdown(
+                        id=ids.DATA_SELECT,
+                        clearable=False,
+                        searchable=False,
+                        className="data-select",
+                        style={"minWidth": "22rem"},
+                    ),
+                    dbc.Button("Add data", id=ids.DATA_ADD_BUTTON, color="light", outline=True, size="sm"),
+                ],
+                className="d-flex align-items-center gap-2",
+            ),
+            html.Div(id=ids.DATA_INFO, className="small dataset-info mt-1", **{"aria-live": "polite"}),
         ],
         id=ids.APP_DATASET_INFO,
-        className="small dataset-info",
     )
 
 
-def header(context: AppContext) -> dbc.Navbar:
+def header() -> dbc.Navbar:
     return dbc.Navbar(
         dbc.Container(
             [
                 html.Div(
-                    [html.Span(PRODUCT_NAME, className="navbar-brand mb-0 h1"), dataset_badge(context)],
+                    [html.Span(PRODUCT_NAME, className="navbar-brand mb-0 h1"), data_control()],
                     className="d-flex flex-column",
                 ),
                 user_menu(),
@@ -47,82 +92,6 @@ def header(context: AppContext) -> dbc.Navbar:
     )
 
 
-def _options(codes, names) -> list[dict]:
-    return [{"label": names.get(int(c), f"code {c}"), "value": int(c)} for c in codes]
-
-
-def _field(label: str, component: object, component_id: str, **width: int) -> dbc.Col:
-    return dbc.Col([dbc.Label(label, html_for=component_id, className="small mb-0"), component], **width)
-
-
-def _multi_dropdown(component_id: str, codes, names, placeholder: str) -> dcc.Dropdown:
-    return dcc.Dropdown(id=component_id, options=_options(codes, names), multi=True, placeholder=placeholder)
-
-
-def filter_bar(context: AppContext) -> dbc.Card:
-    """Date range, countries, categories, colours: applied to the KPI and EDA tabs."""
-    sessions = context.data.sessions
-    info = context.data.info
-    dates = dcc.DatePickerRange(
-        id=ids.FILTER_DATES,
-        min_date_allowed=info["first_date"],
-        max_date_allowed=info["last_date"],
-        initial_visible_month=info["last_date"],
-        display_format="YYYY-MM-DD",
-        start_date_placeholder_text="first day",
-        end_date_placeholder_text="last day",
-        clearable=True,
-        first_day_of_week=1,
-    )
-    countries = sessions["country"].value_counts().index  # most sessions first
-    categories = sorted(sessions["main_category"].unique())
-    colours = sessions["main_colour"].value_counts().index
-    return dbc.Card(
-        dbc.CardBody(
-            dbc.Row(
-                [
-                    _field("Dates", dates, ids.FILTER_DATES, lg=3, md=6),
-                    _field(
-                        "Countries",
-                        _multi_dropdown(ids.FILTER_COUNTRIES, countries, S.COUNTRY_NAMES, "All countries"),
-                        ids.FILTER_COUNTRIES,
-                        lg=3,
-                        md=6,
-                    ),
-                    _field(
-                        "Main category",
-                        _multi_dropdown(ids.FILTER_CATEGORIES, categories, S.CATEGORY_NAMES, "All categories"),
-                        ids.FILTER_CATEGORIES,
-                        lg=2,
-                        md=4,
-                    ),
-                    _field(
-                        "Main colour",
-                        _multi_dropdown(ids.FILTER_COLOURS, colours, S.COLOUR_NAMES, "All colours"),
-                        ids.FILTER_COLOURS,
-                        lg=2,
-                        md=4,
-                    ),
-                    dbc.Col(
-                        [
-                            dbc.Button(
-                                "Reset filters", id=ids.FILTER_RESET, color="secondary", outline=True, size="sm"
-                            ),
-                            html.Div(id=ids.FILTER_SUMMARY, className="small text-muted mt-1"),
-                        ],
-                        lg=2,
-                        md=4,
-                        className="d-flex flex-column justify-content-end",
-                    ),
-                ],
-                className="g-2 align-items-end",
-            )
-        ),
-        id=ids.FILTER_BAR,
-        className="mb-3 filter-bar",
-    )
-
-
 def shell(context: AppContext, tabs: list[tuple[str, str]], train_panel: object) -> html.Div:
     """Header, filter bar, tab strip, the Train panel and the content area the active tab renders into.
 
@@ -132,16 +101,17 @@ def shell(context: AppContext, tabs: list[tuple[str, str]], train_panel: object)
     return html.Div(
         [
             dcc.Location(id=ids.APP_URL, refresh=False),
+            dcc.Store(id=ids.APP_DATASET_STORE, storage_type="memory"),
             dcc.Store(id=ids.APP_MODELS_STORE, data=context.models.version()),
             dcc.Store(id=ids.APP_SEGMENT_STORE, storage_type="session"),
             # This browser tab's upload and scoring job; in the shell so they outlive a tab switch.
             dcc.Store(id=ids.SCORING_UPLOAD_STORE, storage_type="memory"),
             dcc.Store(id=ids.SCORING_RESULT_STORE, storage_type="memory"),
             dcc.Store(id=ids.SCORING_REQUEST_STORE, storage_type="memory"),
-            header(context),
+            header(),
             dbc.Container(
                 [
-                    filter_bar(context),
+                    filter_bar.bar(),
                     dbc.Tabs(
                         [dbc.Tab(label=label, tab_id=tab_id) for tab_id, label in tabs],
                         id=ids.APP_TABS,

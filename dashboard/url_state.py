@@ -1,31 +1,40 @@
 """The view state in the URL query, so a shared link reopens the same view.
 
-``?tab=kpi&from=2008-06-01&to=2008-06-30&country=29,9&category=1&colour=3``.
-Defaults are left out; anything unparseable is ignored rather than failing.
+``?dataset=shop-oct&tab=kpi&from=2019-10-01&to=2019-10-14&brand=3,7``; on the
+bundled data ``?from=2008-06-01&to=2008-06-30&country=29,9&category=1&colour=3``.
+Each filter dimension is named by its codebook (``category`` for the cube's
+``main_category``, ``brand`` for ``main_brand``). Defaults are left out;
+anything unparseable is ignored rather than failing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from urllib.parse import parse_qs, urlencode
 
-from ml.features.kpis import SessionFilter
+from ml.config import BUNDLED_DATASET_KEY
+from ml.features.kpis import SessionFilter, codebook_of
 
 DEFAULT_TAB = "kpi"
+RESERVED = frozenset({"dataset", "tab", "from", "to"})
 
 
 @dataclass(frozen=True)
 class ViewState:
     tab: str = DEFAULT_TAB
     filter: SessionFilter = field(default_factory=SessionFilter)
+    dataset: str = BUNDLED_DATASET_KEY
+    extra: tuple[tuple[str, str], ...] = ()  # view controls of a tab (e.g. the trend's daily/weekly choice)
 
 
-def _date(text: str | None) -> date | None:
+def parse_date(text: str | None) -> date | None:
+    """An ISO date (``2008-06-01``, also with a time after it), or ``None``."""
     if not text:
         return None
     try:
-        return date.fromisoformat(text[:10])
+        return date.fromisoformat(str(text).strip()[:10])
     except ValueError:
         return None
 
@@ -36,49 +45,56 @@ def _codes(text: str | None) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split(",") if part.strip().isdigit())
 
 
-def parse_search(search: str | None, known_tabs: tuple[str, ...]) -> ViewState:
-    """Read the view state from ``location.search``."""
-    query = {k: v[-1] for k, v in parse_qs((search or "").lstrip("?")).items()}
+def query_of(search: str | None) -> dict[str, str]:
+    """The query's parameters, the last value of each."""
+    return {k: v[-1] for k, v in parse_qs((search or "").lstrip("?")).items()}
+
+
+def parse_search(
+    search: str | None,
+    known_tabs: Sequence[str],
+    dimensions: Sequence[str] = ("country", "main_category", "main_colour"),
+    extra_keys: Sequence[str] = (),
+) -> ViewState:
+    """Read the view state from ``location.search``; ``dimensions`` are the dataset's cube dimensions."""
+    query = query_of(search)
     tab = query.get("tab", DEFAULT_TAB)
+    codes = {column: _codes(query.get(codebook_of(column))) for column in dimensions}
     return ViewState(
         tab=tab if tab in known_tabs else DEFAULT_TAB,
-        filter=SessionFilter(
-            start=_date(query.get("from")),
-            end=_date(query.get("to")),
-            countries=_codes(query.get("country")),
-            categories=_codes(query.get("category")),
-            colours=_codes(query.get("colour")),
-        ),
+        filter=SessionFilter(start=parse_date(query.get("from")), end=parse_date(query.get("to")), **codes),
+        dataset=query.get("dataset") or BUNDLED_DATASET_KEY,
+        extra=tuple((k, query[k]) for k in extra_keys if query.get(k)),
     )
 
 
 def to_search(state: ViewState) -> str:
     """Write the view state as ``?...`` (empty string for the default view)."""
     f = state.filter
-    pairs = {
+    pairs: dict[str, str | None] = {
+        "dataset": state.dataset if state.dataset != BUNDLED_DATASET_KEY else None,
         "tab": state.tab if state.tab != DEFAULT_TAB else None,
         "from": f.start.isoformat() if f.start else None,
         "to": f.end.isoformat() if f.end else None,
-        "country": ",".join(map(str, f.countries)) or None,
-        "category": ",".join(map(str, f.categories)) or None,
-        "colour": ",".join(map(str, f.colours)) or None,
     }
-    query = urlencode({k: v for k, v in pairs.items() if v is not None}, safe=",")
+    for column, codes in f.codes:
+        pairs[codebook_of(column)] = ",".join(map(str, codes))
+    pairs |= dict(state.extra)
+    query = urlencode({k: v for k, v in pairs.items() if v}, safe=",")
     return f"?{query}" if query else ""
 
 
-def filter_from_inputs(
-    start: str | None,
-    end: str | None,
-    countries: list[int] | None,
-    categories: list[int] | None,
-    colours: list[int] | None,
+def dataset_of(search: str | None) -> str:
+    """Only the dataset key of a URL query."""
+    return query_of(search).get("dataset") or BUNDLED_DATASET_KEY
+
+
+def filter_from_values(
+    start: str | None, end: str | None, values: Sequence[object] | None, names: Sequence[Mapping | str] | None
 ) -> SessionFilter:
-    """A filter from the filter bar's component values."""
-    return SessionFilter(
-        start=_date(start),
-        end=_date(end),
-        countries=tuple(sorted(int(c) for c in countries or ())),
-        categories=tuple(sorted(int(c) for c in categories or ())),
-        colours=tuple(sorted(int(c) for c in colours or ())),
-    )
+    """A filter from the filter bar's components: the date picker and the per-dimension dropdowns."""
+    codes = {}
+    for value, name in zip(values or (), names or (), strict=False):
+        column = name["name"] if isinstance(name, Mapping) else name
+        codes[str(column)] = tuple(int(c) for c in value or ())
+    return SessionFilter(start=parse_date(start), end=parse_date(end), **codes)

@@ -20,11 +20,15 @@ BUNDLED_DATASET_KEY = "bundled"  # the bundled data's key in the model store and
 STATE_DIR = PROJECT_ROOT / ".state"  # users and the session key: private, never committed
 USERS_FILE = STATE_DIR / "users.json"
 SECRET_KEY_FILE = STATE_DIR / "secret_key"
+DATASETS_DIR = STATE_DIR / "datasets"  # datasets added from the dashboard, with their prepared tables
+PROFILES_DIR = STATE_DIR / "profiles"  # column mappings saved from the dashboard, detected like the built-ins
 
 # Environment variable names (documented in the README).
 ENV_DATA_FILE = "CLICKSTREAM_DATA"
 ENV_MODELS_DIR = "CLICKSTREAM_MODELS_DIR"
 ENV_CACHE_DIR = "CLICKSTREAM_CACHE_DIR"
+ENV_DATASETS_DIR = "CLICKSTREAM_DATASETS_DIR"
+ENV_PROFILES_DIR = "CLICKSTREAM_PROFILES_DIR"
 ENV_WINDOW = "CLICKSTREAM_WINDOW"
 ENV_MAX_INPUT_MB = "CLICKSTREAM_MAX_INPUT_MB"
 ENV_MAX_UPLOAD_MB = "CLICKSTREAM_MAX_UPLOAD_MB"
@@ -119,6 +123,8 @@ class Settings:
     login_attempts: int = LOGIN_ATTEMPTS
     login_window_s: int = LOGIN_WINDOW_S
     redis_url: str = field(default="", repr=False)  # may carry a password
+    datasets_dir: Path = DATASETS_DIR
+    profiles_dir: Path = PROFILES_DIR
 
     def with_overrides(self, **changes: object) -> Settings:
         """Return a copy with some fields replaced (used by tests and the CLI)."""
@@ -153,4 +159,6 @@ def get_settings() -> Settings:
         login_attempts=_env_int(ENV_LOGIN_ATTEMPTS, LOGIN_ATTEMPTS),
         login_window_s=_env_int(ENV_LOGIN_WINDOW_S, LOGIN_WINDOW_S),
         redis_url=os.environ.get(ENV_REDIS_URL, "").strip(),
+        datasets_dir=_env_path(ENV_DATASETS_DIR, DATASETS_DIR),
+        profiles_dir=_env_path(ENV_PROFILES_DIR, PROFILES_DIR),
     )

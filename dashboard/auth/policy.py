@@ -23,7 +23,9 @@ POLICY: dict[str, str] = {
     ids.TRAIN_PANEL: VIEWER,  # its container, which the shell shows or hides on every tab switch (empty for viewers)
     "leaderboard-": ANALYST,  # the model leaderboard
     "scoring-": ANALYST,  # uploads, scoring jobs and their results
-    "data-": ANALYST,  # the dataset control: list, upload, switch
+    "data-": ANALYST,  # adding, mapping and deleting datasets
+    ids.DATA_SELECT: VIEWER,  # every role may switch the dataset it looks at
+    ids.DATA_INFO: VIEWER,  # and read what the dataset in use is
     "upload": ANALYST,  # any other upload
     "admin-": ADMIN,  # user management
 }

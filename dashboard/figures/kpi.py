@@ -34,6 +34,7 @@ def breakdown_figure(
     selected: Sequence[int],
     conversion_title: str,
     top: int = 12,
+    revenue: str = "Potential revenue",
 ) -> go.Figure:
     """Sessions per value (largest first), coloured by whether the value is in the filter.
 
@@ -46,7 +47,7 @@ def breakdown_figure(
     hover = (
         "<b>%{y}</b><br>%{x:,} sessions (%{customdata[1]:.1%})"
         f"<br>{conversion_title}: %{{customdata[2]:.1%}}"
-        "<br>Potential revenue: $%{customdata[3]:,.0f}<extra>click to filter</extra>"
+        f"<br>{revenue}: %{{customdata[3]:,.0f}}<extra>click to filter</extra>"
     )
     fig = go.Figure(
         go.Bar(
@@ -67,13 +68,14 @@ def breakdown_figure(
     return styled(
         fig,
         xaxis_title=f"Sessions (top {len(shown)} of {len(table)})" if hidden else "Sessions",
+        yaxis={"type": "category"},  # labels such as category IDs are names, not numbers
         margin={"l": 10, "r": 10, "t": 10, "b": 40},
         clickmode="event",
     )
 
 
 def funnel_figure(funnel: pd.DataFrame) -> go.Figure:
-    """Sessions -> 2+ clicks -> 2+ products -> re-viewed, with step conversion in the hover."""
+    """Sessions reaching each step (browse or purchase funnel), with step conversion in the hover."""
     if funnel.empty or funnel["sessions"].iloc[0] == 0:
         return empty_figure(NO_SESSIONS)
     fig = go.Figure(
@@ -84,7 +86,7 @@ def funnel_figure(funnel: pd.DataFrame) -> go.Figure:
             customdata=funnel[["of_previous"]].to_numpy(),
             hovertemplate="<b>%{y}</b><br>%{x:,} sessions<br>%{percentInitial:.1%} of all, "
             "%{customdata[0]:.1%} of previous step<extra></extra>",
-            marker={"color": [PRIMARY, "#52b5ed", "#7fc8f1", ACCENT]},
+            marker={"color": [PRIMARY, "#52b5ed", "#7fc8f1", ACCENT][-len(funnel) :]},
             connector={"line": {"color": "#dee2e6"}},
         )
     )

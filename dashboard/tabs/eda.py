@@ -14,7 +14,7 @@ import dash_bootstrap_components as dbc
 import plotly.graph_objects as go
 from dash import Input, Output, State, html, no_update
 
-from dashboard import ids
+from dashboard import filter_bar, ids
 from dashboard.components import graph_panel
 from dashboard.context import AppContext
 from dashboard.figures.eda import (
@@ -26,8 +26,8 @@ from dashboard.figures.eda import (
     top_products_figure,
 )
 from dashboard.figures.kpi import breakdown_figure
-from dashboard.tabs.kpi import FILTER_INPUTS, toggle_code
-from dashboard.url_state import filter_from_inputs
+from dashboard.tabs.kpi import toggle_code
+from ml.config import BUNDLED_DATASET_KEY
 from ml.data import schema as S
 from ml.features import eda, kpis
 from ml.features.kpis import SessionFilter
@@ -76,7 +76,7 @@ def top_products_view(context: AppContext, filt: SessionFilter, by: str | None =
 
 def country_view(context: AppContext, filt: SessionFilter) -> go.Figure:
     table = kpis.breakdown(eda.eda_cubes(context.data).keys, filt, "country")
-    return breakdown_figure(table, filt.countries, _title(context), top=15)
+    return breakdown_figure(table, filt.codes_for("country"), _title(context), top=15)
 
 
 def weekday_view(context: AppContext, filt: SessionFilter) -> go.Figure:
@@ -174,7 +174,7 @@ def _radio(component_id: str, options: dict[str, str], value: str) -> dbc.RadioI
     )
 
 
-def layout(context: AppContext) -> html.Div:
+def layout(context: AppContext, key: str = BUNDLED_DATASET_KEY) -> html.Div:
     top_metric = _radio(ids.EDA_TOP_PRODUCTS_METRIC, {"views": "Views", "review_rate": "Re-view rate"}, "views")
     normalise = _radio(ids.EDA_CATEGORY_COLOUR_NORM, {NORMALISE: "% of category", COUNTS: "Clicks"}, NORMALISE)
     clicks_note = "clicks of the filtered sessions"
@@ -258,28 +258,30 @@ def register_callbacks(app, context: AppContext) -> None:
 
     for graph_id, view in FILTER_ONLY_VIEWS:
 
-        def update(start, end, countries, categories, colours, view=view):
-            return view(context, filter_from_inputs(start, end, countries, categories, colours))
+        def update(start, end, values, names, view=view):
+            return view(context, filter_bar.read(start, end, values, names))
 
-        app.callback(Output(graph_id, "figure"), FILTER_INPUTS)(update)
+        app.callback(Output(graph_id, "figure"), *filter_bar.INPUTS)(update)
 
     @app.callback(
-        Output(ids.EDA_CATEGORY_COLOUR_GRAPH, "figure"), [*FILTER_INPUTS, Input(ids.EDA_CATEGORY_COLOUR_NORM, "value")]
+        Output(ids.EDA_CATEGORY_COLOUR_GRAPH, "figure"),
+        *filter_bar.INPUTS,
+        Input(ids.EDA_CATEGORY_COLOUR_NORM, "value"),
     )
-    def update_category_colour(start, end, countries, categories, colours, mode):
-        return category_colour_view(context, filter_from_inputs(start, end, countries, categories, colours), mode)
+    def update_category_colour(start, end, values, names, mode):
+        return category_colour_view(context, filter_bar.read(start, end, values, names), mode)
 
     @app.callback(
-        Output(ids.EDA_TOP_PRODUCTS_GRAPH, "figure"), [*FILTER_INPUTS, Input(ids.EDA_TOP_PRODUCTS_METRIC, "value")]
+        Output(ids.EDA_TOP_PRODUCTS_GRAPH, "figure"), *filter_bar.INPUTS, Input(ids.EDA_TOP_PRODUCTS_METRIC, "value")
     )
-    def update_top_products(start, end, countries, categories, colours, by):
-        return top_products_view(context, filter_from_inputs(start, end, countries, categories, colours), by)
+    def update_top_products(start, end, values, names, by):
+        return top_products_view(context, filter_bar.read(start, end, values, names), by)
 
     @app.callback(
-        Output(ids.FILTER_COUNTRIES, "value", allow_duplicate=True),
+        Output(ids.filter_dimension("country"), "value", allow_duplicate=True),
         Output(ids.EDA_COUNTRY_GRAPH, "clickData"),
         Input(ids.EDA_COUNTRY_GRAPH, "clickData"),
-        State(ids.FILTER_COUNTRIES, "value"),
+        State(ids.filter_dimension("country"), "value"),
         prevent_initial_call=True,
     )
     def cross_filter_country(click, current):

@@ -42,6 +42,7 @@ from dashboard.leaderboard_data import (
     training_setup,
 )
 from dashboard.leaderboard_grid import column_defs, grid_height, leaderboard_grid, run_options
+from ml.config import BUNDLED_DATASET_KEY
 from ml.tasks import CLASSIFICATION, CLUSTERING, REGRESSION
 
 TAB_ID = "leaderboard"
@@ -296,7 +297,7 @@ def regressor_section() -> html.Div:
     )
 
 
-def layout(context: AppContext) -> html.Div:
+def layout(context: AppContext, key: str = BUNDLED_DATASET_KEY) -> html.Div:
     history = dbc.Switch(
         id=ids.LEADERBOARD_HISTORY, label="Show earlier runs (every table)", value=False, className="mb-0 small"
     )

@@ -39,7 +39,7 @@ from dashboard.uploads import (
     results_file,
     run_scoring_job,
 )
-from ml.config import Settings
+from ml.config import BUNDLED_DATASET_KEY, Settings
 from ml.data.reading import format_size
 from ml.errors import ValidationError
 from ml.serving.registry import Registry
@@ -218,7 +218,7 @@ def _placeholder() -> dbc.Card:
     )
 
 
-def layout(context: AppContext) -> html.Div:
+def layout(context: AppContext, key: str = BUNDLED_DATASET_KEY) -> html.Div:
     grid = dag.AgGrid(
         id=ids.SCORING_PREVIEW,
         columnDefs=column_defs(),

@@ -17,6 +17,7 @@ from dashboard.components import GRAPH_CONFIG, graph_panel
 from dashboard.context import AppContext
 from dashboard.figures.segments import metric_tiles, projection_figure, segment_cards, silhouette_figure
 from dashboard.tabs.whatif import TAB_ID as WHATIF_TAB_ID
+from ml.config import BUNDLED_DATASET_KEY
 from ml.features.labels import TARGET_BASKET, TARGET_CONVERTED
 from ml.models.segment_runs import (
     DISPLAY_POINTS,
@@ -217,7 +218,7 @@ def controls(context: AppContext) -> dbc.Card:
     )
 
 
-def layout(context: AppContext) -> html.Div:
+def layout(context: AppContext, key: str = BUNDLED_DATASET_KEY) -> html.Div:
     n_sessions = len(context.data.sessions)
     shown = min(n_sessions, DISPLAY_POINTS)
     subtitle = (

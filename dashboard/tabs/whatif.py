@@ -24,6 +24,7 @@ from dashboard.components import error_alert, graph_panel
 from dashboard.context import AppContext
 from dashboard.figures.style import empty_figure
 from dashboard.figures.whatif import probability_figure, sensitivity_figure, waterfall_figure
+from ml.config import BUNDLED_DATASET_KEY
 from ml.serving.whatif import (
     Control,
     PreparedModels,
@@ -308,7 +309,7 @@ def _results(title: str) -> dbc.Row:
     )
 
 
-def layout(context: AppContext) -> html.Div:
+def layout(context: AppContext, key: str = BUNDLED_DATASET_KEY) -> html.Div:
     inputs = dbc.Card(
         [
             dbc.CardHeader(html.H6("The visitor's first clicks", className="mb-0")),

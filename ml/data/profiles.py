@@ -68,8 +68,10 @@ DEFAULT_SESSION_GAP_MINUTES = 30.0
 MAX_DIMENSIONS = 12
 UCI_PROFILE = "uci553"
 DIMENSION_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-# Names a dimension may not take: the canonical fields and the columns features derive from them.
-RESERVED_NAMES = frozenset(FIELDS) | {S.DATE, S.YEAR, S.MONTH, S.DAY, S.LABEL_CONVERTED, "key"}
+# Names a dimension may not take: canonical fields, derived columns, and the URL's own parameters.
+RESERVED_NAMES = (
+    frozenset(FIELDS) | {S.DATE, S.YEAR, S.MONTH, S.DAY, S.LABEL_CONVERTED, "key"} | {"tab", "dataset", "from", "to"}
+)
 
 
 @dataclass(frozen=True)

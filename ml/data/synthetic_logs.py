@@ -50,7 +50,7 @@ def _catalogue(rng: np.random.Generator) -> pd.DataFrame:
 def _sessions(n_events: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     n_sessions = max(int(n_events / MEAN_SESSION_EVENTS), 1)
     propensity = rng.normal(0.0, 1.0, n_sessions)
-    length = 1 + rng.geometric(1.0 / (MEAN_SESSION_EVENTS - 0.5 + 0.8 * (propensity > 0.8)), n_sessions)
+    length = rng.geometric(1.0 / (MEAN_SESSION_EVENTS + 0.8 * (propensity > 0.8)), n_sessions)  # 1 = a bounce
     users = rng.integers(0, max(n_sessions // 2, 1), n_sessions)
     start = START + rng.integers(0, DAYS * 86_400, n_sessions).astype("timedelta64[s]")
     home = np.minimum(rng.zipf(1.6, n_sessions) - 1, len(CATEGORIES) - 1)

@@ -21,7 +21,7 @@ import pandas as pd
 from ml.config import RANDOM_SEED
 from ml.data import schema as S
 from ml.data.clicks import IndexedClicks
-from ml.features.kpis import CUBE_KEYS, SessionFilter, build_cube
+from ml.features.kpis import SessionFilter, build_cube, cube_keys, dimensions_of
 from ml.features.labels import TARGET_BASKET, TARGET_CONVERTED
 
 if TYPE_CHECKING:
@@ -125,8 +125,9 @@ def price_bin_width(prices: np.ndarray) -> float:
 
 def _session_keys(sessions: pd.DataFrame, keys: pd.DataFrame) -> np.ndarray:
     """Row of ``keys`` holding each session's (date, country, main category, main colour)."""
-    lookup = keys[list(CUBE_KEYS)].assign(**{KEY: np.arange(len(keys), dtype=np.int64)})
-    merged = sessions[list(CUBE_KEYS)].merge(lookup, on=list(CUBE_KEYS), how="left", validate="many_to_one")
+    columns = ["date", *dimensions_of(keys)]
+    lookup = keys[columns].assign(**{KEY: np.arange(len(keys), dtype=np.int64)})
+    merged = cube_keys(sessions)[columns].merge(lookup, on=columns, how="left", validate="many_to_one")
     if merged[KEY].isna().any():
         raise ValueError("the KPI cube does not cover every session; build it from the same session table")
     return merged[KEY].to_numpy(dtype=np.int64)

@@ -1,53 +1,120 @@
 """Business KPIs for a filter, computed from a pre-aggregated session cube.
 
-Every KPI is a sum over sessions (sessions, clicks, bounces, conversions,
-revenue, funnel steps), so sessions are aggregated once into a cube keyed by
-(date, country, main category, main colour). A filter then selects cube rows
-and sums them: the cost depends on the number of distinct keys, not on the
-number of clicks, which keeps the dashboard fast on millions of sessions.
-``session_kpis`` computes the same numbers straight from session rows; the
-tests hold the two to each other.
+Every KPI is a sum over sessions (sessions, events, bounces, conversions,
+revenue, carts, orders, funnel steps), so sessions are aggregated once into a
+cube keyed by the date and the dataset's filter dimensions: country, main
+category and main colour on the UCI file; the main category and each
+dimension's main value (brand, device, ...) on other event logs. A filter then
+selects cube rows and sums them: the cost depends on the number of distinct
+keys, not on the number of events, which keeps the dashboard fast on millions
+of sessions. ``session_kpis`` computes the same numbers straight from session
+rows; the tests hold the two to each other.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
 
 from ml.data import schema as S
+from ml.data.codes import NONE_CODE
 from ml.features.labels import TARGET_BASKET, TARGET_CONVERTED
 
-CUBE_KEYS = ("date", "country", "main_category", "main_colour")
-DIMENSIONS = {"country": S.COUNTRY, "main_category": S.CATEGORY, "main_colour": S.COLOUR}
+UCI_CUBE_DIMENSIONS = ("country", "main_category", "main_colour")
+MAX_CUBE_DIMENSIONS = 6  # filters and breakdowns beyond the category: the profile's first dimensions
+CUBE_TOP_CODES = 50  # a dimension's codes beyond its 50 most frequent are pooled (code 0) in the cube
 DIMENSION_TITLES = {"country": "Country", "main_category": "Main category", "main_colour": "Main colour"}
-FUNNEL_STEPS = (
+COUNT_SUMS = (
+    "sessions",
+    "clicks",
+    "bounces",
+    "conversions",
+    "revenue",
+    "multi_click",
+    "multi_product",
+    "reviewed",
+    "viewed",
+    "carted",
+    "purchased",
+    "cart_abandoned",
+    "orders",
+)
+SUMS = COUNT_SUMS
+PROXY_FUNNEL = (
     ("sessions", "Sessions"),
     ("multi_click", "2+ clicks"),
-    ("multi_product", "2+ products"),
-    ("reviewed", "Re-viewed a product (converted, proxy)"),
+    ("conversions", "Re-viewed a product (converted, proxy)"),
 )
-SUMS = ("sessions", "clicks", "bounces", "conversions", "revenue", "multi_click", "multi_product", "reviewed")
+PURCHASE_FUNNEL = (
+    ("sessions", "Sessions"),
+    ("viewed", "Viewed a product"),
+    ("carted", "Added to cart"),
+    ("purchased", "Purchased (converted)"),
+)
+FUNNEL_STEPS = PROXY_FUNNEL
 
 
-@dataclass(frozen=True)
+def codebook_of(column: str) -> str:
+    """The codebook a cube column's codes belong to: ``main_brand`` -> ``brand``, ``country`` -> ``country``."""
+    return column.removeprefix("main_")
+
+
+def dimension_title(column: str) -> str:
+    """A readable name for a cube column ("Main brand")."""
+    return DIMENSION_TITLES.get(column) or column.replace("_", " ").capitalize()
+
+
 class SessionFilter:
-    """Which sessions to count: a date range (inclusive) and codes to keep (empty = all)."""
+    """Which sessions to count: a date range (inclusive) and, per cube dimension, codes to keep (empty = all).
 
-    start: date | None = None
-    end: date | None = None
-    countries: tuple[int, ...] = ()
-    categories: tuple[int, ...] = ()
-    colours: tuple[int, ...] = ()
+    ``SessionFilter(start=..., end=..., country=(29,), main_category=(2,))``.
+    Immutable and hashable, so views can be cached by filter.
+    """
+
+    __slots__ = ("codes", "end", "start")
+
+    def __init__(self, start: date | None = None, end: date | None = None, **codes: Iterable[int]):
+        object.__setattr__(self, "start", start)
+        object.__setattr__(self, "end", end)
+        kept = tuple(sorted((name, tuple(sorted({int(c) for c in values}))) for name, values in codes.items()))
+        object.__setattr__(self, "codes", tuple((name, values) for name, values in kept if values))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("SessionFilter is immutable")
+
+    def _key(self) -> tuple:
+        return (self.start, self.end, self.codes)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SessionFilter) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        parts = [f"start={self.start!r}", f"end={self.end!r}", *(f"{k}={v!r}" for k, v in self.codes)]
+        return f"SessionFilter({', '.join(parts)})"
+
+    def codes_for(self, column: str) -> tuple[int, ...]:
+        """The codes kept for one dimension (empty = all)."""
+        return dict(self.codes).get(column, ())
+
+    def replace(self, **changes: object) -> SessionFilter:
+        """A copy with the dates and/or some dimensions' codes changed."""
+        start = changes.pop("start", self.start)
+        end = changes.pop("end", self.end)
+        return SessionFilter(start=start, end=end, **{**dict(self.codes), **changes})  # type: ignore[arg-type]
 
     def previous_period(self) -> SessionFilter | None:
         """The same filter over the equally long period just before, if the range is bounded."""
         if self.start is None or self.end is None:
             return None
         length = (self.end - self.start).days + 1
-        return replace(self, start=self.start - timedelta(days=length), end=self.start - timedelta(days=1))
+        return self.replace(start=self.start - timedelta(days=length), end=self.start - timedelta(days=1))
 
     def mask(self, frame: pd.DataFrame) -> np.ndarray:
         """Rows of a cube or session table that pass the filter."""
@@ -57,19 +124,31 @@ class SessionFilter:
             keep &= dates >= np.datetime64(self.start)
         if self.end is not None:
             keep &= dates < np.datetime64(self.end + timedelta(days=1))
-        for column, codes in (
-            ("country", self.countries),
-            ("main_category", self.categories),
-            ("main_colour", self.colours),
-        ):
-            if codes:
+        for column, codes in self.codes:
+            if column in frame:
                 keep &= np.isin(frame[column].to_numpy(), codes)
         return keep
+
+
+def _is_uci(sessions: pd.DataFrame) -> bool:
+    return set(UCI_CUBE_DIMENSIONS) <= set(sessions.columns) and "premium_share" in sessions
+
+
+def cube_dimensions(sessions: pd.DataFrame) -> tuple[str, ...]:
+    """The session-table columns the cube is keyed by (besides the date)."""
+    if _is_uci(sessions):
+        return UCI_CUBE_DIMENSIONS
+    mains = [c for c in sessions.columns if c.startswith("main_") and c != "main_category"]
+    return ("main_category", *mains[:MAX_CUBE_DIMENSIONS])
 
 
 def _session_measures(sessions: pd.DataFrame) -> pd.DataFrame:
     converted = sessions[TARGET_CONVERTED].astype(bool)
     multi_product = sessions["n_products"] >= 2
+    carted = sessions["n_carts"] > 0 if "n_carts" in sessions else pd.Series(False, index=sessions.index)
+    purchased = sessions["n_purchases"] > 0 if "n_purchases" in sessions else pd.Series(False, index=sessions.index)
+    views = sessions["n_views"] if "n_views" in sessions else sessions["n_clicks"]
+    orders = sessions["n_orders"] if "n_orders" in sessions else converted.astype(np.int64)
     return pd.DataFrame(
         {
             "sessions": 1,
@@ -80,30 +159,57 @@ def _session_measures(sessions: pd.DataFrame) -> pd.DataFrame:
             "multi_click": (sessions["n_clicks"] >= 2).astype(np.int64),
             "multi_product": multi_product.astype(np.int64),
             "reviewed": (converted & multi_product).astype(np.int64),
+            "viewed": (views > 0).astype(np.int64),
+            "carted": carted.astype(np.int64),
+            "purchased": purchased.astype(np.int64),
+            "cart_abandoned": (carted & ~purchased).astype(np.int64),
+            "orders": orders.astype(np.int64),
         },
         index=sessions.index,
     )
 
 
+def cube_keys(sessions: pd.DataFrame) -> pd.DataFrame:
+    """Each session's cube key: its date and its (pooled) code in each cube dimension."""
+    keys = {"date": sessions["date"].to_numpy()}
+    pool = not _is_uci(sessions)  # the UCI codebooks are small; other dimensions can have thousands of values
+    for column in cube_dimensions(sessions):
+        codes = sessions[column].to_numpy()
+        keys[column] = np.where(codes > CUBE_TOP_CODES, NONE_CODE, codes) if pool else codes
+    return pd.DataFrame(keys)
+
+
 def build_cube(sessions: pd.DataFrame) -> pd.DataFrame:
-    """Sum the per-session measures by (date, country, main category, main colour)."""
-    measures = _session_measures(sessions)
-    keys = sessions[list(CUBE_KEYS)].reset_index(drop=True)
-    cube = pd.concat([keys, measures.reset_index(drop=True)], axis=1).groupby(list(CUBE_KEYS), observed=True).sum()
+    """Sum the per-session measures by date and the cube dimensions."""
+    keys = cube_keys(sessions)
+    measures = _session_measures(sessions).reset_index(drop=True)
+    cube = pd.concat([keys, measures], axis=1).groupby(list(keys.columns), observed=True).sum()
     return cube.reset_index()
+
+
+def dimensions_of(cube: pd.DataFrame) -> tuple[str, ...]:
+    """A cube's dimension columns (its keys besides the date)."""
+    return tuple(c for c in cube.columns if c != "date" and c not in SUMS)
 
 
 def _ratios(totals: dict[str, float]) -> dict[str, float]:
     sessions = totals["sessions"]
     conversions = totals["conversions"]
     nan = float("nan")
+
+    def rate(numerator: float, denominator: float) -> float:
+        return numerator / denominator if denominator else nan
+
     return {
         **totals,
-        "clicks_per_session": totals["clicks"] / sessions if sessions else nan,
-        "bounce_rate": totals["bounces"] / sessions if sessions else nan,
-        "conversion_rate": conversions / sessions if sessions else nan,
-        "revenue_per_converting_session": totals["revenue"] / conversions if conversions else nan,
-        "revenue_per_session": totals["revenue"] / sessions if sessions else nan,
+        "clicks_per_session": rate(totals["clicks"], sessions),
+        "bounce_rate": rate(totals["bounces"], sessions),
+        "conversion_rate": rate(conversions, sessions),
+        "revenue_per_converting_session": rate(totals["revenue"], conversions),
+        "revenue_per_session": rate(totals["revenue"], sessions),
+        "average_order_value": rate(totals["revenue"], totals["orders"]),
+        "cart_rate": rate(totals["carted"], sessions),
+        "cart_abandonment": rate(totals["cart_abandoned"], totals["carted"]),
     }
 
 
@@ -114,7 +220,8 @@ def _totals(frame: pd.DataFrame) -> dict[str, float]:
 
 def session_kpis(sessions: pd.DataFrame, filt: SessionFilter) -> dict[str, float]:
     """KPIs straight from session rows (the reference the cube must agree with)."""
-    return _totals(_session_measures(sessions[filt.mask(sessions)]))
+    keys = cube_keys(sessions)
+    return _totals(_session_measures(sessions)[filt.mask(keys)])
 
 
 @dataclass(frozen=True)
@@ -156,31 +263,48 @@ def trend(cube: pd.DataFrame, filt: SessionFilter, freq: str = "D") -> pd.DataFr
     return out.reset_index()
 
 
-def breakdown(cube: pd.DataFrame, filt: SessionFilter, dimension: str) -> pd.DataFrame:
+def breakdown(
+    cube: pd.DataFrame,
+    filt: SessionFilter,
+    dimension: str,
+    codebooks: Mapping[str, Mapping[int, str]] | None = None,
+) -> pd.DataFrame:
     """Sessions, share, conversion rate and revenue per value of a dimension, largest first, decoded."""
-    if dimension not in DIMENSIONS:
-        raise ValueError(f"unknown dimension {dimension!r}; choose from {sorted(DIMENSIONS)}")
+    if dimension not in dimensions_of(cube):
+        raise ValueError(f"unknown dimension {dimension!r}; choose from {sorted(dimensions_of(cube))}")
+    books = codebooks or S.CODEBOOK
     rows = cube[filt.mask(cube)]
-    out = rows.groupby(dimension)[["sessions", "conversions", "revenue", "clicks"]].sum()
+    out = rows.groupby(dimension)[["sessions", "conversions", "revenue", "clicks", "orders", "carted"]].sum()
     out = out[out["sessions"] > 0].sort_values("sessions", ascending=False)
     total = out["sessions"].sum()
     out["share"] = out["sessions"] / total if total else np.nan
     out["conversion_rate"] = out["conversions"] / out["sessions"]
     out["revenue_per_session"] = out["revenue"] / out["sessions"]
     out = out.reset_index().rename(columns={dimension: "code"})
-    out.insert(1, "label", [S.decode(DIMENSIONS[dimension], int(c)) for c in out["code"]])
+    book = books.get(codebook_of(dimension), {})
+    pooled = "(other)" if dimension not in UCI_CUBE_DIMENSIONS else "code 0"
+    out.insert(1, "label", [book.get(int(c), pooled if int(c) == NONE_CODE else f"code {int(c)}") for c in out["code"]])
     return out
 
 
+def funnel_steps(cube: pd.DataFrame) -> Sequence[tuple[str, str]]:
+    """View -> cart -> purchase when the data has purchases, else the browse funnel ending in the proxy."""
+    return PURCHASE_FUNNEL if cube["purchased"].sum() > 0 else PROXY_FUNNEL
+
+
 def funnel(cube: pd.DataFrame, filt: SessionFilter) -> pd.DataFrame:
-    """The browse funnel: sessions -> 2+ clicks -> 2+ products -> re-viewed, with step and overall rates."""
-    totals = cube.loc[filt.mask(cube), [step for step, _ in FUNNEL_STEPS]].sum()
-    counts = [float(totals[step]) for step, _ in FUNNEL_STEPS]
+    """Sessions reaching each step, with the share of all sessions and of the previous step.
+
+    The last step is the sessions that convert, so it equals the conversion card.
+    """
+    steps = funnel_steps(cube)
+    totals = cube.loc[filt.mask(cube), [step for step, _ in steps]].sum()
+    counts = [float(totals[step]) for step, _ in steps]
     first = counts[0] or np.nan
     previous = [counts[0], *counts[:-1]]
     return pd.DataFrame(
         {
-            "step": [label for _, label in FUNNEL_STEPS],
+            "step": [label for _, label in steps],
             "sessions": counts,
             "of_start": [c / first for c in counts],
             "of_previous": [c / p if p else np.nan for c, p in zip(counts, previous, strict=True)],
@@ -188,11 +312,13 @@ def funnel(cube: pd.DataFrame, filt: SessionFilter) -> pd.DataFrame:
     )
 
 
-def breakdown_export(cube: pd.DataFrame, filt: SessionFilter) -> pd.DataFrame:
-    """All three breakdowns in one table, for the CSV download."""
+def breakdown_export(
+    cube: pd.DataFrame, filt: SessionFilter, codebooks: Mapping[str, Mapping[int, str]] | None = None
+) -> pd.DataFrame:
+    """Every dimension's breakdown in one table, for the CSV download."""
     parts = []
-    for dimension, title in DIMENSION_TITLES.items():
-        part = breakdown(cube, filt, dimension)
-        part.insert(0, "dimension", title)
+    for dimension in dimensions_of(cube):
+        part = breakdown(cube, filt, dimension, codebooks)
+        part.insert(0, "dimension", dimension_title(dimension))
         parts.append(part)
     return pd.concat(parts, ignore_index=True)

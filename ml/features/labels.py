@@ -164,7 +164,7 @@ PURCHASES = LabelDefinition(
     name="purchases",
     title="Conversion (purchases)",
     converted_text="the session has at least one purchase event",
-    basket_text="revenue: the sum of the session's purchase prices (or the source's revenue column where given)",
+    basket_text="the sum of the session's purchase prices (or of the source's revenue column where it has one)",
     compute=_purchases,
     is_proxy=False,
 )
@@ -208,3 +208,10 @@ def session_targets(indexed: IndexedClicks, definition: LabelDefinition | None =
     """Targets for every session under ``definition`` (default: chosen from the columns)."""
     definition = definition or choose_definition(indexed.clicks)
     return definition.targets(indexed)
+
+
+def label_source_of(definition: LabelDefinition) -> str:
+    """Where a label comes from: "proxy", "purchases" or "input" (a label column)."""
+    if definition.is_proxy:
+        return "proxy"
+    return "purchases" if definition.name == PURCHASES.name else "input"

@@ -16,6 +16,7 @@ import pandas as pd
 from sklearn.model_selection import GroupKFold
 
 from ml.features.window import FeatureSpec
+from ml.models.capacity import at_threshold, capacity_table, residual_interval
 from ml.models.evaluation import (
     best_f1_threshold,
     classification_curves,
@@ -106,6 +107,9 @@ def train_classifier(spec: ModelSpec, data: TrainingData, config: TrainConfig, r
         "params": describe_params(params),
         "grid": grid_results,
         "threshold": threshold,
+        # What "contact the top N%" and the threshold flag on every held-out session.
+        "capacity": capacity_table(data.y_test, p_test),
+        "threshold_rule": at_threshold(data.y_test, p_test, threshold),
         "metrics": {
             "test": classification_metrics(data.y_test, p_test, threshold),
             "cv": cv,
@@ -139,6 +143,8 @@ def train_regressor(spec: ModelSpec, data: TrainingData, config: TrainConfig, re
         "params": describe_params(params),
         "grid": grid_results,
         "target": "basket_value",
+        # Held-out residual quantiles: predictions are shown as a range, not to the cent.
+        "interval": residual_interval(y_test, y_pred),
         "metrics": {
             "test": regression_metrics(y_test, y_pred),
             "cv": summarise_folds([regression_metrics(y_train[va], oof[va]) for _, va in folds]),

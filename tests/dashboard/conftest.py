@@ -6,9 +6,9 @@ import pytest
 
 from dashboard.app_factory import create_app
 from dashboard.context import AppContext
-from ml.config import get_settings
+from ml.config import BUNDLED_DATASET_KEY, get_settings
 from ml.features.prepared import PreparedData, prepare
-from ml.serving.registry import Registry
+from ml.serving.datasets import DatasetStore
 
 
 @pytest.fixture(scope="session")
@@ -24,12 +24,16 @@ def dash_settings(tmp_path_factory):
         cache_dir=root / "cache",
         users_file=root / "users.json",  # none: the app runs without login, as on a laptop
         secret_key_file=root / "secret_key",
+        datasets_dir=root / "datasets",
+        profiles_dir=root / "profiles",
     )
 
 
 @pytest.fixture(scope="session")
 def context(prepared, dash_settings) -> AppContext:
-    return AppContext(settings=dash_settings, data=prepared, registry=Registry(dash_settings.models_dir))
+    datasets = DatasetStore.for_settings(dash_settings)
+    datasets.remember(BUNDLED_DATASET_KEY, prepared)
+    return AppContext(settings=dash_settings, datasets=datasets)
 
 
 @pytest.fixture(scope="session")

@@ -300,7 +300,8 @@ def test_a_viewers_forged_upload_gets_403_and_nothing_is_stored(auth_app, auth_s
 def test_a_viewer_asking_for_an_analyst_tab_gets_the_first_tab_instead(auth_app):
     client = logged_in(auth_app, "vera")
     key = callback_key(auth_app, output_id=ids.APP_TAB_CONTENT)
-    response = post_callback(client, callback_body(auth_app, key, {f"{ids.APP_TABS}.active_tab": "leaderboard"}))
+    values = {f"{ids.APP_TABS}.active_tab": "leaderboard", f"{ids.APP_DATASET_STORE}.data": "bundled"}
+    response = post_callback(client, callback_body(auth_app, key, values))
     assert response.status_code == 200
     content = response.get_data(as_text=True)
     assert "leaderboard-" not in content and ids.KPI_CARDS in content

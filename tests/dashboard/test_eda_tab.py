@@ -16,11 +16,13 @@ from dashboard import ids
 from dashboard.context import AppContext
 from dashboard.figures.kpi import NO_SESSIONS
 from dashboard.tabs import TABS, eda
+from ml.config import BUNDLED_DATASET_KEY
 from ml.features.kpis import SessionFilter
 from ml.features.labels import INPUT_LABEL
 from ml.features.window import WINDOW_FEATURES
+from ml.serving.datasets import DatasetStore
 
-FILTER = SessionFilter(start=date(2008, 5, 1), end=date(2008, 6, 30), countries=(9, 29), categories=(1, 3))
+FILTER = SessionFilter(start=date(2008, 5, 1), end=date(2008, 6, 30), country=(9, 29), main_category=(1, 3))
 NOBODY = SessionFilter(start=date(2030, 1, 1))
 GRAPHS = (
     ids.EDA_PRICE_GRAPH,
@@ -153,14 +155,16 @@ def test_label_note_names_the_label_columns_and_the_model_inputs(context: AppCon
     assert f"first {context.settings.window} clicks" in text
     assert all(spec.label in text for spec in WINDOW_FEATURES)
     assert "real label column" not in text
-    labelled = replace(context, data=replace(context.data, definition=INPUT_LABEL))
+    labelled_store = DatasetStore.for_settings(context.settings)
+    labelled_store.remember(BUNDLED_DATASET_KEY, replace(context.data, definition=INPUT_LABEL))
+    labelled = replace(context, datasets=labelled_store, _model_caches={})
     assert "real label column" in _text(eda.label_note(labelled))
 
 
 def test_the_app_registers_the_eda_tab_and_its_callbacks_run(app):
     assert eda in TABS
     callbacks = app.callback_map
-    no_filter = (None, None, [], [], [])
+    no_filter = (None, None, [], [])
     extra = {ids.EDA_TOP_PRODUCTS_GRAPH: ("review_rate",), ids.EDA_CATEGORY_COLOUR_GRAPH: ("views",)}
     for graph in GRAPHS:
         fig = callbacks[f"{graph}.figure"]["callback"].__wrapped__(*no_filter, *extra.get(graph, ()))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+from dataclasses import replace
 
 import dash_ag_grid as dag
 import pandas as pd
@@ -87,9 +88,7 @@ def test_layout_states_and_enforces_the_upload_limit_and_types(context):
 
 
 def test_the_limit_shown_follows_the_configuration(context, settings):
-    small = type(context)(
-        settings=settings.with_overrides(max_upload_bytes=3 * 1024 * 1024), data=context.data, registry=context.registry
-    )
+    small = replace(context, settings=settings.with_overrides(max_upload_bytes=3 * 1024 * 1024))
     tree = scoring.layout(small)
     assert find(tree, dcc.Upload)[0].max_size == 3 * 1024 * 1024
     assert "up to 3 MB" in text_of(tree)

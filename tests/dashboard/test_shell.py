@@ -7,13 +7,13 @@ from datetime import date
 
 import pytest
 
-from dashboard import ids
-from dashboard.app_factory import filter_values, max_request_bytes, render_tab
+from dashboard import filter_bar, ids
+from dashboard.app_factory import max_request_bytes, render_tab
 from dashboard.layout import shell
 from dashboard.tabs import TAB_IDS, TABS
 from dashboard.training_panel import training_panel
-from dashboard.url_state import ViewState, filter_from_inputs, parse_search, to_search
-from ml.config import get_settings
+from dashboard.url_state import ViewState, parse_search, to_search
+from ml.config import BUNDLED_DATASET_KEY, get_settings
 from ml.features.kpis import SessionFilter
 
 ID_PATTERN = re.compile(r"^[a-z]+(-[a-z0-9]+)+$")
@@ -32,10 +32,15 @@ def _collect_ids(component, found: list) -> list:
     return found
 
 
+SHELL_PARTS = ("app", "data", "filter", "train")
+
+
 def all_layout_ids(context) -> list:
     found = _collect_ids(shell(context, [(t.TAB_ID, t.LABEL) for t in TABS], training_panel(context)), [])
+    for field in filter_bar.dimension_fields(context.data, ViewState()):
+        _collect_ids(field, found)
     for tab in TABS:
-        _collect_ids(tab.layout(context), found)
+        _collect_ids(tab.layout(context, BUNDLED_DATASET_KEY), found)
     return found
 
 
@@ -49,7 +54,7 @@ def test_component_ids_come_from_the_ids_module_and_follow_the_naming_rule(conte
     declared = {v for k, v in vars(ids).items() if k.isupper() and isinstance(v, str)}
     for component_id in all_layout_ids(context):
         if isinstance(component_id, dict):
-            assert component_id["type"].startswith(tuple(f"{t}-" for t in TAB_IDS)), component_id
+            assert component_id["type"].startswith(tuple(f"{t}-" for t in (*TAB_IDS, *SHELL_PARTS))), component_id
             continue
         assert component_id in declared, f"{component_id} is not a constant in dashboard/ids.py"
         assert ID_PATTERN.match(component_id), component_id
@@ -93,7 +98,7 @@ def test_environment_overrides_host_port_debug_and_paths(monkeypatch, tmp_path):
 def test_view_state_round_trips_through_the_url():
     state = ViewState(
         tab="eda",
-        filter=SessionFilter(start=date(2008, 5, 1), end=date(2008, 5, 31), countries=(9, 29), categories=(1,)),
+        filter=SessionFilter(start=date(2008, 5, 1), end=date(2008, 5, 31), country=(9, 29), main_category=(1,)),
     )
     search = to_search(state)
     assert search == "?tab=eda&from=2008-05-01&to=2008-05-31&country=9,29&category=1"
@@ -101,17 +106,26 @@ def test_view_state_round_trips_through_the_url():
     assert to_search(ViewState()) == ""
 
 
+def test_the_dataset_and_its_own_dimensions_are_in_the_url():
+    state = ViewState(dataset="shop-oct", filter=SessionFilter(main_brand=(3, 7), main_category=(2,)))
+    search = to_search(state)
+    assert search == "?dataset=shop-oct&brand=3,7&category=2"
+    assert parse_search(search, TAB_IDS, ("main_category", "main_brand")) == state
+
+
 def test_a_damaged_url_falls_back_to_defaults_instead_of_failing():
     state = parse_search("?tab=nope&from=2008-13-45&country=x,29,&colour=", TAB_IDS)
     assert state.tab == "kpi"
-    assert state.filter == SessionFilter(countries=(29,))
+    assert state.filter == SessionFilter(country=(29,))
 
 
-def test_filter_values_feed_the_filter_bar_and_back():
+def test_the_filter_bar_shows_the_url_filter_and_reads_it_back(context):
     state = parse_search("?from=2008-06-01&to=2008-06-30&country=29", TAB_IDS)
-    values = filter_values(state)
-    assert values == ("2008-06-01", "2008-06-30", [29], [], [])
-    assert filter_from_inputs(*values) == state.filter
+    dropdowns = [field.children[1] for field in filter_bar.dimension_fields(context.data, state)]
+    assert [d.id["name"] for d in dropdowns] == ["country", "main_category", "main_colour"]
+    assert [d.value for d in dropdowns] == [[29], [], []]
+    _, _, start, end, _ = filter_bar.date_props(context.data, state)
+    assert filter_bar.read(start, end, [d.value for d in dropdowns], [d.id for d in dropdowns]) == state.filter
 
 
 @pytest.mark.parametrize("tab_id", TAB_IDS)

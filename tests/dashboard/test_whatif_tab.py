@@ -10,14 +10,19 @@ from dashboard import ids
 from dashboard.context import AppContext
 from dashboard.figures.whatif import probability_figure, sensitivity_figure, waterfall_figure
 from dashboard.tabs import whatif as tab
+from ml.config import BUNDLED_DATASET_KEY
 from ml.features.window import window_features
 from ml.serving import whatif as W
+from ml.serving.datasets import DatasetStore
 from ml.tasks import CLASSIFICATION
 
 
 @pytest.fixture(scope="module")
 def trained_context(prepared, dash_settings, trained_registry) -> AppContext:
-    return AppContext(settings=dash_settings, data=prepared, registry=trained_registry)
+    settings = dash_settings.with_overrides(models_dir=trained_registry.root.parent)
+    datasets = DatasetStore.for_settings(settings)
+    datasets.remember(BUNDLED_DATASET_KEY, prepared)
+    return AppContext(settings=settings, datasets=datasets)
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ PINS = json.loads((Path(__file__).parent / "data" / "bundled_pins.json").read_te
 FILTERS = {
     "all": kpis.SessionFilter(),
     "june": kpis.SessionFilter(start=date(2008, 6, 1), end=date(2008, 6, 30)),
-    "poland_skirts": kpis.SessionFilter(countries=(29,), categories=(2,)),
+    "poland_skirts": kpis.SessionFilter(country=(29,), main_category=(2,)),
 }
 PINNED_KPIS = (
     "sessions",

@@ -17,7 +17,7 @@ from ml.features.prepared import PreparedData, prepare
 from ml.features.sessions import session_features
 from tests.ml.factories import make_clicks
 
-NOBODY = SessionFilter(countries=(1,))  # no session comes from Australia in the hand-made data
+NOBODY = SessionFilter(country=(1,))  # no session comes from Australia in the hand-made data
 
 
 def _cubes(clicks: pd.DataFrame, **kwargs: object) -> EdaCubes:
@@ -67,7 +67,7 @@ def test_top_products_by_views_and_by_review_rate(small: EdaCubes):
     assert list(by_rate["review_rate"]) == [1.0, 1.0, 0.0, 0.0]
     assert eda.top_products(small, SessionFilter(), by="review_rate", min_sessions=2).empty
 
-    trousers_only = eda.top_products(small, SessionFilter(countries=(29,), categories=(1,)))
+    trousers_only = eda.top_products(small, SessionFilter(country=(29,), main_category=(1,)))
     assert set(trousers_only["product"]) == {"A1", "A2"}
     with pytest.raises(ValueError, match="unknown metric"):
         eda.top_products(small, SessionFilter(), by="price")
@@ -122,7 +122,7 @@ def test_price_bins_are_round_and_few():
 
 
 # ---------------------------------------------------------------- bundled data
-FILTER = SessionFilter(start=date(2008, 5, 1), end=date(2008, 6, 30), countries=(9, 29), categories=(1, 3))
+FILTER = SessionFilter(start=date(2008, 5, 1), end=date(2008, 6, 30), country=(9, 29), main_category=(1, 3))
 
 
 @pytest.fixture(scope="module")
