@@ -172,6 +172,13 @@ DEFINITIONS: Mapping[str, LabelDefinition] = {d.name: d for d in (REVIEW_PROXY, 
 DEFAULT_DEFINITION = REVIEW_PROXY.name
 
 
+def label_source(definition: LabelDefinition) -> str:
+    """Where the label comes from: "proxy", "purchases" or "input" (a label column)."""
+    if definition.is_proxy:
+        return "proxy"
+    return "purchases" if definition.name == PURCHASES.name else "input"
+
+
 def has_purchases(clicks: pd.DataFrame) -> bool:
     """True when the events include at least one purchase."""
     return S.EVENT_TYPE in clicks and bool((clicks[S.EVENT_TYPE].to_numpy() == S.EVENT_PURCHASE).any())

@@ -19,7 +19,7 @@ import pandas as pd
 from ml.data.clicks import IndexedClicks, index_clicks
 from ml.data.loading import LoadedEvents, load_events
 from ml.features import kpis
-from ml.features.labels import LabelDefinition, choose_definition
+from ml.features.labels import LabelDefinition, choose_definition, label_source
 from ml.features.sessions import session_features
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class PreparedData:
             "first_date": dates.min().date(),
             "last_date": dates.max().date(),
             "label_title": self.definition.title,
-            "label_source": "proxy" if self.definition.is_proxy else "input",
+            "label_source": label_source(self.definition),
             "label_text": self.definition.converted_text,
             "basket_text": self.definition.basket_text,
             "data_hash": self.loaded.data_hash,

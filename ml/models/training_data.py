@@ -16,7 +16,7 @@ from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 from ml.config import CV_FOLDS, DEFAULT_WINDOW, RANDOM_SEED, TEST_SIZE
 from ml.data.clicks import index_clicks
 from ml.errors import ClickstreamError
-from ml.features.labels import LabelDefinition, choose_definition
+from ml.features.labels import choose_definition, label_source
 from ml.features.sessions import session_features
 from ml.features.window import FeatureSpec, feature_ranges, window_features
 
@@ -113,10 +113,3 @@ def prepare_training_data(clicks: pd.DataFrame, config: TrainConfig, source: str
         specs=window.specs,
         layout=window.layout.to_dict() if window.layout else {},
     )
-
-
-def label_source(definition: LabelDefinition) -> str:
-    """Where the label comes from: "proxy", "purchases" or "input" (a label column)."""
-    if definition.is_proxy:
-        return "proxy"
-    return "purchases" if definition.name == "purchases" else "input"
