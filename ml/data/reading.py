@@ -200,7 +200,17 @@ def _read_parquet(data: bytes, source: str | None) -> RawTable:
         table = pq.read_table(io.BytesIO(data))
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise _fail(f"the Parquet file cannot be read: {exc}", source) from exc
-    return RawTable(frame=table.to_pandas(), container="parquet", delimiter=None)
+    frame = table.to_pandas()
+    for index, column in enumerate(table.schema):
+        # Integers with nulls would become float64 and lose digits past 2**53 (category IDs of 19 digits merge).
+        if pa.types.is_integer(column.type) and table.column(index).null_count:
+            frame[column.name] = table.column(index).to_pandas(types_mapper=_nullable_integer)
+    return RawTable(frame=frame, container="parquet", delimiter=None)
+
+
+def _nullable_integer(arrow_type: object) -> object:
+    """The pandas nullable dtype of an Arrow integer type (``int64`` -> ``Int64``), exact with missing values."""
+    return pd.api.types.pandas_dtype(str(arrow_type).replace("uint", "UInt").replace("int", "Int"))
 
 
 def parse_bytes(

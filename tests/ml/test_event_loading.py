@@ -503,3 +503,18 @@ def test_typed_parquet_times_give_the_same_events_as_the_text_form(tmp_path: Pat
     stamps = pd.to_datetime(raw["event_time"].str.removesuffix(" UTC"))
     typed = raw.assign(event_time=stamps.dt.tz_localize("UTC").dt.tz_convert(zone) if zone else stamps)
     pd.testing.assert_frame_equal(load_events(write_table(typed, tmp_path / "typed.parquet")).events, expected.events)
+
+
+def test_long_integer_ids_with_nulls_in_parquet_keep_every_digit(tmp_path: Path):
+    """Written by a tool without pandas' metadata, int64 with nulls would come back as float64 and merge IDs."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = multi_rows(*({"event_time": f"2019-10-01 10:0{i}:00 UTC", "product_id": str(i)} for i in range(3)))
+    raw = pd.DataFrame(rows).drop(columns=["category_id"]).assign(category_code=[None, None, "x"])
+    ids = pa.array([2053013552226107603, 2053013552226107604, None], pa.int64())  # above 2**53, a null
+    table = pa.Table.from_pandas(raw, preserve_index=False).append_column("category_id", ids)
+    path = tmp_path / "warehouse.parquet"
+    pq.write_table(table.replace_schema_metadata(None), path)
+    labels = set(load_events(path).codebooks["category"].values())
+    assert labels == {"(none)", "2053013552226107603", "2053013552226107604", "x"}
