@@ -33,6 +33,7 @@ from ml.serving.scoring import (
     code_like_training,
     fitting_datasets,
     load_scoring_models,
+    no_fitting_models_message,
     score_clicks,
     score_summary,
 )
@@ -206,7 +207,7 @@ def _score(args: argparse.Namespace, store: ModelStore) -> int:
             raise NoModelError(f"no saved models in {store.root}; run 'python -m ml train' first")
         elif not fitting:
             raise IncompatibleModelsError(
-                f"no saved models were trained on '{loaded.profile.name}' data; train them first "
+                f"{no_fitting_models_message(store, loaded.profile.name)}; train models on this data first "
                 f"(python -m ml train --data {args.input})"
             )
         else:

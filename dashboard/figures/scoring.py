@@ -77,7 +77,10 @@ def validation_report(checked: CheckedUpload) -> dbc.Card:
     """Rows, sessions, dates, form, label and how many sessions each status will get."""
     loaded, counts, window = checked.loaded, checked.counts, checked.window
     s = loaded.summary()
-    label = "the file's own 'converted' column" if s["label_source"] == "input" else "the re-view proxy"
+    label = {
+        "input": "the file's own 'converted' column",
+        "purchases": "the file's purchase events",
+    }.get(s["label_source"], "the re-view proxy")
     facts = [
         _fact("Rows (clicks)", f"{s['rows']:,}"),
         _fact("Sessions", f"{s['sessions']:,}"),

@@ -92,11 +92,15 @@ class _Collector:
     n_rows: int
     problems: list[Problem] = field(default_factory=list)
     invalid: np.ndarray = field(init=False)
+    # Rows reported once as empty, so each of their cells is not reported again.
+    blank: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.invalid = np.zeros(self.n_rows, dtype=bool)
 
     def add(self, column: str | None, message: str, mask: np.ndarray, examples: pd.Series | None = None) -> None:
+        if self.blank is not None:
+            mask = mask & ~self.blank
         positions = np.flatnonzero(mask)
         if not len(positions):
             return
@@ -163,7 +167,11 @@ def _amount(frame: pd.DataFrame, column: str, what: str, found: _Collector) -> n
 
 
 def _timestamps(series: pd.Series, fmt: str, column: str, found: _Collector) -> np.ndarray:
-    """Event times as naive UTC ``datetime64[ms]``; unreadable and missing values are reported."""
+    """Event times as naive UTC ``datetime64[ms]``; unreadable and missing values are reported.
+
+    Under a strftime pattern, values that do not match it but are unambiguous ISO
+    times (``2019-10-01T00:00:00Z``, as a spreadsheet re-save may write) are read too.
+    """
     n = len(series)
     if pd.api.types.is_datetime64_any_dtype(series):
         values = pd.to_datetime(series, utc=True).dt.tz_convert(None)
@@ -189,7 +197,10 @@ def _timestamps(series: pd.Series, fmt: str, column: str, found: _Collector) -> 
         if fmt == "auto" and len(distinct) and parsed.isna().all():
             parsed = pd.to_datetime(distinct, format="mixed", utc=True, errors="coerce")
     else:
-        parsed = pd.to_datetime(distinct, format=fmt, errors="coerce", utc="%z" in fmt or "%Z" in fmt)
+        parsed = pd.to_datetime(distinct, format=fmt, errors="coerce", utc=True)
+        unread = parsed.isna().to_numpy() & distinct.notna().to_numpy()
+        if unread.any():
+            parsed[unread] = pd.to_datetime(distinct[unread], format="ISO8601", utc=True, errors="coerce")
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_convert(None)
     stamps = parsed.to_numpy(dtype="datetime64[ms]")
@@ -201,6 +212,27 @@ def _timestamps(series: pd.Series, fmt: str, column: str, found: _Collector) -> 
         f"expected format {fmt}" if fmt not in ("auto", "iso") else "expected an ISO time such as 2019-10-01 00:00:00"
     )
     found.add(column, f"not a date/time ({hint})", np.isnat(values) & has, factor.strings())
+    return values
+
+
+def _dates(series: pd.Series, column: str, found: _Collector) -> np.ndarray:
+    """Event dates; whole numbers such as 20201101 (GA4's ``event_date``) are read as YYYYMMDD, not as epochs."""
+    if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+        return _timestamps(series, "auto", column, found)
+    numbers = _numeric(series, column, found, allow_missing=False)
+    known = ~np.isnan(numbers)
+    distinct, inverse = np.unique(numbers[known], return_inverse=True)  # a few hundred days at most
+    digits = pd.Series([str(int(v)) if v.is_integer() else str(v) for v in distinct], dtype=object)
+    parsed = pd.to_datetime(digits, format="%Y%m%d", errors="coerce").to_numpy(dtype="datetime64[ms]")
+    values = np.full(len(numbers), np.datetime64("NaT"), dtype="datetime64[ms]")
+    values[known] = parsed[inverse]
+    shown = pd.Series(np.asarray(digits, dtype=object)[inverse] if len(distinct) else [], index=np.flatnonzero(known))
+    found.add(
+        column,
+        "not a date (expected YYYYMMDD or an ISO date such as 2019-10-01)",
+        known & np.isnat(values),
+        shown.reindex(range(len(numbers))),
+    )
     return values
 
 
@@ -216,7 +248,11 @@ def _codes(
     """Integer codes for a text column: 1 = most frequent value, 0 = missing or (with a given codebook) unseen."""
     values = np.asarray(factor.values, dtype=object)
     if labels:
-        values = np.asarray([labels.get(v, v) for v in values], dtype=object)
+        # Several source values may share a label: they become one value (and one code).
+        labelled = np.asarray([labels.get(v, v) for v in values], dtype=object)
+        merged, values = pd.factorize(labelled)
+        values = np.asarray(values, dtype=object)
+        factor = Factor(codes=np.where(factor.missing, -1, merged[np.maximum(factor.codes, 0)]), values=values)
     if given is None:
         counts = np.bincount(factor.codes[factor.codes >= 0], minlength=len(values))
         given = build_codebook(values, counts)
@@ -233,7 +269,7 @@ def map_events(
     codebooks: Mapping[str, Codebook] | None = None,
 ) -> MappedEvents:
     """Canonical fields of every row of ``frame`` under ``profile`` (not the UCI profile), with problems."""
-    profile = resolve_columns(profile, list(frame.columns))
+    profile = resolve_columns(profile, list(frame.columns), source=source)
     found = _Collector(len(frame))
     codebooks = dict(codebooks or {})
     columns = profile.columns
@@ -246,6 +282,8 @@ def map_events(
         warnings.append(f"ignored {len(extras)} column(s) the profile does not use: {shown}{more}")
     if len(frame) == 0:
         return _empty_result(profile, warnings)
+    frame = _with_fallbacks(frame, profile)
+    _report_blank_rows(frame, columns[FIELD_PRODUCT], found)
 
     out: dict[str, object] = {}
     # Sessions: a session column (or key), else cut later from user and time.
@@ -258,12 +296,7 @@ def map_events(
             joined = joined + ":" + part.strings().fillna("")
         session_text = joined.mask(missing)
     elif FIELD_SESSION in columns:
-        raw = frame[columns[FIELD_SESSION]]
-        session_text = (
-            raw.astype("Int64").astype("string")
-            if pd.api.types.is_integer_dtype(raw)
-            else factorise_text(raw).strings()
-        )
+        session_text = factorise_text(frame[columns[FIELD_SESSION]]).strings()
     user = factorise_text(frame[columns[FIELD_USER]]).strings() if FIELD_USER in columns else None
     if session_text is not None:
         out[FIELD_SESSION] = session_text
@@ -276,19 +309,23 @@ def map_events(
             frame[columns[FIELD_TIMESTAMP]], profile.timestamp_format, columns[FIELD_TIMESTAMP], found
         )
     if FIELD_DATE in columns:
-        dates = _timestamps(frame[columns[FIELD_DATE]], "auto", columns[FIELD_DATE], found)
+        dates = _dates(frame[columns[FIELD_DATE]], columns[FIELD_DATE], found)
         out[S.DATE] = dates.astype("datetime64[D]").astype("datetime64[s]")
     if user is not None:
         cannot_cut = no_session & user.isna().to_numpy()
         found.add(
-            columns.get(FIELD_SESSION, columns[FIELD_USER]),
+            columns.get(FIELD_SESSION, ", ".join(profile.session_key) or columns[FIELD_USER]),
             "missing session ID and no user ID to cut a session by",
             cannot_cut,
         )
         if S.TIMESTAMP not in out:
             found.add(columns[FIELD_USER], "no session ID, and no event time to cut sessions by", no_session)
     else:
-        found.add(columns.get(FIELD_SESSION), "missing session ID (and no user ID to cut a session by)", no_session)
+        found.add(
+            columns.get(FIELD_SESSION, ", ".join(profile.session_key) or None),
+            "missing session ID (and no user ID to cut a session by)",
+            no_session,
+        )
     if FIELD_ORDER in columns:
         order = _numeric(frame[columns[FIELD_ORDER]], columns[FIELD_ORDER], found, allow_missing=False)
         bad = ~np.isnan(order) & ((order < 1) | (order != np.floor(order)) | (order > 1e9))
@@ -331,9 +368,6 @@ def map_events(
 
     if FIELD_CATEGORY in columns:
         category = factorise_text(frame[columns[FIELD_CATEGORY]])
-        if FIELD_CATEGORY in profile.fallbacks:
-            fallback = factorise_text(frame[profile.fallbacks[FIELD_CATEGORY]]).strings()
-            category = factorise_text(category.strings().fillna(fallback))
         out[S.CATEGORY], codebooks[S.CATEGORY] = _codes(
             category, S.CATEGORY, codebooks.get(S.CATEGORY), profile.codebooks.get(FIELD_CATEGORY)
         )
@@ -358,6 +392,8 @@ def map_events(
     fields = pd.DataFrame({k: (v.strings() if isinstance(v, Factor) else v) for k, v in out.items()})
     if S.TIMESTAMP in fields:
         _report_duplicates(fields, columns, found)
+    if S.ORDER in fields and FIELD_SESSION in fields:
+        _report_repeated_positions(fields, columns[FIELD_ORDER], found)
     return MappedEvents(
         fields=fields,
         codebooks=codebooks,
@@ -369,18 +405,56 @@ def map_events(
     )
 
 
+def _report_blank_rows(frame: pd.DataFrame, product_column: str, found: _Collector) -> None:
+    """Rows with no value at all (a spreadsheet's trailing ``,,,,`` lines): one problem, not one per column."""
+    maybe = np.flatnonzero(frame[product_column].isna().to_numpy())  # every event has a product: few candidates
+    if not len(maybe):
+        return
+    blank = np.zeros(len(frame), dtype=bool)
+    blank[maybe] = frame.iloc[maybe].isna().all(axis=1).to_numpy()
+    found.add(None, "empty row: no value in any column", blank)
+    found.blank = blank
+
+
+def _with_fallbacks(frame: pd.DataFrame, profile: DataProfile) -> pd.DataFrame:
+    """The frame with each field's column filled from its fallback column where it is empty."""
+    if not profile.fallbacks:
+        return frame
+    filled = {}
+    for name, fallback in profile.fallbacks.items():
+        column = profile.columns[name]
+        primary, other = frame[column], frame[fallback]
+        if pd.api.types.is_numeric_dtype(primary) and pd.api.types.is_numeric_dtype(other):
+            filled[column] = primary.where(primary.notna(), other)
+        else:  # as text: an empty or blank cell is missing
+            filled[column] = factorise_text(primary).strings().fillna(factorise_text(other).strings())
+    return frame.assign(**filled)
+
+
 def _report_duplicates(fields: pd.DataFrame, columns: Mapping[str, str], found: _Collector) -> None:
     """The same event twice (session or user, time, type, product): every repeat after the first."""
     who = fields[FIELD_SESSION] if FIELD_SESSION in fields else fields[FIELD_USER]
     if FIELD_SESSION in fields and FIELD_USER in fields:
         who = who.fillna("user:" + fields[FIELD_USER])
     key = pd.DataFrame({"who": who, "t": fields[S.TIMESTAMP], "e": fields[S.EVENT_TYPE], "p": fields[S.PRODUCT]})
-    duplicated = key.duplicated(keep="first").to_numpy() & ~key.isna().any(axis=1).to_numpy()
+    # Rows already reported for another reason are not the "first" of anything: they may be dropped.
+    candidate = ~key.isna().any(axis=1).to_numpy() & ~found.invalid
+    duplicated = np.zeros(len(key), dtype=bool)
+    duplicated[candidate] = key[candidate].duplicated(keep="first").to_numpy()
     found.add(
         columns.get(FIELD_TIMESTAMP),
         "the same event (session, time, event type, product) appears more than once; repeats are listed",
         duplicated,
     )
+
+
+def _report_repeated_positions(fields: pd.DataFrame, column: str, found: _Collector) -> None:
+    """Two events at the same position of one session: which comes first would depend on row order."""
+    key = pd.DataFrame({"s": fields[FIELD_SESSION], "o": fields[S.ORDER]})
+    candidate = ~key.isna().any(axis=1).to_numpy() & ~found.invalid
+    repeated = np.zeros(len(key), dtype=bool)
+    repeated[candidate] = key[candidate].duplicated(keep=False).to_numpy()
+    found.add(column, "the same position appears more than once in a session", repeated)
 
 
 def _empty_result(profile: DataProfile, warnings: list[str]) -> MappedEvents:

@@ -28,6 +28,7 @@ from ml.data.profiles import (
     FIELD_SESSION,
     UCI,
     DataProfile,
+    check_session_gap,
     detect_profile,
     load_profile,
 )
@@ -39,7 +40,8 @@ from ml.errors import Problem, ValidationError, invalid_row_mask, is_row_problem
 
 DELIMITER_NAMES = {";": "semicolon", ",": "comma", "\t": "tab", "|": "pipe"}
 UCI_DIMENSIONS = (S.COUNTRY, S.COLOUR, S.LOCATION, S.PHOTOGRAPHY, S.PRICE_2, S.PAGE)
-INTEGER_ID = r"[+-]?\d{1,18}"  # fits int64 exactly
+# Fits int64 exactly and reads back as the same text: "007", "+7" or "-0" stay text, or "7" and "007" would merge.
+INTEGER_ID = r"-?(?:0|[1-9]\d{0,17})"
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ class LoadedEvents:
     source: str
     input_form: str
     warnings: tuple[str, ...]
-    label_source: str  # "proxy" or "input" (a label column); purchases are told by the events themselves
+    label_source: str  # "proxy", "input" (a label column) or "purchases" (the events have purchases)
     data_hash: str
     n_bytes: int
     profile: DataProfile = UCI
@@ -186,14 +188,19 @@ def events_from_table(
     codebooks: Mapping[str, Codebook] | None = None,
 ) -> LoadedEvents:
     """Canonical events from a parsed table (a file's or a database query's)."""
+    if session_gap_minutes is not None:
+        check_session_gap(session_gap_minutes, "--session-gap", source)
     profile = profile or detect_profile(list(raw.frame.columns), source=source)
     if profile.is_uci:
         canonical = validate_frame(raw.frame, source=source, skip_invalid_rows=skip_invalid_rows)
+        warnings = canonical.warnings
+        if session_gap_minutes is not None:
+            warnings = (*warnings, "the session gap has no effect: the UCI file names its sessions")
         return LoadedEvents(
             events=canonical.clicks,
             source=source,
             input_form=_form(raw, canonical.header_form),
-            warnings=canonical.warnings,
+            warnings=warnings,
             label_source="input" if canonical.has_real_label else "proxy",
             data_hash=data_hash,
             n_bytes=n_bytes,
@@ -206,27 +213,33 @@ def events_from_table(
     profile = profile.with_session_gap(session_gap_minutes)
     frame = raw.frame
     mapped = map_events(frame, profile, source=source, codebooks=codebooks)
+    problems = (*raw.problems, *mapped.problems)
     skipped, skipped_problems = 0, ()
-    if mapped.problems:
-        fixable = all(is_row_problem(p) for p in mapped.problems)
+    if problems:
+        fixable = all(is_row_problem(p) for p in problems)
         if not skip_invalid_rows or not fixable:
-            raise ValidationError(mapped.problems, source=source)
-        invalid = invalid_row_mask(mapped.problems, len(frame))
+            raise ValidationError(problems, source=source)
+        invalid = invalid_row_mask(problems, len(frame))
         if invalid.all():
-            raise ValidationError(
-                [*mapped.problems, Problem("every row has a problem; nothing is left to keep")], source=source
-            )
-        skipped, skipped_problems = int(invalid.sum()), mapped.problems
+            everything = Problem("every row has a problem; nothing is left to keep")
+            raise ValidationError([*problems, everything], source=source)
+        skipped, skipped_problems = int(invalid.sum()), problems
         mapped = map_events(frame[~invalid].reset_index(drop=True), profile, source=source, codebooks=codebooks)
-        if mapped.problems:  # dropping rows cannot create problems; a safety net, not a path
-            raise ValidationError(mapped.problems, source=source)
+        if mapped.problems:
+            # Dropping rows can leave a file-level problem (only 'other' events left, say): report all of it.
+            raise ValidationError([*problems, *mapped.problems], source=source)
     events = finish_events(mapped, profile)
+    warnings = list(mapped.warnings)
+    if session_gap_minutes is not None and not profile.cuts_sessions:
+        warnings.append(
+            "the session gap has no effect on sessions the source names; it only cuts rows without a session ID"
+        )
     return LoadedEvents(
         events=events,
         source=source,
         input_form=_form(raw, f"'{profile.title}'"),
-        warnings=mapped.warnings,
-        label_source="proxy",
+        warnings=tuple(warnings),
+        label_source="purchases" if (events[S.EVENT_TYPE].to_numpy() == S.EVENT_PURCHASE).any() else "proxy",
         data_hash=data_hash,
         n_bytes=n_bytes,
         profile=profile,

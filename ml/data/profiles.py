@@ -15,10 +15,12 @@ key or column at fault.
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ml.data import schema as S
@@ -68,10 +70,23 @@ DEFAULT_SESSION_GAP_MINUTES = 30.0
 MAX_DIMENSIONS = 12
 UCI_PROFILE = "uci553"
 DIMENSION_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-# Names a dimension may not take: canonical fields, derived columns, and the URL's own parameters.
-RESERVED_NAMES = (
-    frozenset(FIELDS) | {S.DATE, S.YEAR, S.MONTH, S.DAY, S.LABEL_CONVERTED, "key"} | {"tab", "dataset", "from", "to"}
-)
+# Names a dimension may not take: the canonical fields, the columns features derive from them, and
+# names whose features would collide with the event features ("products" -> w_n_products).
+RESERVED_NAMES = frozenset(FIELDS) | {
+    S.DATE,
+    S.YEAR,
+    S.MONTH,
+    S.DAY,
+    S.LABEL_CONVERTED,
+    "key",
+    "products",
+    "categories",
+    "tab",  # and the URL's own parameters
+    "dataset",
+    "from",
+    "to",
+}
+MIN_SESSION_GAP_MINUTES, MAX_SESSION_GAP_MINUTES = 0.0, 24 * 60.0
 
 
 @dataclass(frozen=True)
@@ -128,7 +143,11 @@ class DataProfile:
         return {value.strip().lower(): codes[kind] for kind, values in self.events.items() for value in values}
 
     def with_session_gap(self, minutes: float | None) -> DataProfile:
-        return self if minutes is None else replace(self, session_gap_minutes=float(minutes))
+        """The profile with another inactivity limit; ``ValidationError`` outside (0, 1440] minutes."""
+        if minutes is None:
+            return self
+        check_session_gap(minutes, "--session-gap")
+        return replace(self, session_gap_minutes=float(minutes))
 
     def to_dict(self) -> dict[str, object]:
         """A JSON/TOML-friendly description (saved with datasets and runs)."""
@@ -145,6 +164,16 @@ class DataProfile:
             "timestamp_format": self.timestamp_format,
             "session_gap_minutes": self.session_gap_minutes,
         }
+
+
+def check_session_gap(minutes: object, key: str, source: str | None = None) -> None:
+    """An inactivity limit must be a number of minutes in (0, 1440]."""
+    ok = not isinstance(minutes, bool) and isinstance(minutes, int | float)
+    if not ok or not MIN_SESSION_GAP_MINUTES < minutes <= MAX_SESSION_GAP_MINUTES:  # NaN fails too
+        raise ValidationError(
+            [Problem(f"'{key}' must be a number of minutes above 0 and at most 1440, got {minutes!r}", column=key)],
+            source=source,
+        )
 
 
 # ---------------------------------------------------------------- built-in profiles
@@ -213,13 +242,22 @@ BUILTIN_PROFILES: Mapping[str, DataProfile] = {p.name: p for p in (UCI, MULTI_CA
 
 # ---------------------------------------------------------------- detection
 def _normalised(columns: Sequence[object]) -> dict[str, str]:
-    return {S.normalise_header(c): str(c).lstrip("\ufeff").strip() for c in columns}
+    """Normalised header -> the column's name exactly as the source has it (stray spaces and BOM kept)."""
+    return {S.normalise_header(c): str(c) for c in columns}
+
+
+def _uci_fields(columns: Sequence[object]) -> set[str]:
+    found = {S.HEADER_ALIASES.get(key) for key in _normalised(columns)}
+    return found & set(S.SOURCE_COLUMNS)
 
 
 def uci_fields_found(columns: Sequence[object]) -> int:
     """How many of the UCI file's 14 fields the headers hold (either naming)."""
-    found = {S.HEADER_ALIASES.get(key) for key in _normalised(columns)}
-    return len(found & set(S.SOURCE_COLUMNS))
+    return len(_uci_fields(columns))
+
+
+# UCI fields that any shop's export may have under the same name; they alone do not make a UCI file.
+GENERIC_FIELDS = frozenset({S.SESSION_ID, S.PRODUCT, S.PRICE, S.ORDER, S.COUNTRY})
 
 
 def _share_present(profile: DataProfile, columns: Sequence[object]) -> float:
@@ -228,7 +266,7 @@ def _share_present(profile: DataProfile, columns: Sequence[object]) -> float:
     return sum(S.normalise_header(c) in present for c in required) / len(required)
 
 
-UCI_MIN_FIELDS = 2  # a file with two of the UCI file's fields (and no better match) is a UCI file, incomplete
+UCI_MIN_FIELDS = 2  # two of the UCI file's own fields (not just session_id, price, ...) make an incomplete UCI file
 PARTIAL_MATCH = 0.5  # a file with half an event profile's columns is that kind of log with columns missing
 
 
@@ -244,17 +282,19 @@ def detect_profile(columns: Sequence[object], source: str | None = None) -> Data
     uci_share = uci_fields_found(columns) / len(S.SOURCE_COLUMNS)
     if shares[best] == 1.0 or (shares[best] >= PARTIAL_MATCH and shares[best] > uci_share):
         return BUILTIN_PROFILES[best]
-    if uci_fields_found(columns) >= UCI_MIN_FIELDS:
+    if len(_uci_fields(columns) - GENERIC_FIELDS) >= UCI_MIN_FIELDS:
         return UCI
     shown = ", ".join(f"'{c}'" for c in list(columns)[:12]) or "none"
     more = f" and {len(columns) - 12} more" if len(columns) > 12 else ""
-    known = "; ".join(f"{p.title} ({p.description or ', '.join(p.required_columns())})" for p in (UCI, *_events()))
+    known = "; ".join(
+        [f"{UCI.title} ({','.join(S.LOWERCASE_HEADERS)}, or its original headers)"]
+        + [f"{p.title} ({p.description or ','.join(p.required_columns())})" for p in _events()]
+    )
     raise ValidationError(
         [
             Problem(
                 f"the columns ({shown}{more}) match no known data profile; known profiles: {known}. "
-                "Describe this export in a profile file and pass it with --profile FILE (see docs/PROFILES.md), "
-                "or map its columns in the dashboard's Add data form"
+                "Describe this export in a profile file and pass it with --profile FILE (see docs/PROFILES.md)"
             )
         ],
         source=source,
@@ -265,10 +305,10 @@ def _events() -> tuple[DataProfile, ...]:
     return (MULTI_CATEGORY_STORE, VISITOR_LOG)
 
 
-def resolve_columns(profile: DataProfile, columns: Sequence[object]) -> DataProfile:
+def resolve_columns(profile: DataProfile, columns: Sequence[object], source: str | None = None) -> DataProfile:
     """The profile with its column names spelled as the source spells them (case, spaces, BOM).
 
-    Raises ``ValidationError`` listing every profile column the source lacks.
+    Raises ``ValidationError`` listing every profile column the source (named ``source``) lacks.
     """
     if profile.is_uci:
         return profile
@@ -278,7 +318,9 @@ def resolve_columns(profile: DataProfile, columns: Sequence[object]) -> DataProf
     def real(column: str, what: str) -> str:
         key = S.normalise_header(column)
         if key not in lookup:
-            problems.append(Problem(f"the profile's column '{column}' ({what}) is not in the source", column=column))
+            problems.append(
+                Problem(f"the {profile.title} profile's column '{column}' ({what}) is not in the source", column=column)
+            )
             return column
         return lookup[key]
 
@@ -287,9 +329,10 @@ def resolve_columns(profile: DataProfile, columns: Sequence[object]) -> DataProf
     key = tuple(real(col, "session key") for col in profile.session_key)
     dims = {name: real(col, f"dimension '{name}'") for name, col in profile.dimensions.items()}
     if problems:
-        available = ", ".join(f"'{c}'" for c in list(lookup.values())[:30])
+        names = [c.lstrip("\ufeff").strip() for c in list(lookup.values())[:30]]
+        available = ", ".join(f"'{c}'" for c in names)
         problems.append(Problem(f"the source's columns are: {available}"))
-        raise ValidationError(problems, source=profile.name)
+        raise ValidationError(problems, source=source or profile.name)
     return replace(profile, columns=mapped, fallbacks=fallbacks, session_key=key, dimensions=dims)
 
 
@@ -361,17 +404,14 @@ def profile_from_dict(data: Mapping[str, object], source: str = "profile") -> Da
     _check_keys(sessions, SESSION_KEYS, "[sessions]", source)
     session_key = _strings(sessions["key"], "sessions.key", source) if "key" in sessions else ()
     gap = sessions.get("gap_minutes", DEFAULT_SESSION_GAP_MINUTES)
-    if isinstance(gap, bool) or not isinstance(gap, int | float) or not 0 < gap <= 24 * 60:
-        raise _profile_error(
-            "'sessions.gap_minutes' must be a number of minutes between 0 and 1440", "sessions.gap_minutes", source
-        )
+    check_session_gap(gap, "sessions.gap_minutes", source)
     stamp = _expect_table(data.get("timestamp", {}), "timestamp", source)
     _check_keys(stamp, TIMESTAMP_KEYS, "[timestamp]", source)
     stamp_format = _string(stamp.get("format", "auto"), "timestamp.format", source)
-    if stamp_format not in TIMESTAMP_FORMATS and "%" not in stamp_format:
+    if stamp_format not in TIMESTAMP_FORMATS and not _is_time_pattern(stamp_format):
         raise _profile_error(
-            f"'timestamp.format' must be one of {', '.join(TIMESTAMP_FORMATS)} or a strftime pattern such as "
-            "'%Y-%m-%d %H:%M:%S'",
+            f"'timestamp.format' is {stamp_format!r}; it must be one of {', '.join(TIMESTAMP_FORMATS)} or a "
+            "strftime pattern such as '%Y-%m-%d %H:%M:%S'",
             "timestamp.format",
             source,
         )
@@ -381,6 +421,7 @@ def profile_from_dict(data: Mapping[str, object], source: str = "profile") -> Da
     if default_event not in EVENT_KINDS:
         raise _profile_error("'event_types.default' must be view, cart or purchase", "event_types.default", source)
     events = {k: _strings(v, f"event_types.{k}", source) for k, v in events_table.items() if k != "default"}
+    _check_event_values(events, source)
     if events and FIELD_EVENT not in columns:
         raise _profile_error(
             "[event_types] needs 'columns.event_type' (the column holding them)", "event_types", source
@@ -388,10 +429,17 @@ def profile_from_dict(data: Mapping[str, object], source: str = "profile") -> Da
     dims_table = _expect_table(data.get("dimensions", {}), "dimensions", source)
     dimensions = {k: _string(v, f"dimensions.{k}", source) for k, v in dims_table.items()}
     for name in dimensions:
-        if not DIMENSION_NAME.match(name) or name in RESERVED_NAMES:
+        if not DIMENSION_NAME.match(name):
             raise _profile_error(
-                f"dimension name '{name}' must be lowercase letters, digits and _ (starting with a letter) "
-                "and not a canonical field name",
+                f"dimension name '{name}' must be lowercase letters, digits and _, starting with a letter "
+                "(at most 40 characters)",
+                f"dimensions.{name}",
+                source,
+            )
+        if name in RESERVED_NAMES:
+            raise _profile_error(
+                f"dimension name '{name}' is taken by a canonical field or an event feature; choose another "
+                f"(e.g. '{name}_group')",
                 f"dimensions.{name}",
                 source,
             )
@@ -408,8 +456,13 @@ def profile_from_dict(data: Mapping[str, object], source: str = "profile") -> Da
         codebooks[name] = {
             str(code): _string(label, f"codebooks.{name}.{code}", source) for code, label in book.items()
         }
+    name = _string(data.get("name", Path(source).stem), "name", source)
+    if name == UCI_PROFILE:
+        raise _profile_error(
+            f"'name' may not be '{UCI_PROFILE}', the built-in UCI profile's name; choose another", "name", source
+        )
     profile = DataProfile(
-        name=_string(data.get("name", Path(source).stem), "name", source),
+        name=name,
         title=str(data.get("title") or data.get("name") or Path(source).stem),
         description=str(data.get("description", "")),
         columns=columns,
@@ -424,6 +477,35 @@ def profile_from_dict(data: Mapping[str, object], source: str = "profile") -> Da
     )
     _check_complete(profile, source)
     return profile
+
+
+SAMPLE_TIME = datetime(2019, 10, 1, 13, 45, 30, 123456, tzinfo=UTC)
+
+
+def _is_time_pattern(pattern: str) -> bool:
+    """True for a strftime pattern that reads back what it writes (``%Q`` or a bare word are not)."""
+    if "%" not in pattern:
+        return False
+    try:
+        datetime.strptime(SAMPLE_TIME.strftime(pattern), pattern)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_event_values(events: Mapping[str, tuple[str, ...]], source: str) -> None:
+    """One source value cannot mean two event kinds (matching ignores case and spaces)."""
+    seen: dict[str, str] = {}
+    for kind, values in events.items():
+        for value in values:
+            key = value.strip().lower()
+            if key in seen and seen[key] != kind:
+                raise _profile_error(
+                    f"event value '{value}' is listed under both '{seen[key]}' and '{kind}'",
+                    f"event_types.{kind}",
+                    source,
+                )
+            seen[key] = kind
 
 
 def _check_complete(profile: DataProfile, source: str) -> None:
@@ -471,7 +553,8 @@ def profile_to_toml(profile: DataProfile) -> str:
     """TOML text of a profile, so a mapping made in the UI can be saved and reused."""
 
     def text(value: str) -> str:
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        # A JSON string is a TOML basic string, but for DEL, which TOML wants escaped too.
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
 
     def items(table: Mapping[str, object]) -> list[str]:
         lines = []

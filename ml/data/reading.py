@@ -13,13 +13,14 @@ import gzip
 import io
 import zlib
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ml.data import schema as S
-from ml.errors import Problem, ValidationError
+from ml.errors import Problem, ValidationError, example_rows
 
 GZIP_MAGIC = b"\x1f\x8b"
 PARQUET_MAGIC = b"PAR1"
@@ -37,6 +38,8 @@ class RawTable:
     frame: pd.DataFrame
     container: str  # "csv", "csv.gz", "parquet"
     delimiter: str | None
+    # Rows the parser filled in but that the file did not hold whole (a cut-off last line).
+    problems: tuple[Problem, ...] = field(default=(), kw_only=True)
 
 
 def _fail(message: str, source: str | None) -> ValidationError:
@@ -131,11 +134,6 @@ def uci_text_columns(names: Sequence[str]) -> set[str]:
 TextColumns = Callable[[Sequence[str]], Collection[str]]
 
 
-def header_names(header_line: str, delimiter: str | None) -> list[str]:
-    """Column names of a CSV header line (quotes and spaces stripped)."""
-    return [name.strip().strip('"') for name in header_line.split(delimiter or ",")]
-
-
 def _read_csv(data: bytes, container: str, source: str | None, text_columns: TextColumns) -> RawTable:
     if b"\x00" in data[:8192]:
         raise _fail("the file is binary, not CSV text or Parquet", source)
@@ -145,23 +143,53 @@ def _read_csv(data: bytes, container: str, source: str | None, text_columns: Tex
         raise _fail("the file is empty: no header and no rows", source)
     header_line = text_start.splitlines()[0]
     delimiter = sniff_delimiter(header_line)
+    options = {
+        "sep": delimiter or ",",
+        "index_col": False,
+        "encoding": "utf-8-sig",
+        "keep_default_na": False,
+        "na_values": [""],
+        "skipinitialspace": True,
+    }
     try:
-        frame = pd.read_csv(
-            io.BytesIO(data),
-            sep=delimiter or ",",
-            dtype=dict.fromkeys(text_columns(header_names(header_line, delimiter)), "string"),
-            index_col=False,
-            encoding="utf-8-sig",
-            keep_default_na=False,
-            na_values=[""],
-            skipinitialspace=True,
-            low_memory=False,
-        )
+        # The names exactly as the parser gives them (a trailing space stays), so the text dtypes apply.
+        names = [str(c) for c in pd.read_csv(io.BytesIO(data), nrows=0, **options).columns]
+        text = set(text_columns(names))
+        dtypes = {name: "string" for name in names if name in text}
+        frame = pd.read_csv(io.BytesIO(data), dtype=dtypes, low_memory=False, **options)
     except pd.errors.EmptyDataError as exc:
         raise _fail("the file is empty: no header and no rows", source) from exc
     except (pd.errors.ParserError, csv.Error) as exc:
         raise _fail(f"the CSV cannot be parsed: {exc}", source) from exc
-    return RawTable(frame=frame, container=container, delimiter=delimiter)
+    problems = _cut_off_last_line(data, delimiter or ",", len(frame.columns), len(frame))
+    return RawTable(frame=frame, container=container, delimiter=delimiter, problems=problems)
+
+
+def _cut_off_last_line(data: bytes, delimiter: str, n_columns: int, n_rows: int) -> tuple[Problem, ...]:
+    """A last line without a line ending and with fewer fields than the header: the file was cut off.
+
+    The parser fills the missing fields with empty values, which could pass as a
+    valid event; this names the row so it is refused (or dropped on request).
+    """
+    if not n_rows or data.endswith((b"\n", b"\r")):
+        return ()
+    last_line = data[data.rfind(b"\n") + 1 :].decode("utf-8", errors="replace")
+    try:
+        fields = next(csv.reader([last_line], delimiter=delimiter), [])
+    except csv.Error:
+        return ()
+    if len(fields) >= n_columns:
+        return ()
+    position = np.array([n_rows - 1])
+    return (
+        Problem(
+            f"the last line has {len(fields)} of the header's {n_columns} fields and no line ending: "
+            "the file looks cut off",
+            rows=example_rows(position),
+            count=1,
+            positions=position,
+        ),
+    )
 
 
 def _read_parquet(data: bytes, source: str | None) -> RawTable:
@@ -172,7 +200,17 @@ def _read_parquet(data: bytes, source: str | None) -> RawTable:
         table = pq.read_table(io.BytesIO(data))
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise _fail(f"the Parquet file cannot be read: {exc}", source) from exc
-    return RawTable(frame=table.to_pandas(), container="parquet", delimiter=None)
+    frame = table.to_pandas()
+    for index, column in enumerate(table.schema):
+        # Integers with nulls would become float64 and lose digits past 2**53 (category IDs of 19 digits merge).
+        if pa.types.is_integer(column.type) and table.column(index).null_count:
+            frame[column.name] = table.column(index).to_pandas(types_mapper=_nullable_integer)
+    return RawTable(frame=frame, container="parquet", delimiter=None)
+
+
+def _nullable_integer(arrow_type: object) -> object:
+    """The pandas nullable dtype of an Arrow integer type (``int64`` -> ``Int64``), exact with missing values."""
+    return pd.api.types.pandas_dtype(str(arrow_type).replace("uint", "UInt").replace("int", "Int"))
 
 
 def parse_bytes(

@@ -172,6 +172,13 @@ DEFINITIONS: Mapping[str, LabelDefinition] = {d.name: d for d in (REVIEW_PROXY, 
 DEFAULT_DEFINITION = REVIEW_PROXY.name
 
 
+def label_source(definition: LabelDefinition) -> str:
+    """Where the label comes from: "proxy", "purchases" or "input" (a label column)."""
+    if definition.is_proxy:
+        return "proxy"
+    return "purchases" if definition.name == PURCHASES.name else "input"
+
+
 def has_purchases(clicks: pd.DataFrame) -> bool:
     """True when the events include at least one purchase."""
     return S.EVENT_TYPE in clicks and bool((clicks[S.EVENT_TYPE].to_numpy() == S.EVENT_PURCHASE).any())
@@ -208,10 +215,3 @@ def session_targets(indexed: IndexedClicks, definition: LabelDefinition | None =
     """Targets for every session under ``definition`` (default: chosen from the columns)."""
     definition = definition or choose_definition(indexed.clicks)
     return definition.targets(indexed)
-
-
-def label_source_of(definition: LabelDefinition) -> str:
-    """Where a label comes from: "proxy", "purchases" or "input" (a label column)."""
-    if definition.is_proxy:
-        return "proxy"
-    return "purchases" if definition.name == PURCHASES.name else "input"

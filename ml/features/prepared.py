@@ -24,7 +24,7 @@ from ml.data.clicks import IndexedClicks, index_clicks
 from ml.data.codes import Codebook
 from ml.data.loading import LoadedEvents, load_events
 from ml.features import kpis
-from ml.features.labels import LabelDefinition, choose_definition, label_source_of
+from ml.features.labels import LabelDefinition, choose_definition, label_source
 from ml.features.sessions import session_features
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ class PreparedData:
             "first_date": dates.min().date(),
             "last_date": dates.max().date(),
             "label_title": self.definition.title,
-            "label_source": label_source_of(self.definition),
+            "label_source": label_source(self.definition),
             "label_text": self.definition.converted_text,
             "basket_text": self.definition.basket_text,
             "data_hash": self.loaded.data_hash,

@@ -12,6 +12,7 @@ import numpy as np
 
 from ml.data import schema as S
 from ml.data.clicks import index_clicks
+from ml.data.codes import NONE_CODE
 from ml.data.loading import LoadedEvents
 from ml.features.labels import choose_definition, session_targets
 
@@ -47,7 +48,7 @@ def describe_events(loaded: LoadedEvents) -> dict[str, object]:
         "has_timestamps": loaded.has_timestamps,
         "mean_events_per_session": len(events) / n_sessions if n_sessions else float("nan"),
         "dimension_values": dimensions,
-        "categories": len(np.unique(events[S.CATEGORY].to_numpy())),
+        "categories": int(np.count_nonzero(np.unique(events[S.CATEGORY].to_numpy()) != NONE_CODE)),
         "products": int(events[S.PRODUCT].nunique()),
         "other_event_values": dict(loaded.other_events),
         "skipped_problems": [p.describe() for p in loaded.skipped_problems],
@@ -66,7 +67,8 @@ def format_summary(summary: dict[str, object]) -> str:
         + (f" ({summary['skipped_rows']:,} invalid rows skipped)" if summary["skipped_rows"] else ""),
         "events        " + ", ".join(f"{events[k]:,} {k}" for k in ("view", "cart", "purchase", "other")),
         f"sessions      {summary['sessions']:,} ({summary['mean_events_per_session']:.1f} events each)",
-        f"products      {summary['products']:,} in {summary['categories']:,} categories",
+        f"products      {summary['products']:,} "
+        + (f"in {summary['categories']:,} categories" if summary["categories"] else "(no categories in the data)"),
         f"dates         {summary['first_date']} .. {summary['last_date']}"
         + ("" if summary["has_timestamps"] else " (dates only, no times)"),
         f"label         {summary['label']}: {summary['label_text']}",

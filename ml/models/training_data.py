@@ -16,7 +16,7 @@ from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 from ml.config import CV_FOLDS, DEFAULT_WINDOW, RANDOM_SEED, TEST_SIZE
 from ml.data.clicks import index_clicks
 from ml.errors import ClickstreamError
-from ml.features.labels import choose_definition, label_source_of
+from ml.features.labels import choose_definition, label_source
 from ml.features.sessions import session_features
 from ml.features.window import FeatureSpec, feature_ranges, window_features
 
@@ -108,7 +108,7 @@ def prepare_training_data(clicks: pd.DataFrame, config: TrainConfig, source: str
         class_folds=folds,
         summary=summary,
         ranges=feature_ranges(X_train, config.window, window.specs),
-        label={**definition.describe(), "source": label_source_of(definition)},
+        label={**definition.describe(), "source": label_source(definition)},
         window=config.window,
         specs=window.specs,
         layout=window.layout.to_dict() if window.layout else {},

@@ -206,15 +206,25 @@ def score_summary(scores: pd.DataFrame) -> dict[str, object]:
     }
 
 
-def fitting_datasets(store: ModelStore, profile: str) -> list[str]:
-    """Datasets whose best classifier was trained on data of ``profile``."""
-    out = []
+def trained_profiles(store: ModelStore) -> dict[str, str]:
+    """Each dataset with a classifier, and the data profile its best classifier was trained on."""
+    out = {}
     for key in store.datasets():
         try:
             champion = store.registry(key).champion(CLASSIFICATION)
         except ClickstreamError:
             continue
-        trained_on = (champion.metadata or {}).get("dataset", {}).get("profile") or UCI_PROFILE
-        if trained_on == profile:
-            out.append(key)
+        out[key] = (champion.metadata or {}).get("dataset", {}).get("profile") or UCI_PROFILE
     return out
+
+
+def fitting_datasets(store: ModelStore, profile: str) -> list[str]:
+    """Datasets whose best classifier was trained on data of ``profile``."""
+    return [key for key, trained_on in trained_profiles(store).items() if trained_on == profile]
+
+
+def no_fitting_models_message(store: ModelStore, profile: str) -> str:
+    """Why nothing can score a file of ``profile``: which datasets the saved models belong to, and their profiles."""
+    others = ", ".join(f"'{key}' (trained on '{p}' data)" for key, p in trained_profiles(store).items())
+    saved = f"the saved models are of other data: {others}" if others else "no saved model has a classifier"
+    return f"no saved models fit '{profile}' data: {saved}"

@@ -23,6 +23,7 @@ from dashboard.layout import shell
 from dashboard.tabs import TABS, scoring
 from dashboard.training_panel import training_panel
 from dashboard.uploads import INPUT_FILE, UploadStore, check_upload, run_scoring_job
+from ml.data.synthetic_logs import multi_category_store_log
 from ml.features.window import STATUS_CONVERTED_IN_WINDOW, STATUS_SCORED, STATUS_TOO_SHORT
 from ml.serving.registry import Registry
 from ml.serving.scoring import SCORE_COLUMNS
@@ -127,6 +128,14 @@ def test_without_a_model_the_report_still_works(settings, small_csv):
     report, upload = scoring.receive_upload(settings, Registry(settings.models_dir), data_url(small_csv), "x.csv", None)
     assert upload["valid"]
     assert "window k = 3 (no model trained yet)" in text_of(report)
+    assert "the re-view proxy" in text_of(report)
+
+
+def test_the_report_of_an_event_log_names_purchases_as_its_label(settings):
+    data = multi_category_store_log(600, seed=3).to_csv(index=False).encode()
+    report, upload = scoring.receive_upload(settings, Registry(settings.models_dir), data_url(data), "shop.csv", None)
+    assert upload["valid"]
+    assert "the file's purchase events" in text_of(report) and "re-view proxy" not in text_of(report)
 
 
 @pytest.mark.parametrize(

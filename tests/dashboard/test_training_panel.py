@@ -69,7 +69,11 @@ def test_a_killed_job_leaves_no_run_and_the_models_in_use_stay(job_settings):
     while running_job(job_settings.models_dir) is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert running_job(job_settings.models_dir) is not None, "the job never started"
-    time.sleep(1.0)  # mid-fit
+    staging = registry.root / STAGING_DIR
+    # Mid-fit: the job has prepared its data and opened its staging folder (slow on a busy machine).
+    while not (staging.exists() and any(staging.iterdir())) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
     worker.kill()
     worker.join(10)
     assert [r.run_id for r in registry.runs()] == before
