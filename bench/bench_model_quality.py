@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from unittest import mock
 
@@ -51,12 +51,11 @@ from _measure import (
 )
 from _report import _table
 
-from ml.data.loading import load_clicks
+from ml.data.loading import load_events
 from ml.features import window as window_module
 from ml.features.transitions import TRANSITION_FEATURE_NAMES
-from ml.models import supervised, training_data
+from ml.models import training_data
 from ml.models.zoo import classifier_specs
-from ml.serving import training
 from ml.serving.registry import Registry
 from ml.serving.training import TrainConfig, train
 from ml.tasks import CLASSIFICATION
@@ -75,7 +74,7 @@ QUIET_MAX_OTHERS = 0.3  # cores other processes may use before the zoo is timed
 
 
 # ---------------------------------------------------------------- the old feature set
-OLD_FEATURES = tuple(f for f in window_module.WINDOW_FEATURES if f.name not in TRANSITION_FEATURE_NAMES)
+OLD_FEATURES = tuple(f for f in window_module.UCI_WINDOW_FEATURES if f.name not in TRANSITION_FEATURE_NAMES)
 
 
 @contextmanager
@@ -86,12 +85,9 @@ def old_feature_set() -> Iterator[None]:
     def without_transitions(*args: object, **kwargs: object) -> window_module.WindowData:
         data = real_window_features(*args, **kwargs)
         features = data.features.drop(columns=list(TRANSITION_FEATURE_NAMES))
-        return dataclasses.replace(data, features=features)
+        return dataclasses.replace(data, features=features, specs=OLD_FEATURES)
 
-    with ExitStack() as stack:
-        stack.enter_context(mock.patch.object(training_data, "window_features", without_transitions))
-        for module in (window_module, supervised, training):
-            stack.enter_context(mock.patch.object(module, "WINDOW_FEATURES", OLD_FEATURES))
+    with mock.patch.object(training_data, "window_features", without_transitions):
         yield
 
 
@@ -197,12 +193,12 @@ def run(quick: bool, seeds: Sequence[int], zoo: bool, wait_seconds: float) -> di
         "bundled_sha256": file_sha256(BUNDLED_FILE),
         "seeds": list(seeds),
         "window": WINDOW,
-        "feature_counts": {"old": len(OLD_FEATURES), "new": len(window_module.WINDOW_FEATURES)},
+        "feature_counts": {"old": len(OLD_FEATURES), "new": len(window_module.UCI_WINDOW_FEATURES)},
         "load_average": {"start": load_average()},
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "runs": {name: [] for name in FEATURE_SETS},
     }
-    clicks = load_clicks(BUNDLED_FILE).clicks
+    clicks = load_events(BUNDLED_FILE).clicks
     data_hash = report["bundled_sha256"][:16]
     for seed in seeds:
         for name in FEATURE_SETS:
