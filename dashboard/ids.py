@@ -11,6 +11,7 @@ APP_URL = "app-url-location"
 APP_TABS = "app-main-tabs"
 APP_TAB_CONTENT = "app-tab-content-div"
 APP_HEADER = "app-header-navbar"
+THEME_TOGGLE = "app-theme-toggle"  # handled in the browser only (assets/30-theme.js)
 APP_DATASET_INFO = "app-dataset-info-div"
 # Registry version: the newest run id; changes when a training job lands, so model views refresh.
 APP_MODELS_STORE = "app-models-store"

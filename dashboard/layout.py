@@ -73,6 +73,17 @@ def data_control() -> html.Div:
     )
 
 
+def theme_toggle() -> html.Button:
+    """Light/dark theme switch; assets/30-theme.js applies and remembers it and keeps aria-pressed in step."""
+    return html.Button(
+        "Dark theme",
+        id=ids.THEME_TOGGLE,
+        type="button",
+        className="btn btn-sm btn-outline-light theme-toggle",
+        title="Switch between the light and the dark theme (remembered in this browser)",
+    )
+
+
 def header() -> dbc.Navbar:
     return dbc.Navbar(
         dbc.Container(
@@ -81,7 +92,7 @@ def header() -> dbc.Navbar:
                     [html.Span(PRODUCT_NAME, className="navbar-brand mb-0 h1"), data_control()],
                     className="d-flex flex-column",
                 ),
-                user_menu(),
+                html.Div([theme_toggle(), user_menu()], className="d-flex align-items-center gap-2"),
             ],
             fluid=True,
         ),
