@@ -138,8 +138,12 @@ def fit_and_save(
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "versions": _versions(),
     }
-    with registry.staging() as staging:
-        run_id = staging.save(RECOMMENDATION, RECOMMENDER_MODEL, model, meta)
+    try:
+        with registry.staging() as staging:
+            run_id = staging.save(RECOMMENDATION, RECOMMENDER_MODEL, model, meta)
+    except OSError as exc:  # a read-only store, or a training job cleaning staging: serve it unsaved
+        log.warning("the fitted recommender could not be saved in %s: %s", registry.root, exc)
+        run_id = "unsaved"
     log.info(
         "fitted the recommender on %s products in %.2f s, evaluated on %s cases in %.2f s (run %s)",
         f"{len(model.products_):,}",

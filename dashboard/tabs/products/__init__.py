@@ -29,7 +29,8 @@ from dashboard.tabs.products.panels import evaluation_table, product_detail, pro
 from ml.config import BUNDLED_DATASET_KEY
 from ml.features.kpis import SessionFilter
 from ml.features.paths import DEFAULT_MIN_SHARE, DEFAULT_STEPS
-from ml.serving.recommendations import recommendation_lists
+from ml.features.prepared import PreparedData
+from ml.serving.recommendations import SavedRecommender, recommendation_lists
 
 TAB_ID = "products"
 LABEL = "Products"
@@ -47,6 +48,11 @@ PURCHASE_PATHS_TITLE = "Which paths end in a purchase: rate per first-two-step p
 def products_section(context: AppContext, key: str) -> html.Div:
     """The product grid, the detail of the chosen product (filled by a callback), and the evaluation."""
     data = context.dataset(key)
+    saved = product_data.recommender(context, key)
+    return product_data.cached_view(data, ("products", saved.run_id), lambda: _products_section(data, saved))
+
+
+def _products_section(data: PreparedData, saved: SavedRecommender) -> html.Div:
     table = product_data.products(data)
     rates, attributes = product_data.rate_columns(data), product_data.attribute_columns(data)
     shown = min(len(table), product_data.MAX_GRID_ROWS)
@@ -98,7 +104,7 @@ def products_section(context: AppContext, key: str) -> html.Div:
                             ),
                         ]
                     ),
-                    dbc.CardBody(evaluation_table(product_data.recommender(context, key)), id=ids.PRODUCTS_EVALUATION),
+                    dbc.CardBody(evaluation_table(saved), id=ids.PRODUCTS_EVALUATION),
                 ]
             ),
         ]
@@ -110,11 +116,15 @@ def detail_view(context: AppContext, key: str, product_id: object | None) -> lis
     data = context.dataset(key)
     table = product_data.products(data)
     product = str(product_id) if product_id not in (None, "") else str(table.index[0])
-    row = table.loc[product] if product in table.index else None
     saved = product_data.recommender(context, key)
-    lists = recommendation_lists(saved.model, table, product, n=LIST_LENGTH)
-    rates, attributes = product_data.rate_columns(data), product_data.attribute_columns(data)
-    return product_detail(product, row, lists, rates, attributes)
+
+    def build() -> list:
+        row = table.loc[product] if product in table.index else None
+        lists = recommendation_lists(saved.model, table, product, n=LIST_LENGTH)
+        rates, attributes = product_data.rate_columns(data), product_data.attribute_columns(data)
+        return product_detail(product, row, lists, rates, attributes)
+
+    return product_data.cached_view(data, ("detail", saved.run_id, product), build)
 
 
 def selected_product(rows: list | None) -> str | None:
@@ -230,17 +240,21 @@ def paths_view(
     low, high = STEPS_RANGE
     steps = min(max(int(steps or DEFAULT_STEPS), low), high)
     min_share = float(min_share if min_share is not None else DEFAULT_MIN_SHARE)
-    paths = product_data.paths_for(data, filt, PathSetting(dimension, steps, min_share))
-    title = dimension_title(dimension)
-    pooled = f"; links below {min_share:.0%} of their step pooled as 'other'" if min_share else ""
-    note = (
-        f"{paths.sessions:,} sessions (shell filters applied); {title.lower()} per step, repeats merged, "
-        f"'exit' = the session ended{pooled}. Hover a link for its share of the step's sessions."
-    )
-    purchase = (
-        purchase_paths_figure(paths.purchase_paths, data.definition.title) if paths.purchase_paths is not None else None
-    )
-    return sankey_figure(paths, title), note, purchase
+    setting = PathSetting(dimension, steps, min_share)
+
+    def build() -> tuple[go.Figure, str, go.Figure | None]:
+        paths = product_data.paths_for(data, filt, setting)
+        title = dimension_title(dimension)
+        pooled = f"; links below {min_share:.0%} of their step pooled as 'other'" if min_share else ""
+        note = (
+            f"{paths.sessions:,} sessions (shell filters applied); {title.lower()} per step, repeats merged, "
+            f"'exit' = the session ended{pooled}. Hover a link for its share of the step's sessions."
+        )
+        rates = paths.purchase_paths
+        purchase = purchase_paths_figure(rates, data.definition.title) if rates is not None else None
+        return sankey_figure(paths, title), note, purchase
+
+    return product_data.cached_view(data, ("paths", filt, setting), build)
 
 
 # ---------------------------------------------------------------- layout

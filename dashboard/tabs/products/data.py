@@ -28,6 +28,7 @@ from ml.features.products import product_table
 from ml.serving.recommendations import SavedRecommender, labelled_products, recommender_for
 
 PATHS_CACHE_SIZE = 32  # path settings kept per dataset
+VIEWS_CACHE_SIZE = 256  # finished views (a product's detail, a Sankey) kept per dataset
 MAX_GRID_ROWS = 5000  # most viewed products sent to the browser
 DIMENSION_TITLES = {
     S.CATEGORY: "Category",
@@ -63,6 +64,11 @@ class _Lru:
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
         return value
+
+
+def cached_view(data: PreparedData, key: object, build: Callable[[], object]) -> object:
+    """A finished view (components, figures) kept per dataset, so a repeated click costs a lookup."""
+    return data.once("products_views", lambda _: _Lru(VIEWS_CACHE_SIZE)).get(key, build)
 
 
 # ---------------------------------------------------------------- per-dataset tables
