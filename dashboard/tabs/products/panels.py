@@ -44,6 +44,7 @@ def _number(field: str, title: str, tooltip: str, fmt: str) -> dict:
         "headerTooltip": tooltip,
         "type": "rightAligned",
         "filter": "agNumberColumnFilter",
+        "minWidth": 110,
         "valueFormatter": {"function": f"params.value == null ? '–' : d3.format('{fmt}')(params.value)"},
     }
 
@@ -200,7 +201,7 @@ def product_detail(
         dbc.Row(
             [
                 dbc.Col([title, facts], lg=3),
-                dbc.Col(dbc.Row([dbc.Col(t, xxl=6, className="mb-2") for t in tables], className="g-2"), lg=9),
+                dbc.Col([html.Div(t, className="mb-2") for t in tables], lg=9),
             ],
             className="g-3",
         )
