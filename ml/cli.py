@@ -290,7 +290,7 @@ def _recommend(args: argparse.Namespace, store: ModelStore) -> int:
             result = evaluate_recommender(loaded.events, cut_date=args.cut_date, k=saved.k)
             print(format_evaluation(result.table, result.n_cases, str(result.cut_date.date()), result.k))
         else:
-            print(format_evaluation(saved.evaluation, saved.n_cases, saved.cut_date, saved.k))
+            print(format_evaluation(saved.evaluation, saved.n_cases, saved.cut_date, saved.k, saved.problem))
     return 0
 
 

@@ -60,6 +60,7 @@ class SavedRecommender:
     run_id: str
     fit_seconds: float
     evaluate_seconds: float
+    problem: str = ""  # why there is no evaluation (the data cannot be split in time), if so
 
     @property
     def best(self) -> pd.Series:
@@ -104,6 +105,7 @@ def _from_metadata(model: ProductRecommender, meta: dict, run_id: str) -> SavedR
         run_id=run_id,
         fit_seconds=float(meta.get("fit_seconds") or 0.0),
         evaluate_seconds=float(meta.get("evaluate_seconds") or 0.0),
+        problem=str(evaluation.get("problem") or ""),
     )
 
 
@@ -120,7 +122,12 @@ def fit_and_save(
     """Evaluate on a later period, fit on every event, and save both as one recommender run."""
     template = recommender or ProductRecommender()
     start = time.perf_counter()
-    result = evaluate(events, cut_date=cut_date, k=k, recommender=ProductRecommender(**template.get_params()))
+    try:
+        result = evaluate(events, cut_date=cut_date, k=k, recommender=ProductRecommender(**template.get_params()))
+        evaluation = _evaluation_record(result)
+    except ValueError as exc:  # e.g. one day of data: nothing to hold out; the lists still work
+        log.warning("the recommender cannot be evaluated on this data: %s", exc)
+        evaluation = {"problem": str(exc), "k": k}
     evaluate_seconds = time.perf_counter() - start
     start = time.perf_counter()
     model = ProductRecommender(**template.get_params()).fit(events)
@@ -132,7 +139,7 @@ def fit_and_save(
         "dataset": {"hash": data_hash, "source": source},
         "products": len(model.products_),
         "sessions": int(model.n_sessions_),
-        "evaluation": _evaluation_record(result),
+        "evaluation": evaluation,
         "fit_seconds": round(fit_seconds, 4),
         "evaluate_seconds": round(evaluate_seconds, 4),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -148,7 +155,7 @@ def fit_and_save(
         "fitted the recommender on %s products in %.2f s, evaluated on %s cases in %.2f s (run %s)",
         f"{len(model.products_):,}",
         fit_seconds,
-        f"{result.n_cases:,}",
+        f"{evaluation.get('n_cases', 0):,}",
         evaluate_seconds,
         run_id,
     )
@@ -245,8 +252,10 @@ def format_recommendations(
     return "\n".join(blocks)
 
 
-def format_evaluation(table: pd.DataFrame, n_cases: int, cut_date: str, k: int) -> str:
+def format_evaluation(table: pd.DataFrame, n_cases: int, cut_date: str, k: int, problem: str = "") -> str:
     """The CLI's evaluation table: hit rate@k, MRR@k, coverage and lift per method, with the split."""
+    if table.empty:
+        return f"No evaluation: {problem or 'none was saved with this recommender'}"
     shown = pd.DataFrame(
         {
             "method": table["method"],

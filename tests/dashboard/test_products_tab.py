@@ -13,6 +13,7 @@ from dashboard.context import AppContext
 from dashboard.figures.products import sankey_figure
 from dashboard.tabs import TABS, products
 from dashboard.tabs.products import data as product_data
+from dashboard.tabs.products.panels import evaluation_table
 from ml.config import BUNDLED_DATASET_KEY
 from ml.data.loading import load_events
 from ml.data.synthetic_logs import multi_category_store_log
@@ -204,3 +205,13 @@ def test_a_viewer_may_use_every_products_callback(app):
         callback = app.callback_map[key]
         body = {"output": key, "inputs": callback["inputs"], "state": callback["state"]}
         assert callback_role(body, app.callback_map) == VIEWER, key
+
+
+def test_a_recommender_without_an_evaluation_shows_why(context):
+    saved = dataclasses.replace(
+        product_data.recommender(context, KEY),
+        evaluation=product_data.pd.DataFrame(),
+        problem="a time split needs events on at least two distinct dates",
+    )
+    text = str(evaluation_table(saved))
+    assert "Not evaluated: a time split needs events on at least two distinct dates" in text

@@ -11,6 +11,7 @@ from ml.models.recommend import ProductRecommender, recommend_sessions
 from ml.serving.recommendations import (
     RECOMMENDER_MODEL,
     fit_and_save,
+    format_evaluation,
     labelled_products,
     load_saved,
     recommendation_lists,
@@ -100,3 +101,14 @@ def test_scores_carry_recommended_products_from_the_saved_recommender(trained_re
     assert all(not (set(lists[sid]) & seen[sid]) for sid in lists.index)  # never a product the session saw
     expected = saved.model.recommend_for_session(list(sample.loc[sample[S.SESSION_ID] == 5000, S.PRODUCT]), n=3)
     assert lists[5000] == list(expected["product"])
+
+
+def test_one_day_of_data_is_saved_without_an_evaluation_and_says_why(tmp_path):
+    events = _log(HAND)
+    assert events[S.DATE].nunique() == 1
+    saved = recommender_for(ModelStore(tmp_path).registry("one-day"), events, data_hash="d")
+    assert saved.evaluation.empty and "two distinct dates" in saved.problem
+    assert list(saved.model.recommend("A", n=2, method="next_view")["product"]) == ["B", "C"]  # the lists work
+    again = load_saved(ModelStore(tmp_path).registry("one-day"), "d")
+    assert again.run_id == saved.run_id and again.problem == saved.problem
+    assert format_evaluation(again.evaluation, 0, "", 10, again.problem).startswith("No evaluation: a time split")

@@ -15,12 +15,14 @@ per dataset; paths are kept per setting. Callbacks only look them up.
 
 from __future__ import annotations
 
+import logging
+
 import dash_bootstrap_components as dbc
 import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html
 
 from dashboard import filter_bar, ids
-from dashboard.components import GRAPH_CONFIG
+from dashboard.components import GRAPH_CONFIG, error_alert
 from dashboard.context import AppContext
 from dashboard.figures.products import purchase_paths_figure, sankey_figure
 from dashboard.tabs.products import data as product_data
@@ -31,6 +33,8 @@ from ml.features.kpis import SessionFilter
 from ml.features.paths import DEFAULT_MIN_SHARE, DEFAULT_STEPS
 from ml.features.prepared import PreparedData
 from ml.serving.recommendations import SavedRecommender, recommendation_lists
+
+log = logging.getLogger(__name__)
 
 TAB_ID = "products"
 LABEL = "Products"
@@ -275,7 +279,12 @@ def layout(context: AppContext, key: str = BUNDLED_DATASET_KEY) -> html.Div:
 
 
 def section_view(context: AppContext, key: str, section: str | None) -> html.Div:
-    return paths_section(context, key) if section == SECTION_PATHS else products_section(context, key)
+    """The active section; data the recommender or the paths cannot use gives a message, not a crash."""
+    try:
+        return paths_section(context, key) if section == SECTION_PATHS else products_section(context, key)
+    except ValueError as exc:
+        log.warning("the products tab cannot show dataset %s: %s", key, exc)
+        return html.Div(error_alert(str(exc), "This dataset cannot be shown here"))
 
 
 # ---------------------------------------------------------------- callbacks

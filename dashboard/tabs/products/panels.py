@@ -212,7 +212,8 @@ def evaluation_table(saved: SavedRecommender) -> list:
     """Hit rate@k, MRR@k and coverage per method against popularity, with the split it was measured on."""
     table, k = saved.evaluation, saved.k
     if table.empty:
-        return [dbc.Alert("No evaluation is saved with this recommender.", color="warning")]
+        reason = saved.problem or "none is saved with this recommender"
+        return [dbc.Alert(f"Not evaluated: {reason}. The lists above still work.", color="warning")]
     best = saved.best
     head = html.Tr(
         [
