@@ -120,6 +120,23 @@ SEGMENTS_OTHERS = "segments-others-div"
 # {"type": SEGMENTS_OPEN_WHATIF, "segment": n, "method", "k", "eps", "min_samples"}.
 SEGMENTS_OPEN_WHATIF = "segments-open-whatif-button"
 
+# ---------------------------------------------------------------- products tab
+PRODUCTS_SECTION_TABS = "products-section-tabs"  # products and recommendations | paths
+PRODUCTS_SECTION = "products-section-div"  # the active section, rendered by a callback
+PRODUCTS_SEARCH = "products-search-input"
+PRODUCTS_GRID = "products-table-grid"
+PRODUCTS_DETAIL = "products-detail-div"
+# Pattern-matching type of a recommendation list table: {"type": PRODUCTS_LIST_TABLE, "method": method}.
+PRODUCTS_LIST_TABLE = "products-list-table"
+PRODUCTS_EVALUATION = "products-evaluation-div"
+PRODUCTS_EVALUATION_TABLE = "products-evaluation-table"
+PRODUCTS_PATHS_DIMENSION = "products-paths-dimension-dropdown"
+PRODUCTS_PATHS_STEPS = "products-paths-steps-slider"
+PRODUCTS_PATHS_MIN_SHARE = "products-paths-min-share-dropdown"
+PRODUCTS_PATHS_NOTE = "products-paths-note-div"
+PRODUCTS_PATHS_GRAPH = "products-paths-graph"
+PRODUCTS_PURCHASE_PATHS_GRAPH = "products-purchase-paths-graph"
+
 # ---------------------------------------------------------------- what-if tab
 WHATIF_EMPTY = "whatif-empty-div"
 WHATIF_BODY = "whatif-body-div"

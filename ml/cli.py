@@ -1,4 +1,4 @@
-"""Command line: ``python -m ml summary | train | score | evaluate | users``, for schedulers and scripts.
+"""Command line: ``python -m ml summary | train | score | evaluate | recommend | users``, for schedulers and scripts.
 
 Every command that reads data takes any source: a file (CSV, gzip, Parquet)
 or a database table or query through an SQLAlchemy URL, with its profile
@@ -23,9 +23,17 @@ from ml.data.loading import LoadedEvents, load_events
 from ml.data.sql import is_sql_url
 from ml.errors import ClickstreamError, NoModelError, ValidationError
 from ml.features.labels import DEFINITIONS
+from ml.features.products import product_table
 from ml.features.summary import describe_events, format_summary
+from ml.models.recommend_evaluation import evaluate as evaluate_recommender
 from ml.serving.leaderboard import format_table, leaderboard
 from ml.serving.locking import TrainingBusy
+from ml.serving.recommendations import (
+    format_evaluation,
+    format_recommendations,
+    labelled_products,
+    recommender_for,
+)
 from ml.serving.registry import ModelStore, dataset_key
 from ml.serving.scoring import (
     IncompatibleModelsError,
@@ -95,6 +103,22 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="print the saved models' held-out metrics")
     p.add_argument("--dataset", help="one dataset (default: every dataset)")
     p.add_argument("--history", action="store_true", help="every run, not only the newest per model")
+
+    p = sub.add_parser(
+        "recommend",
+        help="product recommendations (viewed next, also viewed) or their evaluation against popularity",
+    )
+    p.add_argument("--data", default=str(settings.data_file), help="file or SQLAlchemy URL (default: bundled data)")
+    p.add_argument("--dataset", help="dataset key the recommender belongs to (default: from the source's name)")
+    p.add_argument("--product", action="append", help="product id to recommend beside (repeat for several)")
+    p.add_argument("--top", type=int, default=10, help="suggestions per list (default 10)")
+    p.add_argument("--evaluate", action="store_true", help="print the evaluation table (the default without --product)")
+    p.add_argument(
+        "--cut-date",
+        help="evaluate with this cut (YYYY-MM-DD; train before it, test from it) instead of the saved default split",
+    )
+    p.add_argument("--refit", action="store_true", help="fit and save the recommender again even if one is saved")
+    _add_source_options(p)
     add_users_parser(sub, settings)
     return parser
 
@@ -191,6 +215,10 @@ def _train(args: argparse.Namespace, store: ModelStore) -> int:
         "trained %d models for dataset '%s' in %.1f s (job %s)", len(result.run_ids), key, result.seconds, result.job_id
     )
     _print_leaderboards(store, [key])
+    try:  # the recommender belongs with the models, so scores carry recommended products
+        recommender_for(registry, loaded.events, data_hash=loaded.data_hash, source=loaded.source)
+    except ValueError as exc:
+        log.warning("no product recommender for dataset '%s': %s", key, exc)
     failed = [s for s in result.statuses if s["state"] == "failed"]
     return EXIT_ERROR if failed else 0
 
@@ -245,11 +273,33 @@ def _evaluate(args: argparse.Namespace, store: ModelStore) -> int:
     return 0
 
 
+def _recommend(args: argparse.Namespace, store: ModelStore) -> int:
+    if args.top < 1:
+        raise ValueError(f"--top must be at least 1, not {args.top}")
+    loaded = _load(args.data, args)
+    key = _dataset_of(args.data, args)
+    saved = recommender_for(
+        store.registry(key), loaded.events, data_hash=loaded.data_hash, source=loaded.source, refit=args.refit
+    )
+    log.info("recommender of dataset '%s': run %s", key, saved.run_id)
+    if args.product:
+        products = labelled_products(product_table(loaded.events), loaded.codebooks)
+        print(format_recommendations(saved.model, products, args.product, args.top))
+    if args.evaluate or not args.product:
+        if args.cut_date:
+            result = evaluate_recommender(loaded.events, cut_date=args.cut_date, k=saved.k)
+            print(format_evaluation(result.table, result.n_cases, str(result.cut_date.date()), result.k))
+        else:
+            print(format_evaluation(saved.evaluation, saved.n_cases, saved.cut_date, saved.k, saved.problem))
+    return 0
+
+
 COMMANDS = {
     "summary": _summary,
     "train": _train,
     "score": _score,
     "evaluate": _evaluate,
+    "recommend": _recommend,
     "users": lambda args, _store: run_users(args),
 }
 

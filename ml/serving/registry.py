@@ -26,7 +26,7 @@ import numpy as np
 
 from ml.config import BUNDLED_DATA_FILE, BUNDLED_DATASET_KEY, Settings
 from ml.errors import ArtifactError, NoModelError
-from ml.tasks import LOWER_IS_BETTER, PRIMARY_METRIC, TASKS
+from ml.tasks import ARTIFACT_TASKS, LOWER_IS_BETTER, PRIMARY_METRIC, TASKS
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ class Staging:
 
     def save(self, task: str, model: str, pipeline: object, metadata: dict, curves: dict | None = None) -> str:
         """Write one run into staging; returns its run id."""
-        if task not in TASKS:
+        if task not in ARTIFACT_TASKS:
             raise ValueError(f"unknown task {task!r}")
         run_id = new_run_id()
         folder = self.root / task / model / run_id
@@ -182,10 +182,14 @@ class Registry:
 
     # ------------------------------------------------------------------ reading
     def runs(self, task: str | None = None, model: str | None = None) -> list[RunInfo]:
-        """Every complete run, newest first. Unreadable metadata is reported in ``error``."""
+        """Every complete run, newest first. Unreadable metadata is reported in ``error``.
+
+        Without ``task``, the runs of the model tasks (``TASKS``); the recommender's are listed by naming its task.
+        """
         found: list[RunInfo] = []
+        listed = TASKS if task is None else ARTIFACT_TASKS
         for task_dir in self._subdirs(self.root, task):
-            if task_dir.name not in TASKS:
+            if task_dir.name not in listed:
                 continue
             for model_dir in self._subdirs(task_dir, model):
                 for run_dir in self._subdirs(model_dir, None):

@@ -10,7 +10,7 @@ import pytest
 
 from tests.e2e.conftest import AppServer, wait_for_dash
 
-TABS = ["kpi", "eda", "segments", "leaderboard", "whatif", "scoring"]
+TABS = ["kpi", "eda", "segments", "products", "leaderboard", "whatif", "scoring"]
 
 UNNAMED_CONTROLS = """() => {
   const selector = 'input:not([type=hidden]), select, textarea, [role=combobox], [role=slider], '
@@ -21,7 +21,8 @@ UNNAMED_CONTROLS = """() => {
     if (by && by.split(/\\s+/).some(id => (document.getElementById(id)?.textContent || '').trim())) return true;
     if (el.labels && Array.from(el.labels).some(l => l.textContent.trim())) return true;
     if ((el.getAttribute('title') || '').trim()) return true;
-    if (['BUTTON', 'A'].includes(el.tagName) || ['tab', 'radio', 'checkbox', 'switch'].includes(el.getAttribute('role'))) {
+    const textual = ['tab', 'radio', 'checkbox', 'switch'].includes(el.getAttribute('role'));
+    if (['BUTTON', 'A'].includes(el.tagName) || textual) {
       if (el.textContent.trim()) return true;
     }
     const wrap = el.closest('label');
