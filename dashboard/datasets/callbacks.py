@@ -309,6 +309,11 @@ def delete_dataset(
     return note, dataset_options(context), switch
 
 
+def _name_for(store: dict, current: str | None) -> object:
+    """The dataset name field: what the user typed, else the new upload's file name."""
+    return current or (I.default_name(store["filename"]) if store.get("id") else no_update)
+
+
 # ---------------------------------------------------------------- registration
 def register_callbacks(app, context: AppContext) -> None:
     settings = context.settings
@@ -340,24 +345,40 @@ def register_callbacks(app, context: AppContext) -> None:
         Output(ids.DATA_NAME, "value"),
         Output(ids.DATA_REJECT_NOTE, "is_open"),
         Input(ids.DATA_UPLOAD, "contents"),
-        Input(ids.DATA_SQL_BUTTON, "n_clicks"),
         State(ids.DATA_UPLOAD, "filename"),
-        State(ids.DATA_SQL_URL, "value"),
-        State(ids.DATA_SQL_TABLE, "value"),
-        State(ids.DATA_SQL_QUERY, "value"),
         State(ids.DATA_INTAKE_STORE, "data"),
         State(ids.DATA_NAME, "value"),
         prevent_initial_call=True,
     )
-    def receive(contents, _sql, filename, url, table, query, previous, name):
-        trigger = ctx.triggered_id
-        if trigger == ids.DATA_UPLOAD and contents is None:
+    def receive_upload(contents, filename, previous, name):
+        if contents is None:
             return (no_update,) * 5
         store, report = receive_source(
-            settings, trigger, contents, filename, url, table, query, previous, current_user_name()
+            settings, ids.DATA_UPLOAD, contents, filename, None, None, None, previous, current_user_name()
         )
-        new_name = name or (I.default_name(store["filename"]) if store.get("id") else no_update)
-        return store, report, None, new_name, False  # the browser drops its copy of the bytes
+        return store, report, None, _name_for(store, name), False  # the browser drops its copy of the bytes
+
+    if settings.allow_sql_sources:  # the database inputs exist only then
+
+        @app.callback(
+            Output(ids.DATA_INTAKE_STORE, "data", allow_duplicate=True),
+            Output(ids.DATA_REPORT, "children", allow_duplicate=True),
+            Output(ids.DATA_NAME, "value", allow_duplicate=True),
+            Input(ids.DATA_SQL_BUTTON, "n_clicks"),
+            State(ids.DATA_SQL_URL, "value"),
+            State(ids.DATA_SQL_TABLE, "value"),
+            State(ids.DATA_SQL_QUERY, "value"),
+            State(ids.DATA_INTAKE_STORE, "data"),
+            State(ids.DATA_NAME, "value"),
+            prevent_initial_call=True,
+        )
+        def read_database(n_clicks, url, table, query, previous, name):
+            if not n_clicks:
+                return no_update, no_update, no_update
+            store, report = receive_source(
+                settings, ids.DATA_SQL_BUTTON, None, None, url, table, query, previous, current_user_name()
+            )
+            return store, report, _name_for(store, name)
 
     @app.callback(
         Output(ids.DATA_KEEP, "style"),
