@@ -36,7 +36,7 @@ from ml.data.profile_library import detect_with_saved
 from ml.data.profiles import BUILTIN_PROFILES, DataProfile, profile_from_dict, profile_to_toml
 from ml.data.reading import RawTable, parse_bytes
 from ml.data.sql import read_sql_source, redact_url
-from ml.errors import ClickstreamError, Problem, ValidationError, invalid_row_mask, is_row_problem
+from ml.errors import ClickstreamError, Problem, ValidationError, is_row_problem
 from ml.serving.datasets import DatasetInfo, DatasetStore
 from ml.serving.users import ADMIN
 
@@ -114,13 +114,38 @@ def _column_values(frame: pd.DataFrame) -> dict[str, list[list[object]]]:
     """Each column's most frequent values with counts (for the event-value mapping), as text."""
     out = {}
     for column in frame.columns:
-        counts = frame[column].astype("string").str.strip().value_counts(dropna=True).head(MAX_DISTINCT_VALUES)
-        out[str(column)] = [[str(v), int(n)] for v, n in counts.items() if str(v)]
+        counts = frame[column].value_counts(dropna=True)
+        merged: dict[str, int] = {}
+        for value, n in counts.head(MAX_DISTINCT_VALUES * 2).items():  # "view" and " view" are one value
+            text = str(value).strip()
+            if text:
+                merged[text] = merged.get(text, 0) + int(n)
+        top = sorted(merged.items(), key=lambda item: -item[1])[:MAX_DISTINCT_VALUES]
+        out[str(column)] = [[v, n] for v, n in top]
     return out
+
+
+class _HeaderOnly(Exception):
+    """Stops the CSV reader once it has the header."""
 
 
 def _parse(settings: Settings, data: bytes, filename: str) -> RawTable:
     return parse_bytes(data, max_bytes=settings.max_upload_bytes, source=filename, text_columns=lambda names: names)
+
+
+def header_columns(settings: Settings, data: bytes, filename: str) -> tuple[str, ...]:
+    """The column names only (a CSV's header line is read, not its rows), for detecting the profile."""
+    names: list[str] = []
+
+    def grab(header: list[str]) -> list[str]:
+        names.extend(header)
+        raise _HeaderOnly
+
+    try:
+        raw = parse_bytes(data, max_bytes=settings.max_upload_bytes, source=filename, text_columns=grab)
+    except _HeaderOnly:
+        return tuple(names)
+    return tuple(str(c) for c in raw.frame.columns)  # Parquet: read whole, it is quick
 
 
 def receive_file(settings: Settings, contents: str | None, filename: str | None, owner: str | None) -> Intake:
@@ -153,9 +178,7 @@ def _receive(settings: Settings, data: bytes, filename: str, owner: str | None, 
     upload_id = store.save(data, filename)
     try:
         _write_json(store.folder(upload_id) / INTAKE_FILE, {"owner": owner, "filename": filename, "source": source})
-        raw = _parse(settings, data, filename)
-        _write_json(store.folder(upload_id) / COLUMNS_FILE, _column_values(raw.frame))
-        return check(settings, upload_id, raw=raw)
+        return check(settings, upload_id)
     except BaseException:
         store.remove(upload_id)
         raise
@@ -167,8 +190,19 @@ def upload_meta(settings: Settings, upload_id: object) -> dict:
 
 
 def columns_of(settings: Settings, upload_id: object) -> dict[str, list[list[object]]]:
-    """The upload's columns with their most frequent values."""
-    return _read_json(intake_store(settings).folder(upload_id) / COLUMNS_FILE)
+    """The upload's columns with their most frequent values (read once, when the mapping form first needs them)."""
+    return _column_summary(settings, upload_id)["values"]
+
+
+def _column_summary(settings: Settings, upload_id: object) -> dict:
+    store = intake_store(settings)
+    path = store.folder(upload_id) / COLUMNS_FILE
+    summary = _read_json(path)
+    if not summary:
+        raw = _parse(settings, store.input_bytes(upload_id), store.filename(upload_id))
+        summary = {"rows": len(raw.frame), "values": _column_values(raw.frame)}
+        _write_json(path, summary)
+    return summary
 
 
 def _remember_profile(folder: Path, profile: DataProfile) -> None:
@@ -201,36 +235,49 @@ def _preview(loaded: LoadedEvents) -> list[dict]:
     return head.astype(object).where(head.notna(), None).to_dict("records")
 
 
-def check(
-    settings: Settings, upload_id: str, profile: DataProfile | None = None, raw: RawTable | None = None
-) -> Intake:
-    """Detect (or take) the profile and read the upload through the engine; nothing is kept as a dataset."""
+def check(settings: Settings, upload_id: str, profile: DataProfile | None = None) -> Intake:
+    """Detect (or take) the profile and read the upload through the engine; nothing is kept as a dataset.
+
+    A file whose problems all name rows is read once more without them, so the
+    report only offers "keep without the invalid rows" when that really works.
+    """
     store = intake_store(settings)
     folder = store.folder(upload_id)
     filename = store.filename(upload_id)
     data = store.input_bytes(upload_id)
-    raw = raw if raw is not None else _parse(settings, data, filename)
-    columns = tuple(str(c) for c in raw.frame.columns)
+    columns = header_columns(settings, data, filename)
     mapped = profile is not None
     profile = profile or detect_with_saved(columns, settings.profiles_dir)
-    base = {"upload_id": upload_id, "filename": filename, "rows": len(raw.frame), "columns": columns, "mapped": mapped}
+    base = {"upload_id": upload_id, "filename": filename, "columns": columns, "mapped": mapped}
     if profile is None:
-        return Intake(status=UNMAPPED, **base)
+        return Intake(status=UNMAPPED, rows=_column_summary(settings, upload_id)["rows"], **base)
     _remember_profile(folder, profile)
+    options = {"name": filename, "max_bytes": settings.max_upload_bytes, "profile": profile}
     try:
-        loaded = load_events(data, name=filename, max_bytes=settings.max_upload_bytes, profile=profile)
+        loaded = load_events(data, **options)
     except ValidationError as exc:
-        fixable = bool(exc.problems) and all(is_row_problem(p) for p in exc.problems)
-        dropped = int(invalid_row_mask(exc.problems, len(raw.frame)).sum()) if fixable else 0
-        every_row = fixable and dropped >= len(raw.frame)
+        if not exc.problems or not all(is_row_problem(p) for p in exc.problems):
+            return Intake(status=REFUSED, profile_title=profile.title, problems=exc.problems, **base)
+        try:
+            kept = load_events(data, skip_invalid_rows=True, **options)
+        except ValidationError as after:  # every row bad, or a file-level problem once they are gone
+            return Intake(status=REFUSED, profile_title=profile.title, problems=after.problems, **base)
         return Intake(
-            status=PROBLEMS if fixable and not every_row else REFUSED,
+            status=PROBLEMS,
             profile_title=profile.title,
             problems=exc.problems,
-            dropped=dropped,
+            dropped=kept.skipped_rows,
+            rows=len(kept.events) + kept.skipped_rows,
             **base,
         )
-    return Intake(status=READY, profile_title=profile.title, summary=loaded.summary(), preview=_preview(loaded), **base)
+    return Intake(
+        status=READY,
+        profile_title=profile.title,
+        summary=loaded.summary(),
+        preview=_preview(loaded),
+        rows=len(loaded.events),
+        **base,
+    )
 
 
 def check_mapping(settings: Settings, upload_id: str, form: MappingForm) -> Intake:
