@@ -309,9 +309,9 @@ def delete_dataset(
     return note, dataset_options(context), switch
 
 
-def _name_for(store: dict, current: str | None) -> object:
-    """The dataset name field: what the user typed, else the new upload's file name."""
-    return current or (I.default_name(store["filename"]) if store.get("id") else no_update)
+def _name_placeholder(store: dict) -> str:
+    """The name a kept dataset gets unless the user types one: the upload's file name."""
+    return I.default_name(store["filename"]) if store.get("id") else "taken from the file name"
 
 
 # ---------------------------------------------------------------- registration
@@ -342,43 +342,41 @@ def register_callbacks(app, context: AppContext) -> None:
         Output(ids.DATA_INTAKE_STORE, "data"),
         Output(ids.DATA_REPORT, "children"),
         Output(ids.DATA_UPLOAD, "contents"),
-        Output(ids.DATA_NAME, "value"),
+        Output(ids.DATA_NAME, "placeholder"),
         Output(ids.DATA_REJECT_NOTE, "is_open"),
         Input(ids.DATA_UPLOAD, "contents"),
         State(ids.DATA_UPLOAD, "filename"),
         State(ids.DATA_INTAKE_STORE, "data"),
-        State(ids.DATA_NAME, "value"),
         prevent_initial_call=True,
     )
-    def receive_upload(contents, filename, previous, name):
+    def receive_upload(contents, filename, previous):
         if contents is None:
             return (no_update,) * 5
         store, report = receive_source(
             settings, ids.DATA_UPLOAD, contents, filename, None, None, None, previous, current_user_name()
         )
-        return store, report, None, _name_for(store, name), False  # the browser drops its copy of the bytes
+        return store, report, None, _name_placeholder(store), False  # the browser drops its copy of the bytes
 
     if settings.allow_sql_sources:  # the database inputs exist only then
 
         @app.callback(
             Output(ids.DATA_INTAKE_STORE, "data", allow_duplicate=True),
             Output(ids.DATA_REPORT, "children", allow_duplicate=True),
-            Output(ids.DATA_NAME, "value", allow_duplicate=True),
+            Output(ids.DATA_NAME, "placeholder", allow_duplicate=True),
             Input(ids.DATA_SQL_BUTTON, "n_clicks"),
             State(ids.DATA_SQL_URL, "value"),
             State(ids.DATA_SQL_TABLE, "value"),
             State(ids.DATA_SQL_QUERY, "value"),
             State(ids.DATA_INTAKE_STORE, "data"),
-            State(ids.DATA_NAME, "value"),
             prevent_initial_call=True,
         )
-        def read_database(n_clicks, url, table, query, previous, name):
+        def read_database(n_clicks, url, table, query, previous):
             if not n_clicks:
                 return no_update, no_update, no_update
             store, report = receive_source(
                 settings, ids.DATA_SQL_BUTTON, None, None, url, table, query, previous, current_user_name()
             )
-            return store, report, _name_for(store, name)
+            return store, report, _name_placeholder(store)
 
     @app.callback(
         Output(ids.DATA_KEEP, "style"),
@@ -515,6 +513,16 @@ def register_callbacks(app, context: AppContext) -> None:
         return I.run_prepare_job(
             settings, request["id"], request.get("name"), bool(request.get("drop")), lambda p: set_progress(list(p))
         )
+
+    @app.callback(
+        Output(ids.DATA_JOB_NOTE, "children", allow_duplicate=True),
+        Input(ids.DATA_PREPARE_CANCEL, "n_clicks"),
+        prevent_initial_call=True,
+    )
+    def announce_cancel(n_clicks):
+        if not n_clicks:
+            return no_update
+        return dbc.Alert("Preparing cancelled: nothing was kept. Press Keep to start again.", color="info")
 
     @app.callback(
         Output(ids.DATA_JOB_NOTE, "children"),

@@ -99,7 +99,11 @@ def mapping_form() -> html.Div:
             [
                 dbc.Label(FIELD_TITLES[name], html_for=dom_id(ids.data_map_field(name)), className="small mb-0"),
                 dbc.Select(
-                    id=ids.data_map_field(name), options=[{"label": NOT_IN_FILE, "value": ""}], value="", size="sm"
+                    id=ids.data_map_field(name),
+                    options=[{"label": NOT_IN_FILE, "value": ""}],
+                    value="",
+                    placeholder=NOT_IN_FILE,  # what the select shows while no column is chosen
+                    size="sm",
                 ),
             ],
             md=3,

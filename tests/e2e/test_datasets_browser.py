@@ -25,6 +25,7 @@ from ml.features.prepared import prepare
 from ml.serving.datasets import DatasetStore
 from tests.e2e.conftest import AppServer, save_screenshot, serve, wait_for_dash, watched_page
 
+UPLOAD_LIMIT_MB = 3
 WAIT_MS = 180_000  # a busy two-core machine: waiting is not an assertion on speed
 FILE_INPUT = f"#{ids.DATA_UPLOAD} input[type=file]"
 ODD_NAMES = {
@@ -57,13 +58,19 @@ def files(tmp_path_factory) -> dict[str, Path]:
     odd["action"] = odd["action"].map(ODD_EVENTS)
     odd_path = folder / "odd-export.csv"
     odd.to_csv(odd_path, index=False)
-    return {"shop": shop, "odd": odd_path}
+    big = folder / "too-big.csv"
+    big.write_bytes(b"a,b\n" + b"1,2\n" * (UPLOAD_LIMIT_MB * 1024 * 1024 // 4 + 10))
+    return {"shop": shop, "odd": odd_path, "big": big}
 
 
 @pytest.fixture(scope="module")
 def data_server(tmp_path_factory) -> Iterator[AppServer]:
     tmp = tmp_path_factory.mktemp("datasets-app")
-    env = {"CLICKSTREAM_DATASETS_DIR": str(tmp / "datasets"), "CLICKSTREAM_PROFILES_DIR": str(tmp / "profiles")}
+    env = {
+        "CLICKSTREAM_DATASETS_DIR": str(tmp / "datasets"),
+        "CLICKSTREAM_PROFILES_DIR": str(tmp / "profiles"),
+        "CLICKSTREAM_MAX_UPLOAD_MB": str(UPLOAD_LIMIT_MB),
+    }
     server = None
     for server in serve(tmp, env):
         server.datasets_dir = tmp / "datasets"
@@ -145,7 +152,14 @@ def test_a_log_with_unknown_headers_is_mapped_in_the_form_and_activated(page, da
     page.goto(data_server.url)
     page.wait_for_selector(".kpi-card .kpi-value", timeout=WAIT_MS)
     open_panel(page)
+    # a file over the limit is refused by the browser, and the report of the file before it goes
+    upload(page, files["shop"], "ready to keep")
+    page.set_input_files(FILE_INPUT, str(files["big"]))
+    page.wait_for_selector(f"#{ids.DATA_REJECT_NOTE}:has-text('over the upload limit of {UPLOAD_LIMIT_MB} MB')")
+    page.wait_for_selector(f"#{ids.DATA_REPORT} .data-report-card", state="detached")
+    assert not page.is_visible(f"#{ids.DATA_KEEP}")
     upload(page, files["odd"], "columns not recognised")
+    assert not page.is_visible(f"#{ids.DATA_REJECT_NOTE}")
     page.wait_for_selector(f"#{ids.DATA_MAPPING}:not([hidden])")
     for field, column in {
         "session_id": "visit",
