@@ -9,7 +9,8 @@ mapping-form-to-profile logic, ``report`` the component builders.
 from __future__ import annotations
 
 from dashboard.context import AppContext
-from dashboard.datasets.callbacks import may_manage_datasets, register_callbacks
+from dashboard.datasets.actions import may_manage_datasets
+from dashboard.datasets.callbacks import register_callbacks
 from dashboard.datasets.layout import panel as _panel
 
 __all__ = ["may_manage_datasets", "panel", "register_callbacks"]

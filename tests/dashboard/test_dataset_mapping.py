@@ -6,7 +6,7 @@ import tomllib
 
 import pytest
 
-from dashboard.datasets.callbacks import form_from_inputs
+from dashboard.datasets.actions import form_from_inputs
 from dashboard.datasets.mapping import (
     MappingForm,
     dimension_name,

@@ -18,7 +18,7 @@ from dash import no_update
 from dashboard import ids
 from dashboard.context import AppContext
 from dashboard.datasets import intake as I
-from dashboard.datasets.callbacks import (
+from dashboard.datasets.actions import (
     action_styles,
     activate,
     apply_mapping,
