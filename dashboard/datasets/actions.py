@@ -102,9 +102,18 @@ def mapping_hidden(trigger: object, intake: dict | None, currently_hidden: bool 
     return True if trigger == ids.DATA_INTAKE_STORE else bool(currently_hidden)
 
 
-def mapping_defaults(settings: Settings, intake: dict | None, field_names: Sequence[str]) -> tuple | None:
-    """For a new upload: (options and guessed value per field select, dimension options, profile name)."""
+def mapping_defaults(
+    settings: Settings, intake: dict | None, field_names: Sequence[str], asked: bool = False
+) -> tuple | None:
+    """(options and guessed value per field select, dimension options and values, profile name) for the form.
+
+    Filled for a header no profile knows, or when the user asks for the form
+    (``asked``); not for every upload, since the file's values are read for it.
+    A form the user has applied keeps their choices.
+    """
     if not intake or not intake.get("id") or intake.get("mapped"):
+        return None
+    if intake.get("status") != I.UNMAPPED and not asked:
         return None
     try:
         columns = list(I.columns_of(settings, intake["id"]))

@@ -168,11 +168,13 @@ def register_callbacks(app, context: AppContext) -> None:
         Output(ids.DATA_MAP_DIMENSIONS, "value"),
         Output(ids.DATA_MAP_NAME, "value"),
         Input(ids.DATA_INTAKE_STORE, "data"),
+        Input(ids.DATA_MAP_OPEN, "n_clicks"),
         State(FIELD_SELECTS, "id"),
         prevent_initial_call=True,
     )
-    def fill_mapping(intake, field_ids):
-        defaults = mapping_defaults(settings, intake, [f["name"] for f in field_ids])
+    def fill_mapping(intake, _open, field_ids):
+        asked = ctx.triggered_id == ids.DATA_MAP_OPEN
+        defaults = mapping_defaults(settings, intake, [f["name"] for f in field_ids], asked)
         if defaults is None:
             n = len(field_ids)
             return [no_update] * n, [no_update] * n, no_update, no_update, no_update

@@ -129,6 +129,10 @@ def test_a_clean_export_is_detected_and_reported_with_the_engines_numbers(settin
     assert f"{len(engine.events):,}" in text and f"{engine.n_sessions:,}" in text
     assert "Conversion (purchases)" in text and "ready to keep" in text
     assert action_styles(store)[0] == {} and action_styles(store)[1] == {"display": "none"}
+    # the form is not filled for a detected file (that reads every value), only when asked for
+    assert mapping_defaults(settings, store, ["session_id"]) is None
+    assert not (I.intake_store(settings).folder(store["id"]) / I.COLUMNS_FILE).exists()
+    assert mapping_defaults(settings, store, ["session_id"], asked=True)[1] == ["user_session"]
     assert DatasetStore.for_settings(settings).keys() == [BUNDLED_DATASET_KEY]  # nothing kept yet
 
 
