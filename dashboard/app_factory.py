@@ -8,6 +8,7 @@ import dash
 import diskcache
 from dash import DiskcacheManager, Input, Output, no_update
 
+from dashboard import datasets as dataset_panel
 from dashboard import filter_bar, ids, navigation
 from dashboard.auth import init_auth, may_use_tab, visible_tabs
 from dashboard.context import AppContext
@@ -82,10 +83,14 @@ def create_app(settings: Settings | None = None, data: PreparedData | None = Non
     # bytes, plus the callback's JSON); Flask answers 413 before reading more.
     app.server.config["MAX_CONTENT_LENGTH"] = max_request_bytes(settings)
     app.layout = lambda: shell(
-        context, visible_tabs(TABS), training_panel(context) if may_use_tab(TRAIN_PANEL_TAB) else None
+        context,
+        visible_tabs(TABS),
+        training_panel(context) if may_use_tab(TRAIN_PANEL_TAB) else None,
+        dataset_panel.panel(context),
     )
     _register_shell_callbacks(app, context)
     register_training_callbacks(app, context)
+    dataset_panel.register_callbacks(app, context)
     for tab in TABS:
         tab.register_callbacks(app, context)
     app.context = context  # for tests and the benchmark

@@ -222,7 +222,8 @@ def register_callbacks(app, context: AppContext) -> None:
     @app.callback(Output(BREAKDOWNS_ALL, "figure"), *filter_bar.INPUTS, Input(BREAKDOWNS_ALL, "id"), dataset)
     def update_breakdowns(start, end, values, names, graphs, key):
         data, filt = context.dataset(key), filter_bar.read(start, end, values, names)
-        return [breakdown_view(data, filt, graph["name"]) for graph in graphs or ()]
+        known = dimensions_of(data.cube)  # graphs of the dataset shown before a switch: their tab renders anew
+        return [breakdown_view(data, filt, g["name"]) if g and g["name"] in known else no_update for g in graphs or ()]
 
     @app.callback(
         Output(ids.KPI_BREAKDOWNS, "children"),

@@ -7,8 +7,10 @@ from datetime import date
 
 import pytest
 
+from dashboard import datasets as dataset_panel
 from dashboard import filter_bar, ids
 from dashboard.app_factory import max_request_bytes, render_tab
+from dashboard.datasets.layout import event_value_rows
 from dashboard.layout import shell
 from dashboard.tabs import TAB_IDS, TABS
 from dashboard.training_panel import training_panel
@@ -36,7 +38,9 @@ SHELL_PARTS = ("app", "data", "filter", "train")
 
 
 def all_layout_ids(context) -> list:
-    found = _collect_ids(shell(context, [(t.TAB_ID, t.LABEL) for t in TABS], training_panel(context)), [])
+    tabs = [(t.TAB_ID, t.LABEL) for t in TABS]
+    found = _collect_ids(shell(context, tabs, training_panel(context), dataset_panel.panel(context)), [])
+    _collect_ids(event_value_rows("event", [["view", 3], ["cart", 1]], ["view", "cart"]), found)
     for field in filter_bar.dimension_fields(context.data, ViewState()):
         _collect_ids(field, found)
     for tab in TABS:
