@@ -17,9 +17,18 @@ CSS = PROJECT_ROOT / "assets" / "30-kpi.css"
 NAMED = {"white": "#ffffff", "black": "#000000"}
 
 
-def theme() -> dict[str, str]:
+def _block(text: str, selector: str) -> str:
+    start = text.index(selector + " {")
+    return text[start : text.index("}", start)]
+
+
+def theme(dark: bool = False) -> dict[str, str]:
+    """The colour custom properties of the light theme (``:root``), or with the dark theme's overrides."""
     text = CSS.read_text(encoding="utf-8")
-    return dict(re.findall(r"--([a-z-]+):\s*(#[0-9a-fA-F]{6})", text))
+    colours = dict(re.findall(r"--([a-z-]+):\s*(#[0-9a-fA-F]{6})", _block(text, ":root")))
+    if dark:
+        colours |= dict(re.findall(r"--([a-z-]+):\s*(#[0-9a-fA-F]{6})", _block(text, '[data-bs-theme="dark"]')))
+    return colours
 
 
 def luminance(colour: str) -> float:
@@ -55,16 +64,25 @@ TEXT_PAIRS = [
 ]
 
 
+@pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
 @pytest.mark.parametrize(("text", "background"), TEXT_PAIRS)
-def test_kpi_and_tab_text_colours_reach_4_5_to_1(text, background):
-    colours = theme()
+def test_kpi_and_tab_text_colours_reach_4_5_to_1(text, background, dark):
+    colours = theme(dark)
     assert contrast(colours[text], colours[background]) >= 4.5, (text, colours[text], background)
 
 
-def test_the_focus_ring_reaches_3_to_1_on_every_background():
-    colours = theme()
+@pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
+def test_the_focus_ring_reaches_3_to_1_on_every_background(dark):
+    colours = theme(dark)
     for background in ("kpi-card-bg", "app-body-bg"):
         assert contrast(colours["app-focus"], colours[background]) >= 3.0
+
+
+def test_the_dark_theme_overrides_every_colour_whose_background_changes():
+    light, dark = theme(), theme(dark=True)
+    assert dark["kpi-card-bg"] != light["kpi-card-bg"] and dark["app-body-bg"] != light["app-body-bg"]
+    for role in ("kpi-good", "kpi-bad", "kpi-neutral", "kpi-title", "kpi-note", "app-tab-inactive"):
+        assert dark[role] != light[role], role
 
 
 def test_good_and_bad_are_okabe_ito_hues():
