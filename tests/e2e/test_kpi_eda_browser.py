@@ -12,11 +12,14 @@ import pytest
 
 from dashboard import ids
 from dashboard.figures.kpi import CHOSEN, NOT_CHOSEN
+from ml.config import get_settings
+from ml.data.loading import load_events
 from ml.data.synthetic_logs import multi_category_store_log
 from ml.features import kpis
 from ml.features.kpis import SessionFilter, session_kpis
 from ml.features.prepared import prepare_file
 from ml.features.sessions import session_features
+from ml.serving.datasets import DatasetStore
 from tests.e2e.conftest import save_screenshot, serve, wait_for_dash, watched_page
 
 ALL = "/?dates=all"  # every date; the landing view is the latest 4 complete weeks
@@ -236,7 +239,11 @@ def shop_file(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def shop_server(tmp_path_factory, shop_file, chromium_path):
-    yield from serve(tmp_path_factory.mktemp("shop-app"), {"CLICKSTREAM_DATA": str(shop_file)})
+    """An app whose dataset list holds the shop log (added as the data control adds it), beside the bundled data."""
+    root = tmp_path_factory.mktemp("shop-app")
+    settings = get_settings().with_overrides(datasets_dir=root / "datasets")
+    DatasetStore.for_settings(settings).add(load_events(shop_file), "Shop October 2019", key="shop")
+    yield from serve(root, {"CLICKSTREAM_DATASETS_DIR": str(root / "datasets")})
 
 
 @pytest.fixture
@@ -246,7 +253,7 @@ def shop_page(browser, shop_server):
 
 def test_the_purchase_funnel_ends_on_the_conversion_card(shop_page, shop_server, shop_file):
     page = shop_page
-    page.goto(shop_server.url + "/")
+    page.goto(shop_server.url + "/?dataset=shop")
     page.wait_for_selector(".kpi-card .kpi-value")
     page.wait_for_selector(f"#{ids.KPI_FUNNEL_GRAPH} .main-svg")
     wait_for_dash(page)
