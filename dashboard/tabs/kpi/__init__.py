@@ -211,8 +211,9 @@ def register_callbacks(app, context: AppContext) -> None:
     def update_trend(start, end, values, names, freq, key):
         data, filt = context.dataset(key), filter_bar.read(start, end, values, names)
         window, threshold = context.settings.alert_window, context.settings.alert_threshold
-        figure = trend_view(data, filt, freq or DEFAULT_FREQ, window, threshold)
-        summary = alerts_summary(alerts_for(data, filt, window, threshold), threshold, window)
+        alerts = alerts_for(data, filt, window, threshold)
+        figure = trend_view(data, filt, freq or DEFAULT_FREQ, window, threshold, alerts)
+        summary = alerts_summary(alerts, threshold, window)
         if freq == "W":
             summary.append(html.Div("Markers on flagged days are drawn in the daily view.", className="text-muted"))
         return figure, summary

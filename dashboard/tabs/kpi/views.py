@@ -94,10 +94,13 @@ def trend_view(
     freq: str,
     window: int = ALERT_WINDOW,
     threshold: float = ALERT_THRESHOLD,
+    alerts: pd.DataFrame | None = None,
 ) -> go.Figure:
+    """The trend; in the daily view with alert markers (``alerts`` if computed already)."""
     trend = kpis.trend(data.cube, filt, freq, coverage(data))
-    alerts = alerts_for(data, filt, window, threshold) if freq == "D" else None
-    return trend_figure(trend, freq, data.definition.title, alerts)
+    if freq == "D" and alerts is None:
+        alerts = alerts_for(data, filt, window, threshold)
+    return trend_figure(trend, freq, data.definition.title, alerts if freq == "D" else None)
 
 
 def alerts_summary(alerts: pd.DataFrame, threshold: float, window: int) -> list:
