@@ -338,3 +338,19 @@ def test_trend_alerts_mark_a_flagged_day_explain_it_and_download(context):
     summary = _text(alerts_summary(alerts, threshold, window))
     assert f"{len(flagged)} flag(s)" in summary
     assert not [t for t in trend_view(context.data, filt, "W", window, threshold).data if t.name.startswith("Alert")]
+
+
+def test_a_url_without_dates_opens_on_the_default_period_and_dates_all_on_everything(context):
+    from dashboard.navigation import view_from_url
+
+    landing = view_from_url(context, "?freq=W")
+    assert (landing.filter.start, landing.filter.end) == (date(2008, 7, 14), date(2008, 8, 10))
+    assert landing.extra == (("freq", "W"),) and not landing.all_dates
+    everything = view_from_url(context, "?dates=all")
+    assert everything.filter == SessionFilter() and everything.all_dates
+    named = view_from_url(context, "?from=2008-06-01&to=2008-06-30")
+    assert (named.filter.start, named.filter.end) == (date(2008, 6, 1), date(2008, 6, 30))
+    # The filter bar shows the landing period and reads back the same view, so the URL is not rewritten.
+    _, _, start, end, _ = filter_bar.date_props(context.data, landing)
+    assert (start, end) == ("2008-07-14", "2008-08-10")
+    assert filter_bar.view_of("kpi", start, end, [], [], "bundled", "?freq=W") == landing
