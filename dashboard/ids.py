@@ -87,7 +87,10 @@ KPI_BREAKDOWNS = "kpi-breakdowns-row"
 KPI_BREAKDOWN_GRAPH = "kpi-breakdown-graph"
 KPI_EXPORT_BUTTON = "kpi-export-button"
 KPI_EXPORT_DOWNLOAD = "kpi-export-download"
-KPI_COMPARE_NOTE = "kpi-compare-div"
+KPI_COMPARE_NOTE = "kpi-compare-div"  # which period is shown and what the changes are measured against
+KPI_ALERTS = "kpi-alerts-div"  # trend alerts: flagged days under the trend
+KPI_ALERTS_BUTTON = "kpi-alerts-button"
+KPI_ALERTS_DOWNLOAD = "kpi-alerts-download"
 
 # ---------------------------------------------------------------- EDA tab
 EDA_PRICE_GRAPH = "eda-price-graph"

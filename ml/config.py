@@ -65,6 +65,13 @@ LOGIN_WINDOW_S = 300
 CURVE_POINTS = 200
 STORED_PREDICTIONS = 5_000
 
+# Trend alerts on the KPI tab: a day is flagged when its robust z-score (against the median and MAD of
+# the ALERT_WINDOW days before it) reaches ALERT_THRESHOLD; ml/features/anomalies.py explains the choice.
+ALERT_THRESHOLD = 3.5
+ALERT_WINDOW = 28
+ENV_ALERT_THRESHOLD = "CLICKSTREAM_ALERT_Z"
+ENV_ALERT_WINDOW = "CLICKSTREAM_ALERT_WINDOW"
+
 
 def _env_int(name: str, default: int) -> int:
     raw = os.environ.get(name, "").strip()
@@ -74,6 +81,16 @@ def _env_int(name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise ValueError(f"environment variable {name}={raw!r} is not an integer") from exc
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"environment variable {name}={raw!r} is not a number") from exc
 
 
 def _env_flag(name: str, default: bool) -> bool:
@@ -125,6 +142,8 @@ class Settings:
     redis_url: str = field(default="", repr=False)  # may carry a password
     datasets_dir: Path = DATASETS_DIR
     profiles_dir: Path = PROFILES_DIR
+    alert_threshold: float = ALERT_THRESHOLD  # trend alerts: |robust z| that flags a day
+    alert_window: int = ALERT_WINDOW  # trend alerts: days of recent level a day is compared with
 
     def with_overrides(self, **changes: object) -> Settings:
         """Return a copy with some fields replaced (used by tests and the CLI)."""
@@ -161,4 +180,6 @@ def get_settings() -> Settings:
         redis_url=os.environ.get(ENV_REDIS_URL, "").strip(),
         datasets_dir=_env_path(ENV_DATASETS_DIR, DATASETS_DIR),
         profiles_dir=_env_path(ENV_PROFILES_DIR, PROFILES_DIR),
+        alert_threshold=_env_float(ENV_ALERT_THRESHOLD, ALERT_THRESHOLD),
+        alert_window=_env_int(ENV_ALERT_WINDOW, ALERT_WINDOW),
     )
