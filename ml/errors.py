@@ -110,5 +110,9 @@ class ArtifactError(ClickstreamError):
         super().__init__(f"model artifact {self.path}: {reason}")
 
 
+class ServerBusy(ClickstreamError):
+    """Too many files are being read at once; the user should try again shortly."""
+
+
 class NoModelError(ClickstreamError):
     """No trained model exists for a task yet."""
