@@ -140,6 +140,7 @@ def _read_csv(
 ) -> RawTable:
     if b"\x00" in data[:8192]:
         raise _fail("the file is binary, not CSV text or Parquet", source)
+    _check_utf8(data, source)
     text_start = data[:65536].decode("utf-8", errors="ignore").lstrip("\ufeff")
     if not text_start.strip():
         raise _fail("the file is empty: no header and no rows", source)
@@ -150,7 +151,6 @@ def _read_csv(
     scan = scan_lines(data, delimiter or ",", limits, header_fields)
     if scan.problems:
         raise ValidationError(scan.problems, source=source)
-    _check_utf8(data, source)
     options = {
         "sep": delimiter or ",",
         "index_col": False,
