@@ -135,20 +135,26 @@ class _Rows:
 
 
 def check_header(data: bytes, delimiter: str, limits: InputLimits, source: str | None) -> None:
-    """Refuse a header line longer than the line limit or with more columns than the column limit."""
+    """Refuse a header with more columns than the column limit, or longer than the line limit.
+
+    Reads at most one line limit of bytes, so a header of millions of columns
+    costs no more than a short one.
+    """
     end = data.find(b"\n", 0, limits.max_line_bytes + 1)
-    if end < 0 and len(data) > limits.max_line_bytes:
+    header = data[: end if end >= 0 else limits.max_line_bytes + 1]
+    n_columns = header.count(delimiter.encode("utf-8")) + 1
+    too_long = end < 0 and len(data) > limits.max_line_bytes
+    if n_columns > limits.max_columns:
+        counted = f"more than {n_columns - 1:,}" if too_long else f"{n_columns:,}"
+        raise _fail(
+            f"the header has {counted} columns, over the limit of {limits.max_columns:,} columns, "
+            f"set by {ENV_MAX_COLUMNS}",
+            source,
+        )
+    if too_long:
         raise _fail(
             f"the header line is longer than the limit of {_size(limits.max_line_bytes)} per line, "
             f"set by {ENV_MAX_LINE_KB}; is this a CSV file with one event per line?",
-            source,
-        )
-    header = data[: end if end >= 0 else len(data)]
-    n_columns = header.count(delimiter.encode("utf-8")) + 1
-    if n_columns > limits.max_columns:
-        raise _fail(
-            f"the header has {n_columns:,} columns, over the limit of {limits.max_columns:,} columns, "
-            f"set by {ENV_MAX_COLUMNS}",
             source,
         )
 

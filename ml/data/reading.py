@@ -149,8 +149,9 @@ def _read_csv(
     check_header(data, delimiter or ",", limits, source)
     header_fields = header_line.count(delimiter or ",") + 1
     scan = scan_lines(data, delimiter or ",", limits, header_fields)
-    if scan.problems:
-        raise ValidationError(scan.problems, source=source)
+    wider = _rows_wider_than_header(data, scan, delimiter or ",", header_fields)
+    if scan.problems or wider:
+        raise ValidationError([*scan.problems, *([wider] if wider else [])], source=source)
     options = {
         "sep": delimiter or ",",
         "index_col": False,
@@ -169,9 +170,6 @@ def _read_csv(
         raise _fail("the file is empty: no header and no rows", source) from exc
     except (pd.errors.ParserError, csv.Error) as exc:
         raise _fail(f"the CSV cannot be parsed: {exc}", source) from exc
-    wider = _rows_wider_than_header(data, scan, delimiter or ",", len(frame.columns))
-    if wider is not None:
-        raise ValidationError([wider], source=source)
     problems = _cut_off_last_line(data, delimiter or ",", len(frame.columns), len(frame))
     return RawTable(frame=frame, container=container, delimiter=delimiter, problems=problems)
 
