@@ -20,7 +20,7 @@ from concurrent.futures.process import BrokenProcessPool
 from ml.config import Settings
 from ml.data.limits import parse_gate
 from ml.data.loading import LoadedEvents, load_events
-from ml.errors import ClickstreamError
+from ml.errors import Problem, ServerBusy, ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,18 @@ def _discard(workers: int, pool: ProcessPoolExecutor) -> None:
 
 
 def parse_upload(data: bytes, filename: str, settings: Settings) -> LoadedEvents:
-    """``load_events`` of an upload's bytes in a worker process, under the upload limits."""
+    """``load_events`` of an upload's bytes in a worker process, under the upload limits.
+
+    A busy server or a worker that died is reported as a one-problem
+    ``ValidationError``, so the upload's report shows it like any other problem.
+    """
+    try:
+        return _parse(data, filename, settings)
+    except ServerBusy as exc:
+        raise ValidationError([Problem(str(exc))], source=filename) from exc
+
+
+def _parse(data: bytes, filename: str, settings: Settings) -> LoadedEvents:
     limits = settings.limits
     with parse_gate(limits.max_parses).slot(limits.parse_wait_s):
         pool = _pool(limits.max_parses)
@@ -59,10 +70,11 @@ def parse_upload(data: bytes, filename: str, settings: Settings) -> LoadedEvents
         except BrokenProcessPool as exc:
             log.error("the parse worker stopped while reading %s: %s", filename, exc)
             _discard(limits.max_parses, pool)
-            raise ClickstreamError(
-                f"reading '{filename}' stopped the worker process that parsed it (out of memory?); "
-                "nothing was kept. Try a smaller file, or score it on the server with python -m ml score"
-            ) from exc
+            message = (
+                "the worker process reading the file stopped (out of memory?) and nothing was kept; "
+                "try a smaller file, or score it on the server with python -m ml score"
+            )
+            raise ValidationError([Problem(message)], source=filename) from exc
 
 
 def shutdown_pools() -> None:
