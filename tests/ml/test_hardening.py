@@ -14,17 +14,27 @@ import subprocess
 import sys
 import threading
 import tracemalloc
+from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ml.config import ENV_MAX_INPUT_MB, ENV_MAX_PRICE, PROJECT_ROOT, InputLimits, input_limits
 from ml.data.limits import gunzip_bounded, parse_gate, scan_lines
 from ml.data.loading import load_events
 from ml.data.reading import read_source_bytes
-from ml.errors import Problem, ServerBusy, ValidationError
-from tests.ml.event_logs import MULTI_COLUMNS, csv_text, multi_rows
+from ml.errors import ClickstreamError, Problem, ServerBusy, ValidationError
+from tests.ml.event_logs import (
+    MULTI_COLUMNS,
+    MULTI_DEFAULTS,
+    VISITOR_COLUMNS,
+    VISITOR_DEFAULTS,
+    csv_text,
+    multi_rows,
+)
 
 UCI_HEADER = "year;month;day;order;country;session ID;page 1 (main category);page 2 (clothing model);colour;location;model photography;price;price 2;page"  # noqa: E501
 
@@ -279,3 +289,161 @@ def test_a_nul_byte_after_the_first_8_kb_is_refused_with_its_row(tmp_path: Path)
 
 def test_a_nul_byte_at_the_start_is_called_binary(tmp_path: Path) -> None:
     assert "binary" in only(write(tmp_path / "bin.csv", b"\x00\x01" + uci_csv(uci_rows(3)))).message
+
+
+# ----------------------------------------------------------------- property: malformed files never crash
+UCI_LOWER = [
+    *("year", "month", "day", "order", "country", "session_id", "page1_main_category", "page2_clothing_model"),
+    *("colour", "location", "model_photography", "price", "price_2", "page"),
+]
+PROFILE_HEADERS = (UCI_HEADER.split(";"), UCI_LOWER, list(MULTI_COLUMNS), list(VISITOR_COLUMNS))
+CELL_TEXT = st.text(alphabet=st.characters(blacklist_characters='\n\r",;|\t\x00', blacklist_categories=("Cs",)))
+CELLS = st.one_of(
+    st.integers(-(10**20), 10**20).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "1",
+            "2",
+            "29",
+            "A13",
+            "view",
+            "purchase",
+            "cart",
+            "2019-10-01 10:00:00 UTC",
+            "1569924000000",
+            "1e300",
+            "-0",
+            "007",
+            "true",
+            "nan",
+            "NULL",
+            "s-1",
+        ]
+    ),
+    CELL_TEXT.filter(lambda t: len(t) < 30),
+)
+EXAMPLES = settings(
+    max_examples=int(os.environ.get("CLICKSTREAM_HYPOTHESIS_EXAMPLES", "40")),  # more for a longer hunt
+    deadline=timedelta(seconds=10),  # one parse of a small file; generous for a busy 2-core machine
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    derandomize=True,  # the same examples on every run, so a failure reproduces
+)
+LIMITS = InputLimits(max_columns=40, max_line_bytes=4096)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("malformed")
+
+
+def load_or_refuse(folder: Path, name: str, data: bytes) -> object:
+    """Load a real file; only the project's errors may come out, and the file must be left as it was."""
+    path = folder / name
+    path.write_bytes(data)
+    try:
+        return load_events(path, max_bytes=200_000, limits=LIMITS)
+    except ClickstreamError as exc:
+        assert str(exc)  # a message, never an empty one
+        return exc
+    finally:
+        assert path.read_bytes() == data
+
+
+def valid_cells(header: list[str], n_rows: int) -> list[dict[str, str]]:
+    """Valid values for each column of a known header, row by row (distinct events)."""
+    if header in (PROFILE_HEADERS[0], PROFILE_HEADERS[1]):
+        return [dict(zip(header, row.split(";"), strict=True)) for row in uci_rows(n_rows)]
+    if header == PROFILE_HEADERS[2]:
+        return [{**MULTI_DEFAULTS, "product_id": str(1000 + i)} for i in range(n_rows)]
+    return [{**VISITOR_DEFAULTS, "itemid": str(500 + i)} for i in range(n_rows)]
+
+
+@st.composite
+def tables(draw: st.DrawFn) -> tuple[bytes, int, str]:
+    """A header of a known profile (maybe shuffled, cut or padded), valid cells with a few random ones."""
+    known = list(draw(st.sampled_from(PROFILE_HEADERS)))
+    n_rows = draw(st.integers(0, 12))
+    valid = valid_cells(known, n_rows)
+    header = draw(st.permutations(known)) if draw(st.booleans()) else known
+    if draw(st.booleans()):
+        header = header[: draw(st.integers(1, len(header)))]
+    header = header + draw(st.lists(st.sampled_from(["x", "extra"]), max_size=2))
+    sep = draw(st.sampled_from([",", ";", "\t", "|"]))
+    rows = [[row.get(c, "") for c in header] for row in valid]
+    for _ in range(draw(st.integers(0, 3)) if rows else 0):  # a few random cells, so some files still load
+        rows[draw(st.integers(0, len(rows) - 1))][draw(st.integers(0, len(header) - 1))] = draw(CELLS)
+    text = "\n".join(sep.join(r) for r in [header, *rows]) + "\n"
+    return text.encode("utf-8"), n_rows, sep
+
+
+@EXAMPLES
+@given(table=tables())
+def test_random_cells_under_known_headers_load_whole_or_are_refused(folder: Path, table) -> None:
+    data, n_rows, _ = table
+    outcome = load_or_refuse(folder, "table.csv", data)
+    if not isinstance(outcome, ClickstreamError):
+        assert len(outcome.events) == n_rows and outcome.skipped_rows == 0
+        assert 1 <= outcome.n_sessions <= n_rows
+        assert outcome.events["price"].dropna().between(0, LIMITS.max_price).all()
+
+
+@st.composite
+def cut_files(draw: st.DrawFn) -> tuple[bytes, int]:
+    """A valid UCI or event-log file, cut at a random byte, maybe with its delimiter swapped."""
+    if draw(st.booleans()):
+        full = uci_csv(uci_rows(draw(st.integers(1, 30))))
+    else:
+        n = draw(st.integers(1, 20))
+        events = multi_rows(*({"product_id": str(1000 + i), "user_session": f"s-{i % 3}"} for i in range(n)))
+        full = csv_text(events, MULTI_COLUMNS).encode()
+    if draw(st.booleans()):
+        old = b";" if full.count(b";") > full.count(b",") else b","
+        full = full.replace(old, draw(st.sampled_from([b",", b";", b"\t", b" "])))
+    return full[: draw(st.integers(0, len(full)))], full.count(b"\n") - 1
+
+
+@EXAMPLES
+@given(cut=cut_files())
+def test_truncated_files_and_wrong_delimiters_load_what_is_whole_or_are_refused(folder: Path, cut) -> None:
+    data, _ = cut
+    outcome = load_or_refuse(folder, "cut.csv", data)
+    if not isinstance(outcome, ClickstreamError):
+        complete = data.count(b"\n") - 1  # data lines ending in a newline
+        assert len(outcome.events) in (complete, complete + 1)  # a cut last line may still hold every field
+
+
+@st.composite
+def gzip_files(draw: st.DrawFn) -> bytes:
+    """gzip of a valid file, cut, with flipped bytes, or the magic followed by garbage."""
+    inner = uci_csv(uci_rows(draw(st.integers(1, 20))))
+    packed = gzip.compress(inner)
+    kind = draw(st.sampled_from(["cut", "flip", "garbage", "tail"]))
+    if kind == "cut":
+        return packed[: draw(st.integers(2, len(packed)))]
+    if kind == "flip":
+        broken = bytearray(packed)
+        for position in draw(st.lists(st.integers(0, len(packed) - 1), min_size=1, max_size=4)):
+            broken[position] ^= draw(st.integers(1, 255))
+        return bytes(broken)
+    if kind == "garbage":
+        return b"\x1f\x8b" + draw(st.binary(max_size=300))
+    return packed + draw(st.binary(min_size=1, max_size=50))
+
+
+@EXAMPLES
+@given(data=gzip_files())
+def test_damaged_gzip_loads_or_is_refused(folder: Path, data: bytes) -> None:
+    load_or_refuse(folder, "damaged.csv.gz", data)
+
+
+@EXAMPLES
+@given(
+    data=st.one_of(
+        st.binary(max_size=2000), st.binary(max_size=200).map(lambda b: b"PAR1" + b), st.text().map(str.encode)
+    )
+)
+def test_random_bytes_load_or_are_refused(folder: Path, data: bytes) -> None:
+    load_or_refuse(folder, "random.bin", data)
