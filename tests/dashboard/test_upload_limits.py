@@ -11,7 +11,11 @@ import gzip
 import http.client
 import json
 import os
+import shutil
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -22,7 +26,7 @@ from werkzeug.serving import make_server
 from dashboard import parse_pool
 from dashboard.app_factory import create_app, max_request_bytes
 from dashboard.uploads import UploadStore, check_upload, fix_hints
-from ml.config import MEGABYTE, InputLimits
+from ml.config import ENV_UPLOAD_QUOTA_MB, MEGABYTE, PROJECT_ROOT, InputLimits, get_settings
 from ml.data.limits import parse_gate
 from ml.errors import ValidationError
 from ml.serving.registry import Registry
@@ -137,8 +141,6 @@ def test_expired_folders_are_swept_on_every_save(tmp_path: Path) -> None:
 
 
 def test_the_quota_comes_from_the_settings(settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ml.config import ENV_UPLOAD_QUOTA_MB, get_settings
-
     monkeypatch.setenv(ENV_UPLOAD_QUOTA_MB, "3")
     assert get_settings().upload_quota_bytes == 3 * MEGABYTE
     assert UploadStore.for_settings(settings.with_overrides(upload_quota_bytes=5)).quota_bytes == 5
@@ -199,3 +201,59 @@ def test_chunked_bodies_are_bounded_like_sized_ones(served) -> None:
     connection.request("GET", "/_dash-layout")
     assert connection.getresponse().status == 200  # still serving
     connection.close()
+
+
+GUNICORN_APP = """
+from pathlib import Path
+
+from dashboard.app_factory import create_app
+from ml.config import MEGABYTE, get_settings
+from ml.data.loading import load_events
+from ml.features.prepared import prepare
+
+root = Path(__file__).parent
+settings = get_settings().with_overrides(
+    cache_dir=root / "cache", models_dir=root / "models", users_file=root / "users.json",
+    secret_key_file=root / "secret", datasets_dir=root / "datasets", profiles_dir=root / "profiles",
+    max_upload_bytes=MEGABYTE,
+)
+server = create_app(settings, prepare(load_events(root / "clicks.csv"), display_name="small")).server
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_gunicorn_bounds_chunked_bodies_too(tmp_path: Path, settings) -> None:
+    """The production server decodes chunked bodies itself (wsgi.input_terminated): the same limit holds."""
+    if shutil.which("gunicorn", path=str(Path(sys.executable).parent)) is None:
+        pytest.skip("gunicorn is not installed")
+    (tmp_path / "clicks.csv").write_bytes(uci_csv(200))
+    (tmp_path / "small_app.py").write_text(GUNICORN_APP, encoding="utf-8")
+    port = free_port()
+    command = [str(Path(sys.executable).parent / "gunicorn"), "-w", "1", "-b", f"127.0.0.1:{port}", "small_app:server"]
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}:{PROJECT_ROOT}"}
+    server = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                http.client.HTTPConnection("127.0.0.1", port, timeout=5).request("GET", "/_dash-layout")
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read().decode()
+                time.sleep(0.5)
+        limit = max_request_bytes(settings)
+        overhead = len(callback_body(0))
+        assert post(port, callback_body(limit + MEGABYTE), chunked=True) in (413, 0)
+        assert post(port, callback_body(limit - overhead + 10), chunked=True) in (413, 0)
+        assert post(port, callback_body(1000), chunked=True) not in (413, 0)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.request("GET", "/_dash-layout")
+        assert connection.getresponse().status == 200  # the worker still serves
+    finally:
+        server.terminate()
+        server.wait(30)
