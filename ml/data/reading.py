@@ -149,9 +149,11 @@ def _read_csv(
     check_header(data, delimiter or ",", limits, source)
     header_fields = header_line.count(delimiter or ",") + 1
     scan = scan_lines(data, delimiter or ",", limits, header_fields)
+    if scan.problems:  # refused before any row is parsed, even quote-aware
+        raise ValidationError(scan.problems, source=source)
     wider = _rows_wider_than_header(data, scan, delimiter or ",", header_fields)
-    if scan.problems or wider:
-        raise ValidationError([*scan.problems, *([wider] if wider else [])], source=source)
+    if wider is not None:
+        raise ValidationError([wider], source=source)
     options = {
         "sep": delimiter or ",",
         "index_col": False,
