@@ -13,6 +13,7 @@ from dashboard import filter_bar, ids, navigation
 from dashboard.auth import init_auth, may_use_tab, visible_tabs
 from dashboard.context import AppContext
 from dashboard.layout import PRODUCT_NAME, shell
+from dashboard.request_limits import bound_request_bodies
 from dashboard.tabs import TABS
 from dashboard.training_panel import register_training_callbacks, training_panel
 from ml.config import BUNDLED_DATASET_KEY, PROJECT_ROOT, Settings, get_settings
@@ -77,11 +78,11 @@ def create_app(settings: Settings | None = None, data: PreparedData | None = Non
         background_callback_manager=manager,
         update_title=None,
     )
+    # No request body may exceed what the largest allowed upload needs (base64 is 4/3 of the
+    # bytes, plus the callback's JSON); 413 before reading more, for chunked bodies too.
+    bound_request_bodies(app.server, max_request_bytes(settings))
     init_auth(app, settings, PRODUCT_NAME)  # login, roles and the check in front of every callback
     # A function, so every page load shows the registry and any running job as they are now.
-    # No request body may exceed what the largest allowed upload needs (base64 is 4/3 of the
-    # bytes, plus the callback's JSON); Flask answers 413 before reading more.
-    app.server.config["MAX_CONTENT_LENGTH"] = max_request_bytes(settings)
     app.layout = lambda: shell(
         context,
         visible_tabs(TABS),

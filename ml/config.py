@@ -43,6 +43,13 @@ ENV_SECURE_COOKIES = "CLICKSTREAM_SECURE_COOKIES"
 ENV_LOGIN_ATTEMPTS = "CLICKSTREAM_LOGIN_ATTEMPTS"
 ENV_LOGIN_WINDOW_S = "CLICKSTREAM_LOGIN_WINDOW_S"
 ENV_REDIS_URL = "REDIS_URL"
+# Input limits (ml/data/limits.py): what one file may hold and how many are read at once.
+ENV_MAX_COLUMNS = "CLICKSTREAM_MAX_COLUMNS"
+ENV_MAX_LINE_KB = "CLICKSTREAM_MAX_LINE_KB"
+ENV_MAX_PRICE = "CLICKSTREAM_MAX_PRICE"
+ENV_MAX_PARSES = "CLICKSTREAM_MAX_PARSES"
+ENV_PARSE_WAIT_S = "CLICKSTREAM_PARSE_WAIT_S"
+ENV_UPLOAD_QUOTA_MB = "CLICKSTREAM_UPLOAD_QUOTA_MB"
 
 DEFAULT_WINDOW = 3
 RANDOM_SEED = 42
@@ -60,6 +67,14 @@ KMEANS_K_RANGE = (2, 8)
 # Failed logins allowed per user name and address within the window, before a pause.
 LOGIN_ATTEMPTS = 5
 LOGIN_WINDOW_S = 300
+
+# Input limits: columns and bytes per line a file may have, the largest price, files read at once.
+MAX_COLUMNS = 200
+MAX_LINE_BYTES = 64 * 1024
+MAX_PRICE = 1e9  # larger prices are data errors (a 1e300 price would dominate every sum)
+MAX_PARSES = 2
+PARSE_WAIT_S = 10.0
+UPLOAD_QUOTA_MB = 200  # stored uploads and results per user, until they expire
 
 # Output sizes: curve data stored beside a model, predictions kept for the UI.
 CURVE_POINTS = 200
@@ -83,14 +98,17 @@ def _env_int(name: str, default: int) -> int:
         raise ValueError(f"environment variable {name}={raw!r} is not an integer") from exc
 
 
-def _env_float(name: str, default: float) -> float:
+def _env_number(name: str, default: float) -> float:
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError as exc:
         raise ValueError(f"environment variable {name}={raw!r} is not a number") from exc
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"environment variable {name}={raw!r} must be a positive number")
+    return value
 
 
 def _env_flag(name: str, default: bool) -> bool:
@@ -115,6 +133,38 @@ def is_loopback_host(host: str) -> bool:
         return False
     mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1, as a dual-stack socket reports it
     return address.is_loopback or bool(mapped and mapped.is_loopback)
+
+
+@dataclass(frozen=True)
+class InputLimits:
+    """What one input file may hold, checked before (columns, line length) or while (prices) it is parsed.
+
+    ``max_parses`` files are parsed at once per process; a further one waits
+    up to ``parse_wait_s`` seconds and is then told the server is busy.
+    """
+
+    max_columns: int = MAX_COLUMNS
+    max_line_bytes: int = MAX_LINE_BYTES
+    max_price: float = MAX_PRICE
+    max_parses: int = MAX_PARSES
+    parse_wait_s: float = PARSE_WAIT_S
+
+
+def input_limits() -> InputLimits:
+    """The input limits from the environment (only their own variables are read)."""
+    limits = InputLimits(
+        max_columns=_env_int(ENV_MAX_COLUMNS, MAX_COLUMNS),
+        max_line_bytes=_env_int(ENV_MAX_LINE_KB, MAX_LINE_BYTES // 1024) * 1024,
+        max_price=_env_number(ENV_MAX_PRICE, MAX_PRICE),
+        max_parses=_env_int(ENV_MAX_PARSES, MAX_PARSES),
+        parse_wait_s=_env_number(ENV_PARSE_WAIT_S, PARSE_WAIT_S),
+    )
+    for name, value in ((ENV_MAX_COLUMNS, limits.max_columns), (ENV_MAX_LINE_KB, limits.max_line_bytes)):
+        if value < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
+    if limits.max_parses < 1:
+        raise ValueError(f"{ENV_MAX_PARSES} must be at least 1, got {limits.max_parses}")
+    return limits
 
 
 @dataclass(frozen=True)
@@ -144,6 +194,8 @@ class Settings:
     profiles_dir: Path = PROFILES_DIR
     alert_threshold: float = ALERT_THRESHOLD  # trend alerts: |robust z| that flags a day
     alert_window: int = ALERT_WINDOW  # trend alerts: days of recent level a day is compared with
+    limits: InputLimits = field(default_factory=InputLimits)
+    upload_quota_bytes: int = UPLOAD_QUOTA_MB * MEGABYTE
 
     def with_overrides(self, **changes: object) -> Settings:
         """Return a copy with some fields replaced (used by tests and the CLI)."""
@@ -180,6 +232,8 @@ def get_settings() -> Settings:
         redis_url=os.environ.get(ENV_REDIS_URL, "").strip(),
         datasets_dir=_env_path(ENV_DATASETS_DIR, DATASETS_DIR),
         profiles_dir=_env_path(ENV_PROFILES_DIR, PROFILES_DIR),
-        alert_threshold=_env_float(ENV_ALERT_THRESHOLD, ALERT_THRESHOLD),
+        alert_threshold=_env_number(ENV_ALERT_THRESHOLD, ALERT_THRESHOLD),
         alert_window=_env_int(ENV_ALERT_WINDOW, ALERT_WINDOW),
+        limits=input_limits(),
+        upload_quota_bytes=_env_int(ENV_UPLOAD_QUOTA_MB, UPLOAD_QUOTA_MB) * MEGABYTE,
     )

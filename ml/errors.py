@@ -88,6 +88,10 @@ class ValidationError(ClickstreamError):
         self.source = source
         super().__init__(self.report())
 
+    def __reduce__(self) -> tuple:
+        # Rebuilt from its problems, not its message, when it crosses a process boundary (a parse worker).
+        return (type(self), (self.problems, self.source))
+
     def report(self) -> str:
         name = f"'{self.source}'" if self.source else "the input"
         n = len(self.problems)
@@ -108,6 +112,10 @@ class ArtifactError(ClickstreamError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"model artifact {self.path}: {reason}")
+
+
+class ServerBusy(ClickstreamError):
+    """Too many files are being read at once; the user should try again shortly."""
 
 
 class NoModelError(ClickstreamError):
