@@ -27,7 +27,8 @@ from ml.config import get_settings
 try:
     _settings = get_settings()
 except ValueError as exc:  # e.g. CLICKSTREAM_WINDOW=abc: say which variable, no traceback
-    sys.exit(f"error: {exc}")
+    print(f"error: {exc}", file=sys.stderr, flush=True)
+    sys.exit(2)
 
 
 def _host(address: str) -> str:
