@@ -208,9 +208,11 @@ def _beating(fn, manager, progress: bool):
         result_key = _current_result_key()
         stop = threading.Event()
         alive = manager._key(result_key, "alive") if result_key else None
-        if alive:
-            manager.redis.set(manager._key(result_key, "started"), str(time.time()), ex=STARTED_TTL_S)
-            manager.redis.set(alive, str(os.getpid()), px=int(HEARTBEAT_TTL_S * 1000))
+        if alive:  # both at once (MULTI): a poll must never see "started" without "alive"
+            pipe = manager.redis.pipeline(transaction=True)
+            pipe.set(alive, str(os.getpid()), px=int(HEARTBEAT_TTL_S * 1000))
+            pipe.set(manager._key(result_key, "started"), str(time.time()), ex=STARTED_TTL_S)
+            pipe.execute()
             threading.Thread(target=_beat, args=(manager.redis, alive, stop), daemon=True).start()
         previous = _on_sigterm_raise()
         try:

@@ -101,6 +101,11 @@ class TrainJob:
         return status
 
 
+def figure(name: str, seconds: float) -> None:
+    """A measured duration, printed for docs/RELIABILITY.md (``pytest -s`` shows it)."""
+    print(f"FIGURE {name}: {seconds:.1f} s")
+
+
 def finished(answer: dict, _job: TrainJob) -> bool:
     return "response" in answer or "sideUpdate" in answer
 
@@ -110,8 +115,10 @@ def message_of(answer: dict) -> str:
 
 
 def test_a_job_started_through_one_worker_reports_progress_through_the_other(stack):
+    started = time.monotonic()
     job = TrainJob(stack, TINY)
     answer = job.wait(finished, timeout=240)
+    figure("tiny job (3 quick models, 2,500 sessions) start to answer", time.monotonic() - started)
     assert "Trained 3 models" in message_of(answer)
     runs = registry_of(stack).runs()
     assert sorted(r.model for r in runs) == ["kmeans", "linear", "logreg"]
@@ -129,12 +136,14 @@ def test_cancel_stops_the_job_at_once_and_saves_nothing(stack):
     job = TrainJob(stack, LONG, mode="full")
     job.wait(lambda _a, j: j.fitting(), timeout=180)
     assert lock_holder(stack) is not None
+    cancelled = time.monotonic()
     assert job.cancel() in (200, 204)
     # The worker turns Dash's SIGTERM into an exception: the lock goes now, not when it expires.
     deadline = time.monotonic() + REDIS_LOCK_TTL_S / 2
     while lock_holder(stack) is not None and time.monotonic() < deadline:
         time.sleep(0.25)
     assert lock_holder(stack) is None, "the cancelled job still holds the training lock"
+    figure("cancel to training lock released", time.monotonic() - cancelled)
     staging = registry_of(stack).root / STAGING_DIR
     assert not staging.exists() or not any(staging.iterdir())
     assert [r.run_id for r in registry_of(stack).runs()] == before
@@ -147,7 +156,9 @@ def test_a_worker_killed_mid_job_leaves_the_job_reported_failed_and_nothing_half
     job.wait(lambda _a, j: j.fitting(), timeout=180)
     staging = registry_of(stack).root / STAGING_DIR
     stack.kill_worker()  # the Celery main process and the child running the job, SIGKILL
+    killed = time.monotonic()
     answer = job.wait(finished, timeout=HEARTBEAT_TTL_S + 30)
+    figure("worker killed to job reported failed", time.monotonic() - killed)
     shown = str(answer.get("sideUpdate", {}).get(ids.TRAIN_MESSAGE, {}).get("children"))
     assert "the worker running it was lost" in shown and "Nothing from this job was saved" in shown
     assert [r.run_id for r in registry_of(stack).runs()] == before  # no half run is visible
@@ -156,6 +167,7 @@ def test_a_worker_killed_mid_job_leaves_the_job_reported_failed_and_nothing_half
     deadline = time.monotonic() + REDIS_LOCK_TTL_S + 10
     while lock_holder(stack) is not None and time.monotonic() < deadline:
         time.sleep(0.5)
+    figure("worker killed to its training lock expired (worker restarted meanwhile)", time.monotonic() - killed)
     answer = TrainJob(stack, ["classification:logreg"]).wait(finished, timeout=240)
     assert "Trained 1 model" in message_of(answer)
     assert not staging.exists() or not any(staging.iterdir())
@@ -166,8 +178,10 @@ def test_restarting_the_app_loses_no_finished_runs(stack):
     before = {r.run_id for r in registry_of(stack).runs()}
     assert before
     stack.stop()
+    restarted = time.monotonic()
     stack.start_worker()
     stack.start_web()
+    figure("restart of Celery worker and gunicorn (2 workers) until both answer", time.monotonic() - restarted)
     assert {r.run_id for r in registry_of(stack).runs()} == before
     job = TrainJob(stack, ["clustering:kmeans"])  # and the restarted stack trains again
     assert "Trained 1 model" in message_of(job.wait(finished, timeout=240))
