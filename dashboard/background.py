@@ -82,10 +82,13 @@ class HealingCache(diskcache.Cache):
     """
 
     def __init__(self, directory: str | Path, **settings: object):
-        self._healing = False
+        self._healing = True  # the database is being made now: nothing to heal yet
         self._db_path = os.path.join(str(directory), diskcache.core.DBNAME)
         self._init_settings = settings
-        super().__init__(str(directory), **settings)
+        try:
+            super().__init__(str(directory), **settings)
+        finally:
+            self._healing = False
 
     @property
     def _con(self):  # every operation goes through here: one stat() each

@@ -159,6 +159,11 @@ def _write_in_child(cache: HealingCache, key: str, value: str) -> None:
     cache.set(key, value)
 
 
+def test_a_new_cache_folder_is_made_without_a_warning(tmp_path, caplog):
+    HealingCache(tmp_path / "new").set("key", 1)
+    assert "deleted" not in caplog.text
+
+
 def test_a_deleted_cache_folder_is_made_again_for_the_app_and_its_job_processes(tmp_path):
     folder = tmp_path / "cache" / "background"
     cache = HealingCache(folder)
