@@ -43,7 +43,7 @@ def model_options() -> list[dict[str, str]]:
 def training_panel(context: AppContext) -> dbc.Card:
     """Window, models, quick or full grids, Train and Cancel, and the progress of the job."""
     options = model_options()
-    busy = running_job(context.settings.models_dir)
+    busy = running_job(context.settings)  # the Redis lock when REDIS_URL is set, else the file lock
     notice = (
         dbc.Alert(
             f"A training job is running ({busy.get('description', '')}, started {busy.get('started', '?')}). "

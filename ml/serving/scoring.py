@@ -107,14 +107,14 @@ def best_regressor(runs: Sequence[RunInfo], window: int) -> RunInfo | None:
 def load_scoring_models(registry: Registry, classifier_run: str | None = None) -> ScoringModels:
     """The champion classifier (or a chosen run), a regressor with the same window, and K-Means."""
     info = registry.find(classifier_run) if classifier_run else registry.champion(CLASSIFICATION)
-    classifier = registry.load(info)
+    classifier = registry.load(info) if classifier_run else registry.load_intact(info)
     window = classifier.window
     best = best_regressor(registry.latest_per_model(REGRESSION), window)
-    regressor = registry.load(best) if best else None
+    regressor = registry.load_intact(best) if best else None
     if regressor is None:
         log.warning("no regressor trained with a %d-click window; basket values are left empty", window)
-    kmeans = registry.latest(CLUSTERING, "kmeans")
-    segmenter = registry.load(kmeans) if kmeans else None
+    kmeans = next(iter(r for r in registry.latest_per_model(CLUSTERING) if r.model == "kmeans"), None)
+    segmenter = registry.load_intact(kmeans) if kmeans else None
     saved = load_saved(registry)
     if saved is None:
         log.info("no saved product recommender; recommended_products is left empty (run 'python -m ml recommend')")
