@@ -124,7 +124,7 @@ SEGMENTS_OTHERS = "segments-others-div"
 SEGMENTS_OPEN_WHATIF = "segments-open-whatif-button"
 SEGMENTS_CAPACITY = "segments-capacity-slider"  # "target the top N% of sessions" for the per-segment lift
 SEGMENTS_CAPACITY_NOTE = "segments-capacity-div"
-SEGMENTS_DOWNLOAD = "segments-download"
+SEGMENTS_DOWNLOAD = "segments-sessions-download"
 # {"type": SEGMENTS_DOWNLOAD_BUTTON, "segment": n, "method", "k", "eps", "min_samples"}.
 SEGMENTS_DOWNLOAD_BUTTON = "segments-download-button"
 

@@ -144,6 +144,9 @@ def test_the_eda_tab_renders_every_figure(page, app_server):
     )
     assert all(n > 0 for _, n in traces), traces
     assert "converted" in page.locator(f"#{ids.APP_TAB_CONTENT}").inner_text().lower()
+    left_out = page.locator(f"#{ids.EDA_LEFT_OUT_NOTE}").inner_text()
+    assert "Events by type: left out" in left_out and "Sessions by hour: left out" in left_out  # views only, no times
+    assert page.locator(f"#{ids.EDA_DIMENSION_GRAPH}").is_visible()
     save_screenshot(page, "eda")
 
 
