@@ -3,12 +3,16 @@
 Each case runs in a fresh Python process (nothing in memory), as a restarted
 server would:
 
-1. **cold**: an empty cache folder. The app's start-up pays for fitting (the
-   silhouette by k, the projection, the default K-Means run) and writes them
-   to disk; the first visit (the tab's layout plus its main callback) then
-   fits nothing.
+1. **cold**: an empty cache folder. The app's start-up thread fits the
+   silhouette by k, the projection and the default K-Means run and writes
+   them to disk (timed here on the main thread: "segments at start-up"); the
+   first visit (the tab's layout plus its main callback) then fits nothing.
 2. **cached**: the same cache folder again (a restart, or another worker):
    start-up reads the files; the first visit is the same as in 1.
+
+A visit that arrives while the start-up thread is still fitting waits for it,
+so on a cold start the first visit costs at most "segments at start-up" plus
+"first visit".
 
 Preparing the dataset itself (reading the file, the session table) is timed
 apart: it is the app's start-up with or without this tab.

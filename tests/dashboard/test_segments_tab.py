@@ -34,7 +34,7 @@ from ml.data.loading import load_events
 from ml.data.synthetic_logs import multi_category_store_log
 from ml.features.prepared import prepare
 from ml.models.capacity import at_share, top_share_mask
-from ml.models.segment_runs import SegmentSetting, segment_base
+from ml.models.segment_runs import SegmentSetting, disk_folder, segment_base
 from ml.models.segments import DEFAULT_MIN_SAMPLES, NOISE_NAME
 from ml.serving.datasets import DatasetStore
 from ml.serving.whatif import cached_window_features
@@ -337,3 +337,15 @@ def test_downloading_a_segment_gives_its_sessions_with_formulas_neutralised(shop
 def test_segment_colours_are_okabe_ito_with_a_marker_shape_each():
     assert [segment_colour(s) for s in range(MAX_CARDS)] == list(OKABE_ITO)
     assert len({segment_symbol(s) for s in range(MAX_CARDS)}) == MAX_CARDS
+
+
+def test_the_app_fits_the_default_run_on_a_start_up_thread_and_keeps_it_on_disk(app):
+    assert app.segments_warmed.wait(600), "the start-up fit ends"
+    context = app.context
+    setting = segments.setting_from_inputs(context, None, None, None, None, BUNDLED_DATASET_KEY)
+    data = context.dataset(BUNDLED_DATASET_KEY)
+    folder = disk_folder(context.settings.cache_dir / "segments", data)
+    names = {p.name for p in folder.iterdir()}
+    assert {f"base-s{context.settings.seed}.joblib"} <= names
+    assert any(n.startswith(f"run-kmeans-k{setting.k}-") for n in names)
+    assert segments.run_for(context, setting) is segments.run_for(context, setting), "kept in memory"

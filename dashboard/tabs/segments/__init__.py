@@ -3,14 +3,19 @@
 Every setting is computed on the server by ``ml.models.segment_runs.segment_run``
 and kept per setting in memory and on disk (per dataset and data hash), so
 moving a slider back is instant and a restart reads what was fitted before.
-The bundled dataset's default run is built (or read) at start-up, so the
-tab's first visit does not fit anything. Each card shows the segment's
+The bundled dataset's default run is built (or read from disk) on a thread
+at start-up, so the app serves at once and the tab's first visit does not
+fit anything. Each card shows the segment's
 conversion (named by its label), the lift of "target the top N% of sessions"
 by the dataset's champion model, and the representative session the what-if
 tab starts from; a button downloads the segment's sessions.
 """
 
 from __future__ import annotations
+
+import logging
+import os
+import threading
 
 import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, State, ctx, dcc, html
@@ -45,6 +50,9 @@ LABEL = "Segments"
 USES_FILTERS = False
 
 SETTING_KEYS = ("method", "k", "eps", "min_samples", "dataset")  # carried in each card button's ID
+FORK_WAIT_S = 600  # a fork (a background job starting) waits at most this long for the start-up fit
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "DBSCAN",
@@ -241,12 +249,36 @@ def _trigger() -> dict | None:
     return {"id": ctx.triggered_id, "value": ctx.triggered[0]["value"]} if ctx.triggered_id else None
 
 
+def start_warming(context: AppContext, key: str = BUNDLED_DATASET_KEY) -> threading.Event:
+    """Build (or read from disk) a dataset's segment base and default run on a thread; the event is set when done.
+
+    The background-callback manager forks worker processes, and a fork in the
+    middle of a fit could inherit a held lock (or a busy OpenMP pool): every
+    fork of this process first waits for the fit to end (``os.register_at_fork``).
+    A visit to the tab meanwhile waits for the same build (``PreparedData.once``)
+    rather than fitting twice.
+    """
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            warm(context, key)
+        except Exception:  # the tab then fits on its first visit and shows any error there
+            log.exception("warming the segments of %s failed", key)
+        finally:
+            done.set()
+
+    os.register_at_fork(before=lambda: done.wait(FORK_WAIT_S))
+    threading.Thread(target=work, name=f"segments-warm-{key}", daemon=True).start()
+    return done
+
+
 def register_callbacks(app, context: AppContext) -> None:
     # The bundled dataset's silhouette by k, projection, default eps and default run: read from the disk
-    # cache (milliseconds), or on the very first start fitted now (about 3-5 s on the bundled data) and
-    # written there, so the tab's first visit fits nothing. Not on a thread: the background callback
-    # manager forks worker processes, and a fork mid-fit could inherit a held lock.
-    warm(context, BUNDLED_DATASET_KEY)
+    # cache (milliseconds), or on the very first start fitted (about 3-5 s on the bundled data, longer on a
+    # busy machine) and written there, so the tab's first visit fits nothing. On a thread, so the app
+    # serves meanwhile; see start_warming for why forks wait for it.
+    app.segments_warmed = start_warming(context, BUNDLED_DATASET_KEY)
 
     @app.callback(
         Output(ids.SEGMENTS_PROJECTION_GRAPH, "figure"),
