@@ -291,11 +291,15 @@ def start_lines(run: SegmentRun, segment: int, cards: CardContext) -> html.Div:
     unscored = 1 - row.scoreable / row.sessions if row.sessions else 0.0
     rate = f"{row.conversion_rate:.1%}"
     after = f"{row.scoreable_rate:.1%}" if not pd.isna(row.get("scoreable_rate", np.nan)) else "–"
-    if p is not None:
-        numbers = f"P(convert) of that start: {p:.1%} ({cards.model_title}); the segment's {cards.conversion_title}: "
-        numbers += f"{rate}. "
-    else:
-        numbers = f"The segment's {cards.conversion_title}: {rate}. "
+    if p is None:
+        text = (
+            f"The segment's {cards.conversion_title}: {rate} over whole visits; of its sessions scored after "
+            f"{run.window} clicks, {after} converted afterwards."
+        )
+        lines.append(html.Div(text, className="text-muted"))
+        return html.Div(lines, className="small segment-start")
+    numbers = f"P(convert) of that start: {p:.1%} ({cards.model_title}); the segment's {cards.conversion_title}: "
+    numbers += f"{rate}. "
     why = (
         f"They differ because the rate counts whole visits of every session in the segment, while P is for one "
         f"session that starts like this after only {run.window} clicks; {unscored:.0%} of the segment's sessions "
