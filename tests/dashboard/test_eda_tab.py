@@ -191,9 +191,10 @@ def test_the_app_registers_the_eda_tab_and_its_callbacks_run(app):
     )
     click = {"points": [{"customdata": [29, 0.5, 0.2, 100.0]}]}
     names = [{"type": ids.FILTER_DIMENSION, "name": n} for n in ("country", "main_category", "main_colour")]
-    assert cross_filter(click, "country", names, [[9], [], []]) == ([[9, 29], no_update, no_update], None)
-    assert cross_filter(click, "country", names, [[9, 29], [], []]) == ([[9], no_update, no_update], None)
-    assert cross_filter(click, "main_category", names, [[9], [1], []]) == ([no_update, [1, 29], no_update], None)
+    assert cross_filter(click, "country", names, [[9], [], []]) == [[9, 29], no_update, no_update]
+    assert cross_filter(click, "country", names, [[9, 29], [], []]) == [[9], no_update, no_update]
+    assert cross_filter(click, "main_category", names, [[9], [1], []]) == [no_update, [1, 29], no_update]
+    assert cross_filter(None, "country", names, [[9], [], []]) == [no_update] * 3
 
 
 # ---------------------------------------------------------------- any profile: a generated shop log

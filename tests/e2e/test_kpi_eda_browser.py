@@ -159,7 +159,8 @@ def test_a_bar_of_the_eda_dimension_chart_filters_by_that_dimension(page, app_se
     point = page.locator(f"{graph} g.trace.bars g.point").nth(labels.index("Poland"))
     point.scroll_into_view_if_needed()
     bar = point.bounding_box()
-    page.mouse.click(bar["x"] + bar["width"] / 2, bar["y"] + bar["height"] / 2)
+    # Near the bar's start: the longest bar's middle lies under the chart's toolbar in this narrow panel.
+    page.mouse.click(bar["x"] + min(10, bar["width"] / 2), bar["y"] + bar["height"] / 2)
     wait_for_dash(page)
     assert "Poland" in page.locator(COUNTRY_FILTER).inner_text()
     assert "country=29" in page.url

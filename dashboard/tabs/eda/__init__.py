@@ -169,11 +169,11 @@ def panels(data: PreparedData) -> list[dbc.Col]:
         shown.append(
             (
                 graph_panel(ids.EDA_DIMENSION_GRAPH, "Sessions by", dimension_note, controls=_dimension_picker(data)),
-                3,
+                6,
             )
         )
     weekday_note = f"day of the first {what[:-1]}; line: {title.lower()}"
-    shown.append((graph_panel(ids.EDA_WEEKDAY_GRAPH, "Sessions by day of week", weekday_note), 3))
+    shown.append((graph_panel(ids.EDA_WEEKDAY_GRAPH, "Sessions by day of week", weekday_note), 6))
     return [dbc.Col(panel, lg=width, className="mb-3") for panel, width in shown]
 
 
@@ -253,7 +253,6 @@ def register_callbacks(app, context: AppContext) -> None:
 
     @app.callback(
         Output(filter_bar.DIMENSIONS_ALL, "value", allow_duplicate=True),
-        Output(ids.EDA_DIMENSION_GRAPH, "clickData"),
         Input(ids.EDA_DIMENSION_GRAPH, "clickData"),
         State(ids.EDA_DIMENSION_PICK, "value"),
         State(filter_bar.DIMENSIONS_ALL, "id"),
@@ -261,6 +260,5 @@ def register_callbacks(app, context: AppContext) -> None:
         prevent_initial_call=True,
     )
     def cross_filter_dimension(click, dimension, names, values):
-        if not click or not click.get("points"):
-            return [no_update] * len(names or []), no_update
-        return cross_filter(click, dimension, names or [], values or []), None
+        # Every click gives a new clickData (a second click on the same bar toggles it back off).
+        return cross_filter(click, dimension, names or [], values or [])
