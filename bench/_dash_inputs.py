@@ -310,7 +310,7 @@ INPUTS: dict[str, TabInputs] = {
         ),
         buttons=(ids.KPI_EXPORT_BUTTON,),
     ),
-    "eda": TabInputs(events=(bar_click(ids.EDA_COUNTRY_GRAPH, lambda f: f.countries),)),
+    "eda": TabInputs(events=(bar_click(ids.EDA_DIMENSION_GRAPH, lambda f: f.countries),)),
     "segments": TabInputs(),
     "leaderboard": TabInputs(
         events=(

@@ -101,9 +101,13 @@ EDA_CATEGORY_COLOUR_NORM = "eda-category-colour-radio"
 EDA_CORRELATION_GRAPH = "eda-correlation-graph"
 EDA_TOP_PRODUCTS_GRAPH = "eda-top-products-graph"
 EDA_TOP_PRODUCTS_METRIC = "eda-top-products-radio"
-EDA_COUNTRY_GRAPH = "eda-country-graph"
 EDA_WEEKDAY_GRAPH = "eda-weekday-graph"
 EDA_LABEL_NOTE = "eda-label-note-card"
+EDA_DIMENSION_GRAPH = "eda-dimension-graph"  # sessions by one of the dataset's dimensions (country on UCI)
+EDA_DIMENSION_PICK = "eda-dimension-dropdown"
+EDA_EVENTS_GRAPH = "eda-events-graph"
+EDA_HOUR_GRAPH = "eda-hour-graph"
+EDA_LEFT_OUT_NOTE = "eda-left-out-div"  # one line per chart the dataset lacks the columns for
 
 # ---------------------------------------------------------------- training panel (leaderboard tab)
 TRAIN_PANEL = "train-panel-div"
@@ -162,6 +166,11 @@ SEGMENTS_OTHERS = "segments-others-div"
 # Pattern-matching type of the per-segment button; its ID also carries the setting that drew it:
 # {"type": SEGMENTS_OPEN_WHATIF, "segment": n, "method", "k", "eps", "min_samples"}.
 SEGMENTS_OPEN_WHATIF = "segments-open-whatif-button"
+SEGMENTS_CAPACITY = "segments-capacity-slider"  # "target the top N% of sessions" for the per-segment lift
+SEGMENTS_CAPACITY_NOTE = "segments-capacity-div"
+SEGMENTS_DOWNLOAD = "segments-sessions-download"
+# {"type": SEGMENTS_DOWNLOAD_BUTTON, "segment": n, "method", "k", "eps", "min_samples"}.
+SEGMENTS_DOWNLOAD_BUTTON = "segments-download-button"
 
 # ---------------------------------------------------------------- products tab
 PRODUCTS_SECTION_TABS = "products-section-tabs"  # products and recommendations | paths
