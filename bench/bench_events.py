@@ -129,6 +129,7 @@ def run(args: argparse.Namespace) -> dict:
     events = 1_000_000 if args.quick else args.events
     rounds = 1 if args.quick else args.rounds
     other_rounds = rounds if args.other_rounds is None else args.other_rounds
+    baseline_rounds = rounds if args.baseline_rounds is None else args.baseline_rounds
     report: dict = {
         "benchmark": "events",
         "mode": "quick" if args.quick else "full",
@@ -142,16 +143,17 @@ def run(args: argparse.Namespace) -> dict:
     }
     scratch = Path(tempfile.mkdtemp(prefix="bench-events-"))
     started = time.perf_counter()
+    contenders: dict[str, list[dict]] = {}
     try:
         baseline = None if args.no_baseline else baseline_copy(args.baseline, scratch)
         uci = ensure_input("uci", events, args.seed, scratch)
         store = ensure_input("store", events, args.seed, scratch)
         visitor = ensure_input("visitor", events, args.seed, scratch)
-        contenders = {"uci": [], "uci_baseline": [], "polars": [], "store": [], "store_baseline": []}
+        contenders |= {"uci": [], "uci_baseline": [], "polars": [], "store": [], "store_baseline": []}
         contenders |= {"visitor": [], "visitor_baseline": [], "store_load": []}
         for r in range(rounds):
             log.info("round %d/%d", r + 1, rounds)
-            if baseline:
+            if baseline and r < baseline_rounds:
                 contenders["uci_baseline"].append(measured("uci", scratch, "--input", str(uci), root=baseline))
             contenders["polars"].append(measured("polars", scratch, "--input", str(uci)))
             contenders["uci"].append(measured("uci", scratch, "--input", str(uci)))
@@ -167,12 +169,12 @@ def run(args: argparse.Namespace) -> dict:
                     measured("visitor", scratch, "--input", str(visitor), root=baseline)
                 )
             contenders["visitor"].append(measured("visitor", scratch, "--input", str(visitor)))
-        report["results"] = {name: summary(runs) for name, runs in contenders.items() if runs}
     except (WorkerError, subprocess.CalledProcessError) as exc:
         log.error("%s", exc)
         report["errors"].append(str(exc))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    report["results"] = {name: summary(runs) for name, runs in contenders.items() if runs}
     report["load_average"]["end"] = load_average()
     report["total_seconds"] = time.perf_counter() - started
     report["verdict"] = verdict(report)
@@ -271,6 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--baseline", default=BASELINE_COMMIT, help="commit to compare with")
+    parser.add_argument("--baseline-rounds", type=int, help="rounds with the baseline's UCI run (default: all)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the baseline commit's runs")
     parser.add_argument("--other-rounds", type=int, help="rounds with the store and visitor logs (default: all)")
     parser.add_argument("--skip-load", action="store_true", help="skip load_events of the raw store export")

@@ -117,6 +117,18 @@ class IndexedClicks:
             self._cache[key] = build()
         return self._cache[key]
 
+    def per_session_count(self, values: np.ndarray) -> np.ndarray:
+        """Sum of a per-click bool or integer array over each session block, as int64 (exact).
+
+        A running sum read at the block ends: cheaper than ``np.add.reduceat`` over many short blocks.
+        """
+        if not len(values):
+            return np.zeros(self.n_sessions, dtype=np.int64)
+        running = np.cumsum(values, dtype=np.int64)
+        totals = running[self.starts + self.lengths - 1]
+        totals[1:] -= totals[:-1].copy()
+        return totals
+
     def per_session_sum(self, values: np.ndarray) -> np.ndarray:
         """Sum of a per-click array over each session block."""
         if not len(values):
@@ -279,7 +291,7 @@ def index_clicks(clicks: pd.DataFrame) -> IndexedClicks:
         code = (code if rows is None else code[rows]).astype(np.int64)
         if S.EVENT_TYPE in clicks:
             event = clicks[S.EVENT_TYPE].to_numpy()
-            event = (event if rows is None else event[rows]).astype(np.int8)
+            event = (event if rows is None else event[rows]).astype(np.int8, copy=False)
         else:
             event = np.zeros(n, dtype=np.int8)
         return code, event, review_flags(session, code, n_products, event == S.EVENT_VIEW)

@@ -67,7 +67,7 @@ def main_column(dimension: str) -> str:
 # ---------------------------------------------------------------- whole session
 def _share(indexed: IndexedClicks, mask: np.ndarray) -> np.ndarray:
     # Counted as integers (exact), then divided: the same floats as summing 1.0s.
-    return np.add.reduceat(mask, indexed.starts, dtype=np.int64) / indexed.lengths
+    return indexed.per_session_count(mask) / indexed.lengths
 
 
 def _top_row(location: np.ndarray) -> np.ndarray:
@@ -100,8 +100,12 @@ def session_features(
 
 def _event_counts(indexed: IndexedClicks, targets: SessionTargets) -> dict[str, np.ndarray]:
     """Per-session counts by event type and orders, for the KPIs and the funnel."""
+    n_types = len(S.EVENT_NAMES)
+    flat = indexed.session * n_types
+    flat += indexed.event
+    by_type = np.bincount(flat, minlength=indexed.n_sessions * n_types).reshape(indexed.n_sessions, n_types)
     counts = {
-        name: indexed.per_session_sum((indexed.event == code).astype(np.int64))
+        name: by_type[:, code]
         for name, code in (("n_views", S.EVENT_VIEW), ("n_carts", S.EVENT_CART), ("n_purchases", S.EVENT_PURCHASE))
     }
     if S.TRANSACTION in indexed.source:
@@ -142,13 +146,13 @@ def _event_table(indexed: IndexedClicks, targets: SessionTargets, layout: Featur
             last = indexed.at(S.TIMESTAMP, indexed.starts + n - 1).astype("datetime64[ms]").astype(np.int64)
             out["hour"] = ((first // 3_600_000) % 24).astype(np.int8)
             out["duration_s"] = (last - first) / 1000.0
-        out["n_reviews"] = np.add.reduceat(indexed.is_review, indexed.starts, dtype=np.int64)
+        out["n_reviews"] = indexed.per_session_count(indexed.is_review)
         out["n_categories"], main_category = distinct_and_dominant(indexed, indexed.column(S.CATEGORY))
         out["main_category"] = main_category.astype(np.int32)
         if layout.has_price:
             price = indexed.column(S.PRICE)
             known = ~np.isnan(price)
-            n_known = np.add.reduceat(known, indexed.starts, dtype=np.int64)
+            n_known = indexed.per_session_count(known)
             with np.errstate(invalid="ignore", divide="ignore"):
                 out["price_mean"] = np.where(
                     n_known > 0, indexed.per_session_sum(np.nan_to_num(price)) / np.maximum(n_known, 1), 0.0
@@ -196,7 +200,7 @@ def _uci_table(indexed: IndexedClicks, targets: Callable[[], SessionTargets]) ->
     def values_half() -> dict[str, object]:
         price = indexed.column(S.PRICE)
         page = indexed.column(S.PAGE)
-        n_reviews = np.add.reduceat(indexed.is_review, indexed.starts, dtype=np.int64)
+        n_reviews = indexed.per_session_count(indexed.is_review)
         return {
             "n_reviews": n_reviews,
             "price_mean": indexed.per_session_sum(price) / n,
@@ -206,7 +210,8 @@ def _uci_table(indexed: IndexedClicks, targets: Callable[[], SessionTargets]) ->
             "profile_share": _share(indexed, indexed.column(S.PHOTOGRAPHY) == S.PROFILE_PHOTOGRAPHY),
             "top_row_share": _share(indexed, _top_row(indexed.column(S.LOCATION))),
             "max_page": np.maximum.reduceat(page, indexed.starts),
-            "mean_page": indexed.per_session_sum(page.astype(np.float64)) / n,
+            # Whole pages: their float sum is exact in any order, so an integer sum gives the same floats.
+            "mean_page": indexed.per_session_count(page) / n,
             "targets": targets(),
         }
 
