@@ -118,16 +118,10 @@ class IndexedClicks:
         return self._cache[key]
 
     def per_session_count(self, values: np.ndarray) -> np.ndarray:
-        """Sum of a per-click bool or integer array over each session block, as int64 (exact).
-
-        A running sum read at the block ends: cheaper than ``np.add.reduceat`` over many short blocks.
-        """
+        """Sum of a per-click bool or integer array over each session block, as int64 (exact)."""
         if not len(values):
             return np.zeros(self.n_sessions, dtype=np.int64)
-        running = np.cumsum(values, dtype=np.int64)
-        totals = running[self.starts + self.lengths - 1]
-        totals[1:] -= totals[:-1].copy()
-        return totals
+        return np.add.reduceat(values, self.starts, dtype=np.int64)
 
     def per_session_sum(self, values: np.ndarray) -> np.ndarray:
         """Sum of a per-click array over each session block."""
@@ -317,19 +311,32 @@ def index_clicks(clicks: pd.DataFrame) -> IndexedClicks:
 RANK_CAP = 1 << 20  # dominant_code's tie-break reads ranks up to this
 
 
-def code_counts(indexed: IndexedClicks, codes: np.ndarray, n_codes: int) -> np.ndarray:
+def code_cells(indexed: IndexedClicks, codes: np.ndarray, n_codes: int) -> np.ndarray:
+    """Each click's (session, code) cell of the count matrix."""
+    flat = indexed.session * (n_codes + 1)
+    flat += codes
+    return flat
+
+
+def code_counts(indexed: IndexedClicks, codes: np.ndarray, n_codes: int, flat: np.ndarray | None = None) -> np.ndarray:
     """Clicks per (session, code): an ``n_sessions x (n_codes + 1)`` count matrix."""
-    flat = indexed.session * (n_codes + 1) + codes.astype(np.int64)
+    if flat is None:
+        flat = code_cells(indexed, codes, n_codes)
     counts = np.bincount(flat, minlength=indexed.n_sessions * (n_codes + 1))
     return counts.reshape(indexed.n_sessions, n_codes + 1)
 
 
 def dominant_code(
-    indexed: IndexedClicks, codes: np.ndarray, n_codes: int, counts: np.ndarray | None = None
+    indexed: IndexedClicks,
+    codes: np.ndarray,
+    n_codes: int,
+    counts: np.ndarray | None = None,
+    flat: np.ndarray | None = None,
 ) -> np.ndarray:
     """Most-clicked code per session; ties go to the code the session viewed first.
 
-    ``counts`` is ``code_counts(indexed, codes, n_codes)`` when the caller has it already.
+    ``counts`` is ``code_counts(indexed, codes, n_codes)`` when the caller has it already (and
+    ``flat`` the clicks' count-matrix cells).
     """
     if counts is None:
         counts = code_counts(indexed, codes, n_codes)
@@ -344,8 +351,10 @@ def dominant_code(
         return score.argmax(axis=1)
     # Per click: its code's count, less its rank. A session's highest value is the first click on its most
     # clicked code, on the one clicked first among equals: the rule above.
-    flat = indexed.session * (n_codes + 1) + codes.astype(np.int64)
-    key = counts.ravel()[flat] * RANK_CAP
+    if flat is None:
+        flat = code_cells(indexed, codes, n_codes)
+    key = counts.ravel()[flat]
+    key *= RANK_CAP
     key -= indexed.rank
     best_rank = (-np.maximum.reduceat(key, indexed.starts)) & (RANK_CAP - 1)
     return codes[indexed.starts + best_rank].astype(np.int64)

@@ -17,6 +17,7 @@ import pandas as pd
 from ml.data import schema as S
 from ml.data.clicks import (
     IndexedClicks,
+    code_cells,
     code_counts,
     distinct_and_dominant,
     distinct_per_session,
@@ -183,14 +184,15 @@ def _uci_table(indexed: IndexedClicks, targets: Callable[[], SessionTargets]) ->
     def codes_half() -> dict[str, np.ndarray]:
         category = indexed.column(S.CATEGORY)
         colour = indexed.column(S.COLOUR)
-        all_category_counts = code_counts(indexed, category, 4)
-        all_colour_counts = code_counts(indexed, colour, 14)
+        category_cells, colour_cells = code_cells(indexed, category, 4), code_cells(indexed, colour, 14)
+        all_category_counts = code_counts(indexed, category, 4, category_cells)
+        all_colour_counts = code_counts(indexed, colour, 14, colour_cells)
         category_counts, colour_counts = all_category_counts[:, 1:], all_colour_counts[:, 1:]
         return {
             "n_categories": (category_counts > 0).sum(axis=1),
             "n_colours": (colour_counts > 0).sum(axis=1),
-            "main_category": dominant_code(indexed, category, 4, all_category_counts).astype(np.int8),
-            "main_colour": dominant_code(indexed, colour, 14, all_colour_counts).astype(np.int8),
+            "main_category": dominant_code(indexed, category, 4, all_category_counts, category_cells).astype(np.int8),
+            "main_colour": dominant_code(indexed, colour, 14, all_colour_counts, colour_cells).astype(np.int8),
             "sale_share": category_counts[:, S.SALE_CATEGORY - 1] / n,
             "trousers_share": category_counts[:, 0] / n,
             "skirts_share": category_counts[:, 1] / n,
