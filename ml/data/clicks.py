@@ -8,7 +8,7 @@ over contiguous session blocks, so nothing loops over sessions in Python.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -94,22 +94,6 @@ class IndexedClicks:
             return picked.to_numpy()
         values = series.to_numpy(dtype=dtype)
         return values if rows is None else values[rows]
-
-    def prefetch(self, names: Sequence[str]) -> None:
-        """Put several columns in order at once, split over the feature threads."""
-        wanted = [name for name in dict.fromkeys(names) if ("column", name, None) not in self._cache]
-        if len(wanted) < 2:
-            for name in wanted:
-                self.column(name)
-            return
-        size = self.source[wanted].dtypes.map(lambda d: getattr(d, "itemsize", 8)).to_dict()
-        groups: list[list[str]] = [[], []]
-        load = [0, 0]
-        for name in sorted(wanted, key=lambda c: -size[c]):
-            lighter = int(load[1] < load[0])
-            groups[lighter].append(name)
-            load[lighter] += size[name]
-        run_parallel(*(lambda g=g: [self.column(name) for name in g] for g in groups))
 
     def once(self, key: object, build: Callable[[], object]) -> object:
         """A value derived from these clicks, computed on first use (session targets, say)."""
