@@ -14,6 +14,7 @@ APP_HEADER = "app-header-navbar"
 APP_DATASET_INFO = "app-dataset-info-div"
 # Registry version: the newest run id; changes when a training job lands, so model views refresh.
 APP_MODELS_STORE = "app-models-store"
+APP_MODELS_POLL = "app-models-interval"  # polls the active dataset's registry version (dashboard.model_cache)
 # The segment chosen on the segments tab for the what-if tab to start from (small JSON):
 # {"method", "params", "segment", "persona", "typical": {window feature: value}}.
 APP_SEGMENT_STORE = "app-segment-store"
@@ -72,6 +73,9 @@ TRAIN_PROGRESS_BAR = "train-progress-bar"
 TRAIN_STATUS = "train-status-div"
 TRAIN_PROGRESS_STORE = "train-progress-store"
 TRAIN_MESSAGE = "train-message-div"
+TRAIN_NOTICE = "train-notice-div"  # another job holds the training lock
+TRAIN_REQUEST_STORE = "train-request-store"  # a Train press: {window, models, mode, dataset, owner, requested}
+TRAIN_POLL = "train-poll-interval"  # reads the job's state on the server (ml.serving.jobs)
 
 # ---------------------------------------------------------------- leaderboard tab
 LEADERBOARD_SUMMARY = "leaderboard-summary-div"

@@ -12,9 +12,11 @@ import threading
 from collections import OrderedDict
 
 from ml.errors import NoModelError
-from ml.serving.registry import LoadedRun, Registry, RunInfo
+from ml.serving.registry import METADATA_FILE, RUN_ID_PATTERN, LoadedRun, Registry, RunInfo
+from ml.tasks import TASKS
 
 CACHE_SIZE = 16
+POLL_MS = 5000  # how often open pages look for newly landed models
 
 
 class ModelCache:
@@ -27,9 +29,24 @@ class ModelCache:
         self._lock = threading.Lock()
 
     def version(self) -> str:
-        """The newest run id in the registry ("" when empty): changes whenever a job lands."""
-        runs = self.registry.runs()
-        return runs[0].run_id if runs else ""
+        """The newest run id in the registry ("" when empty): changes whenever a job lands.
+
+        Directory listings only (no metadata read), so pages can poll it every few seconds.
+        """
+        newest = ""
+        root = self.registry.root
+        for task in TASKS:
+            task_dir = root / task
+            if not task_dir.is_dir():
+                continue
+            for model_dir in task_dir.iterdir():
+                if not model_dir.is_dir() or model_dir.name.startswith("."):
+                    continue
+                for run_dir in model_dir.iterdir():
+                    name = run_dir.name
+                    if name > newest and RUN_ID_PATTERN.match(name) and (run_dir / METADATA_FILE).exists():
+                        newest = name
+        return newest
 
     def load(self, run: RunInfo | str) -> LoadedRun:
         """A run's pipeline and metadata, from memory after the first load.
@@ -59,3 +76,21 @@ class ModelCache:
     def in_use(self, task: str) -> list[RunInfo]:
         """The newest run of each model of a task."""
         return self.registry.latest_per_model(task)
+
+
+def register_model_refresh(app, context) -> None:
+    """Every open page re-reads its model lists when a job lands, on any tab, without a reload."""
+    from dash import Input, Output, State, no_update
+
+    from dashboard import ids
+
+    @app.callback(
+        Output(ids.APP_MODELS_STORE, "data", allow_duplicate=True),
+        Input(ids.APP_MODELS_POLL, "n_intervals"),
+        State(ids.APP_DATASET_STORE, "data"),
+        State(ids.APP_MODELS_STORE, "data"),
+        prevent_initial_call=True,
+    )
+    def refresh_models(_tick, dataset, current):
+        version = context.models_for(dataset).version()
+        return version if version != current else no_update

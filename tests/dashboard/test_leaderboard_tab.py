@@ -11,10 +11,10 @@ import pytest
 from dashboard import ids
 from dashboard.app_factory import render_tab
 from dashboard.layout import shell
-from dashboard.leaderboard_data import SnapshotRegistry, grid_rows, setup_warnings, snapshot, training_setup
-from dashboard.leaderboard_grid import column_defs
 from dashboard.tabs import leaderboard as tab
-from dashboard.training_panel import training_panel
+from dashboard.tabs.leaderboard.data import SnapshotRegistry, grid_rows, setup_warnings, snapshot, training_setup
+from dashboard.tabs.leaderboard.grid import column_defs
+from dashboard.tabs.leaderboard.training_panel import training_panel
 from ml.models.evaluation import classification_metrics
 from ml.serving.leaderboard import TASK_METRICS
 from ml.serving.registry import CURVES_FILE, METADATA_FILE, Registry

@@ -21,7 +21,7 @@ from dashboard import ids
 from dashboard.figures.scoring import NO_SCORED_SESSIONS, column_defs, p_convert_histogram
 from dashboard.layout import shell
 from dashboard.tabs import TABS, scoring
-from dashboard.training_panel import training_panel
+from dashboard.tabs.leaderboard.training_panel import training_panel
 from dashboard.uploads import INPUT_FILE, UploadStore, check_upload, run_scoring_job
 from ml.data.synthetic_logs import multi_category_store_log
 from ml.features.window import STATUS_CONVERTED_IN_WINDOW, STATUS_SCORED, STATUS_TOO_SHORT

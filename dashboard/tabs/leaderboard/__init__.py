@@ -25,7 +25,7 @@ from dashboard.figures.leaderboard import (
     roc_figure,
 )
 from dashboard.figures.style import empty_figure
-from dashboard.leaderboard_data import (
+from dashboard.tabs.leaderboard.data import (
     SnapshotRegistry,
     ThresholdView,
     broken_runs,
@@ -41,7 +41,7 @@ from dashboard.leaderboard_data import (
     threshold_view,
     training_setup,
 )
-from dashboard.leaderboard_grid import column_defs, grid_height, leaderboard_grid, run_options
+from dashboard.tabs.leaderboard.grid import column_defs, grid_height, leaderboard_grid, run_options
 from ml.config import BUNDLED_DATASET_KEY
 from ml.tasks import CLASSIFICATION, CLUSTERING, REGRESSION
 

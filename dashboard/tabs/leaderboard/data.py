@@ -17,10 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dashboard.figures.leaderboard import CurveSeries
 from ml.errors import ArtifactError, NoModelError
 from ml.models.evaluation import classification_metrics
-from ml.serving.leaderboard import leaderboard
+from ml.serving.leaderboard import CurveSeries, leaderboard
 from ml.serving.registry import METADATA_FILE, RUN_ID_PATTERN, Registry, RunInfo
 from ml.tasks import CLASSIFICATION, CLUSTERING, REGRESSION, TASKS
 
