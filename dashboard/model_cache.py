@@ -10,13 +10,69 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from pathlib import Path
 
 from ml.errors import NoModelError
 from ml.serving.registry import METADATA_FILE, RUN_ID_PATTERN, LoadedRun, Registry, RunInfo
 from ml.tasks import TASKS
 
 CACHE_SIZE = 16
+CURVES_CACHE_SIZE = 64
 POLL_MS = 5000  # how often open pages look for newly landed models
+
+
+class SnapshotRegistry(Registry):
+    """A registry that re-reads run metadata only when the run folders change, and caches curve data by run id."""
+
+    def __init__(self, root: Path | str):
+        super().__init__(root)
+        self._lock = threading.Lock()
+        self._fingerprint: tuple[str, ...] | None = None
+        self._all_runs: list[RunInfo] = []
+        self._curves: OrderedDict[str, dict] = OrderedDict()
+
+    def _scan(self) -> tuple[str, ...]:
+        """The complete run folders on disk (a few directory listings, no file reads)."""
+        found = []
+        for task in TASKS:
+            for model_dir in self._subdirs(self.root / task, None):
+                found += [
+                    f"{task}/{model_dir.name}/{run_dir.name}"
+                    for run_dir in self._subdirs(model_dir, None)
+                    if RUN_ID_PATTERN.match(run_dir.name) and (run_dir / METADATA_FILE).exists()
+                ]
+        return tuple(sorted(found))
+
+    def runs(self, task: str | None = None, model: str | None = None) -> list[RunInfo]:
+        fingerprint = self._scan()
+        with self._lock:
+            if fingerprint != self._fingerprint:
+                self._all_runs = super().runs()
+                self._fingerprint = fingerprint
+            runs = self._all_runs
+        return [r for r in runs if (task is None or r.task == task) and (model is None or r.model == model)]
+
+    def curves(self, run: RunInfo) -> dict:
+        """A run's curve data, read from disk once; ``ArtifactError`` (not cached) when unreadable."""
+        with self._lock:
+            if run.run_id in self._curves:
+                self._curves.move_to_end(run.run_id)
+                return self._curves[run.run_id]
+        data = super().curves(run)
+        with self._lock:
+            self._curves[run.run_id] = data
+            while len(self._curves) > CURVES_CACHE_SIZE:
+                self._curves.popitem(last=False)
+        return data
+
+    def run(self, run_id: str | None) -> RunInfo | None:
+        return next((r for r in self.runs() if r.run_id == run_id), None) if run_id else None
+
+    def champion_id(self, task: str) -> str | None:
+        try:
+            return self.champion(task).run_id
+        except NoModelError:
+            return None
 
 
 class ModelCache:
@@ -27,6 +83,7 @@ class ModelCache:
         self.size = size
         self._runs: OrderedDict[str, LoadedRun] = OrderedDict()
         self._lock = threading.Lock()
+        self.snapshot = SnapshotRegistry(registry.root)  # metadata and curves for the leaderboard
 
     def version(self) -> str:
         """The newest run id in the registry ("" when empty): changes whenever a job lands.

@@ -138,7 +138,6 @@ def training_panel(context: AppContext) -> dbc.Card:
                         value=0,
                         className="mb-2",
                         style={"height": "1.2rem"},
-                        **{"aria-label": "Training progress"},
                     ),
                     html.Div(id=ids.TRAIN_STATUS),
                     html.Div(id=ids.TRAIN_MESSAGE, **{"aria-live": "polite"}),
