@@ -147,6 +147,8 @@ WHATIF_WATERFALL_GRAPH = "whatif-waterfall-graph"
 WHATIF_METHOD_NOTE = "whatif-method-note-div"
 WHATIF_SENSITIVITY_DROPDOWN = "whatif-sensitivity-dropdown"
 WHATIF_SENSITIVITY_GRAPH = "whatif-sensitivity-graph"
+WHATIF_CAPACITY_SLIDER = "whatif-capacity-slider"  # "target the top N% of sessions"
+WHATIF_CAPACITY_TEXT = "whatif-capacity-div"
 
 # ---------------------------------------------------------------- batch scoring tab
 SCORING_UPLOAD = "scoring-file-upload"
@@ -185,3 +187,18 @@ def kpi_breakdown(name: str) -> dict[str, str]:
 def whatif_feature(name: str) -> dict[str, str]:
     """Pattern-matching ID of a generated what-if input."""
     return {"type": "whatif-feature", "name": name}
+
+
+def whatif_label(name: str) -> str:
+    """ID of a generated what-if input's visible label (the slider's group is labelled by it)."""
+    return f"whatif-label-{name}-div"
+
+
+def whatif_number(name: str) -> dict[str, str]:
+    """Pattern-matching ID of the number box beside a fine what-if slider (applies on Enter)."""
+    return {"type": "whatif-number", "name": name}
+
+
+def whatif_number_note(name: str) -> dict[str, str]:
+    """Pattern-matching ID of the message under a what-if number box (text refused, value clipped)."""
+    return {"type": "whatif-number-note", "name": name}
