@@ -154,7 +154,7 @@ WHATIF_CAPACITY_TEXT = "whatif-capacity-div"
 SCORING_UPLOAD = "scoring-file-upload"
 SCORING_REJECT_NOTE = "scoring-reject-div"  # the browser's own refusal (too large, wrong type)
 SCORING_REPORT = "scoring-report-div"
-SCORING_UPLOAD_STORE = "scoring-upload-store"  # {"id", "filename", "valid"}: memory, this browser tab only
+SCORING_UPLOAD_STORE = "scoring-upload-store"  # {"id", "filename", "valid", "report"}: small JSON, this tab only
 SCORING_RESULT_STORE = "scoring-result-store"  # the job's small answer: summary and preview rows
 SCORING_REQUEST_STORE = "scoring-request-store"  # a Score press; the background job listens to it
 SCORING_NO_MODEL = "scoring-no-model-alert"
@@ -172,6 +172,12 @@ SCORING_PREVIEW = "scoring-preview-grid"
 SCORING_DOWNLOAD_BUTTON = "scoring-download-button"
 SCORING_DOWNLOAD = "scoring-results-download"
 SCORING_DOWNLOAD_NOTE = "scoring-download-div"
+SCORING_MODEL_DROPDOWN = "scoring-model-dropdown"  # the dataset's scoring model; choosing one pins it
+SCORING_RULE_RADIO = "scoring-rule-radio"  # capacity (top N%) or the saved threshold
+SCORING_CAPACITY_SLIDER = "scoring-capacity-slider"
+SCORING_RULE_NOTE = "scoring-rule-div"
+SCORING_TARGETS_BUTTON = "scoring-targets-button"
+SCORING_TARGETS_DOWNLOAD = "scoring-targets-download"
 
 
 def filter_dimension(name: str) -> dict[str, str]:
