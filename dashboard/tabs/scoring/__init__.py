@@ -434,9 +434,10 @@ def register_callbacks(app, context: AppContext) -> None:
         Output(ids.SCORING_MODEL_DROPDOWN, "options"),
         Output(ids.SCORING_MODEL_DROPDOWN, "value"),
         Input(ids.APP_MODELS_STORE, "data"),
+        Input(ids.SCORING_RESULT_STORE, "data"),  # a scoring job may have pinned the model
         State(ids.APP_DATASET_STORE, "data"),
     )
-    def list_models(_version, dataset):
+    def list_models(_version, _result, dataset):
         return model_choices(context.registry_for(dataset))
 
     @app.callback(
