@@ -10,7 +10,16 @@ set (``VmHWM``) of each step over the RSS just before it, the peak reset
 before every step. The evaluation table of the bundled split with the cut at
 2008-08-01 (train April–July, test August) is printed and reported too.
 
-Run from the project root: ``.venv/bin/python bench/bench_recommend.py [--skip-10m] [--repeats N]``.
+The Products tab's callbacks are timed as their pure view functions
+(``dashboard.tabs.products``: the products section with its grid and
+evaluation, a product's detail, the paths section, ``paths_view``) from a
+table of cases, in a fresh process per data set: the first call of each case
+(cold: the recommender fitted, evaluated and saved in a scratch registry, the
+product table built, paths computed) and then ``--view-calls`` warm calls, as
+the tab serves them from its caches; p95 over the calls.
+
+Run from the project root:
+``.venv/bin/python bench/bench_recommend.py [--skip-10m] [--repeats N] [--view-calls N] [--skip-views]``.
 Writes ``bench/out/recommend.{json,md}``.
 """
 
@@ -38,6 +47,7 @@ from _measure import (
     hwm_kib,
     load_average,
     machine_facts,
+    percentile,
     reset_peak_rss,
     rss_kib,
     summarise_times,
@@ -150,6 +160,149 @@ def measure(source: str, label: str, repeats: int, with_split: bool) -> dict:
     }
 
 
+# ---------------------------------------------------------------- products tab views (fresh process)
+DEFAULT_VIEW_CALLS = 20
+VIEW_COLUMNS = ("View", "Cases", "First call p95", "First call max", "Warm calls", "Warm median", "Warm p95")
+
+
+def _view_cases(products_tab, data) -> list[tuple[str, str, object]]:
+    """(view, case, call) for every case timed: the callbacks' bodies as the tab calls them."""
+    from datetime import timedelta
+
+    from dashboard.tabs.products import data as product_data
+    from ml.config import BUNDLED_DATASET_KEY as KEY
+    from ml.features.kpis import SessionFilter, dimensions_of
+
+    products_section, paths_section = products_tab.SECTION_PRODUCTS, products_tab.SECTION_PATHS
+    table = product_data.products(data)
+    picks = {
+        "most viewed": str(table.index[0]),
+        "median": str(table.index[len(table) // 2]),
+        "rarest": str(table.index[-1]),
+    }
+    first = data.info["first_date"]
+    month = SessionFilter(start=first, end=first + timedelta(days=30))
+    filter_dimension = dimensions_of(data.cube)[0]
+    top_code = int(data.cube.groupby(filter_dimension)["sessions"].sum().idxmax())
+    one_value = SessionFilter(**{filter_dimension: (top_code,)})
+    cases = [
+        ("products section", "grid + evaluation", lambda c: products_tab.section_view(c, KEY, products_section)),
+        ("paths section", "controls", lambda c: products_tab.section_view(c, KEY, paths_section)),
+    ]
+    cases += [("product detail", name, lambda c, p=p: products_tab.detail_view(c, KEY, p)) for name, p in picks.items()]
+    dimensions = product_data.path_dimensions(data)[:3]
+    for dimension in dimensions:
+        for steps in (3, 4, 6):
+            cases.append(
+                (
+                    "paths",
+                    f"{dimension}, {steps} steps, no filter",
+                    lambda c, d=dimension, n=steps: products_tab.paths_view(c, KEY, SessionFilter(), d, n, 0.02),
+                )
+            )
+    for name, filt in (("first 31 days", month), (f"{filter_dimension} = {top_code}", one_value)):
+        cases.append(
+            (
+                "paths",
+                f"{dimensions[0]}, 4 steps, {name}",
+                lambda c, f=filt: products_tab.paths_view(c, KEY, f, dimensions[0], 4, 0.02),
+            )
+        )
+    return cases
+
+
+def views_worker(source: str, calls: int) -> dict:
+    """Cold and warm times of every view case on one data set (a scratch registry, nothing saved elsewhere)."""
+    from dashboard.context import AppContext
+    from dashboard.tabs import products as products_tab
+    from ml.config import BUNDLED_DATASET_KEY, get_settings
+    from ml.data.loading import load_events
+    from ml.features.prepared import prepare
+    from ml.serving.datasets import DatasetStore
+
+    scratch = Path(tempfile.mkdtemp(prefix="bench-products-views-"))
+    settings = get_settings().with_overrides(
+        models_dir=scratch / "models", cache_dir=scratch / "cache", datasets_dir=scratch / "datasets"
+    )
+    start = time.perf_counter()
+    data = prepare(load_events(BUNDLED_FILE if source == BUNDLED else Path(source)))
+    prepare_seconds = time.perf_counter() - start
+    store = DatasetStore.for_settings(settings)
+    store.remember(BUNDLED_DATASET_KEY, data)
+    context = AppContext(settings=settings, datasets=store)
+    rows = []
+    for view, case, call in _view_cases(products_tab, data):
+        start = time.perf_counter()
+        call(context)
+        cold = time.perf_counter() - start
+        warm = []
+        for _ in range(calls):
+            start = time.perf_counter()
+            call(context)
+            warm.append(time.perf_counter() - start)
+        rows.append({"view": view, "case": case, "cold_seconds": cold, "warm_seconds": warm})
+    return {"clicks": len(data.clicks), "prepare_seconds": prepare_seconds, "cases": rows, "rss_kib": rss_kib()}
+
+
+def run_views_worker(source: str, calls: int) -> dict:
+    command = [sys.executable, __file__, "--views-worker", source, str(calls)]
+    done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"views worker on {source} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def view_summary(result: dict) -> dict:
+    """Per view: p95 of the cold first calls (one per case) and of every warm call, in ms."""
+    out = {}
+    for view in dict.fromkeys(r["view"] for r in result["cases"]):
+        rows = [r for r in result["cases"] if r["view"] == view]
+        cold = [r["cold_seconds"] * 1000 for r in rows]
+        warm = [s * 1000 for r in rows for s in r["warm_seconds"]]
+        out[view] = {
+            "cases": len(rows),
+            "cold_p95_ms": percentile(cold, 95),
+            "cold_max_ms": max(cold),
+            "warm_calls": len(warm),
+            "warm_median_ms": statistics.median(warm) if warm else None,
+            "warm_p95_ms": percentile(warm, 95) if warm else None,
+        }
+    return out
+
+
+def views_lines(report: dict) -> list[str]:
+    sets = [d for d in report["datasets"] if "views" in d]
+    if not sets:
+        return []
+    lines = ["## Products tab callbacks (pure view functions)", ""]
+    for d in sets:
+        views = d["views"]
+        rows = [
+            (
+                view,
+                s["cases"],
+                f"{s['cold_p95_ms']:,.0f} ms",
+                f"{s['cold_max_ms']:,.0f} ms",
+                s["warm_calls"],
+                f"{s['warm_median_ms']:,.1f} ms",
+                f"**{s['warm_p95_ms']:,.1f} ms**",
+            )
+            for view, s in view_summary(views).items()
+        ]
+        lines += [
+            f"### {d['label'][:1].upper()}{d['label'][1:]} (prepared in {_s(views['prepare_seconds'])}, not counted)",
+            "",
+            *_table(
+                ("View", "Cases", "First call p95", "First call max", "Warm calls", "Warm median", "Warm p95"), rows
+            ),
+            "First call: the first time each case runs in a fresh process (the products section's includes fitting, "
+            "evaluating and saving the recommender and building the product table; each new path setting computes "
+            "its paths). Warm: the same case again, as the tab serves it from its caches.",
+            "",
+        ]
+    return lines
+
+
 # ---------------------------------------------------------------- report
 def _runs(seconds: dict) -> str:
     return ", ".join(f"{s:.2f}" for s in seconds["runs"])
@@ -250,6 +403,7 @@ def render_markdown(report: dict) -> str:
         + ("" if all(d["steps"][n]["peak_reset"] for d in sets for n in STEPS) else " — **the reset failed**")
         + "; the worst run is shown.",
         "",
+        *views_lines(report),
         "## Evaluation on a later period",
         "",
     ]
@@ -270,10 +424,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--skip-10m", action="store_true", help="bundled data only")
     parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS, help="fresh-process runs per data set")
+    parser.add_argument("--view-calls", type=int, default=DEFAULT_VIEW_CALLS, help="warm calls per view case")
+    parser.add_argument("--skip-views", action="store_true", help="do not time the Products tab's views")
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--views-worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         print(json.dumps(worker(args.worker[0], args.worker[1] == "split"), default=float))
+        return 0
+    if args.views_worker:
+        print(json.dumps(views_worker(args.views_worker[0], int(args.views_worker[1])), default=float))
         return 0
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -290,6 +450,10 @@ def main(argv: list[str] | None = None) -> int:
         report["synthetic_10m"] = ensure_synthetic(scratch, file_sha256(BUNDLED_FILE))
         sources.append((report["synthetic_10m"]["path"], "10M synthetic events", False))
     report["datasets"] = [measure(source, label, args.repeats, split) for source, label, split in sources]
+    if not args.skip_views:
+        for (source, label, _), dataset in zip(sources, report["datasets"], strict=True):
+            log.info("%s: products tab views", label)
+            dataset["views"] = run_views_worker(source, args.view_calls)
     report["load_end"] = load_average()
     markdown = render_markdown(report)
     write_report(report, "recommend", render_markdown)

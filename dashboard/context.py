@@ -43,6 +43,10 @@ class AppContext:
             self._model_caches[key] = ModelCache(self.registry_for(key))
         return self._model_caches[key]
 
+    def forget(self, key: str) -> None:
+        """Drop what is cached for a deleted dataset (its loaded models), so a new one with its key starts clean."""
+        self._model_caches.pop(key, None)
+
     # The bundled dataset, for code that has not been given a dataset key yet.
     @property
     def data(self) -> PreparedData:

@@ -6,15 +6,24 @@ the main category and each profile dimension, such as brand or device, on
 other event logs). Its body is re-rendered when the dataset changes; tabs read
 it through ``INPUTS`` / ``STATES`` and ``read(...)``, so no tab knows which
 dimensions exist.
+
+A URL without dates opens the bar on the default period, the latest four
+complete weeks (``ml.features.periods.default_period``), so the KPI cards have
+an earlier period to compare with; clearing the dates (or ``?dates=all``)
+shows every date, and Reset returns to the default period.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date
 
 import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, State, dcc, html
 
 from dashboard import ids
-from dashboard.url_state import ViewState, filter_from_values
+from dashboard.url_state import ViewState, extra_of, filter_from_values
+from ml.features import periods
 from ml.features.kpis import SessionFilter, codebook_of, dimension_title, dimensions_of
 from ml.features.prepared import PreparedData
 
@@ -33,6 +42,50 @@ MAX_OPTIONS = 200  # dropdown entries per dimension (most sessions first)
 def read(start: str | None, end: str | None, values: list | None, names: list | None) -> SessionFilter:
     """The filter the bar's values describe (the arguments ``INPUTS`` give, in order)."""
     return filter_from_values(start, end, values, names)
+
+
+def coverage(data: PreparedData) -> periods.Coverage | None:
+    """The first and last day a dataset has sessions on."""
+    if not len(data.sessions):
+        return None
+    return periods.Coverage(data.info["first_date"], data.info["last_date"])
+
+
+def default_dates(data: PreparedData) -> tuple[str | None, str | None]:
+    """The default period of a dataset as ISO dates (None, None when it has no sessions)."""
+    covered = coverage(data)
+    if covered is None:
+        return None, None
+    start, end = periods.default_period(covered)
+    return start.isoformat(), end.isoformat()
+
+
+def with_default_dates(data: PreparedData, state: ViewState) -> ViewState:
+    """``state`` with the default period filled in when its URL names no dates."""
+    if not state.default_dates:
+        return state
+    start, end = default_dates(data)
+    if start is None:
+        return state
+    filt = state.filter.replace(start=date.fromisoformat(start), end=date.fromisoformat(end))
+    return replace(state, filter=filt)
+
+
+def view_of(
+    tab: str, start: str | None, end: str | None, values: list | None, names: list | None, dataset: str, search: str
+) -> ViewState:
+    """The view the page shows: its tab, the bar's filter, the dataset and the URL's view controls.
+
+    An empty date range means every date (``?dates=all``).
+    """
+    filt = read(start, end, values, names)
+    return ViewState(
+        tab=tab,
+        filter=filt,
+        dataset=dataset,
+        extra=extra_of(search),
+        all_dates=filt.start is None and filt.end is None,
+    )
 
 
 def _options(data: PreparedData, column: str) -> list[dict]:
@@ -92,8 +145,8 @@ def bar() -> dbc.Card:
     dates = dcc.DatePickerRange(
         id=ids.FILTER_DATES,
         display_format="YYYY-MM-DD",
-        start_date_placeholder_text="first day",
-        end_date_placeholder_text="last day",
+        start_date_placeholder_text="YYYY-MM-DD",
+        end_date_placeholder_text="YYYY-MM-DD",
         clearable=True,
         first_day_of_week=1,
     )
@@ -138,10 +191,12 @@ def register_callbacks(app, context) -> None:
         Output(DIMENSIONS_ALL, "value", allow_duplicate=True),
         Input(ids.FILTER_RESET, "n_clicks"),
         State(DIMENSIONS_ALL, "id"),
+        State(ids.APP_DATASET_STORE, "data"),
         prevent_initial_call=True,
     )
-    def reset_filters(_, names):
-        return None, None, [[] for _ in names or ()]
+    def reset_filters(_, names, dataset):
+        start, end = default_dates(context.dataset(dataset))
+        return start, end, [[] for _ in names or ()]
 
     @app.callback(Output(ids.FILTER_SUMMARY, "children"), *INPUTS, State(ids.APP_DATASET_STORE, "data"))
     def summarise_filter(start, end, values, names, dataset):

@@ -11,6 +11,7 @@ APP_URL = "app-url-location"
 APP_TABS = "app-main-tabs"
 APP_TAB_CONTENT = "app-tab-content-div"
 APP_HEADER = "app-header-navbar"
+THEME_TOGGLE = "app-theme-toggle"  # handled in the browser only (assets/30-theme.js)
 APP_DATASET_INFO = "app-dataset-info-div"
 # Registry version: the newest run id; changes when a training job lands, so model views refresh.
 APP_MODELS_STORE = "app-models-store"
@@ -26,6 +27,46 @@ APP_DATASET_STORE = "app-dataset-store"
 DATA_SELECT = "data-select-dropdown"
 DATA_INFO = "data-info-div"
 DATA_ADD_BUTTON = "data-add-button"
+# The add-data panel (dashboard/datasets): a modal with the upload, the report, the mapping form, the job.
+DATA_MODAL = "data-add-modal"
+DATA_CLOSE = "data-close-button"
+DATA_NAME = "data-name-input"
+DATA_UPLOAD = "data-file-upload"
+DATA_REJECT_NOTE = "data-reject-alert"  # the browser's own refusal (too large, wrong type)
+DATA_SQL_URL = "data-sql-url-input"
+DATA_SQL_TABLE = "data-sql-table-input"
+DATA_SQL_QUERY = "data-sql-query-textarea"
+DATA_SQL_BUTTON = "data-sql-read-button"
+DATA_INTAKE_STORE = "data-intake-store"  # {"id", "filename", "status", "dropped", ...}: memory, this tab only
+DATA_REPORT = "data-report-div"
+DATA_MAP_OPEN = "data-map-open-button"
+DATA_MAPPING = "data-mapping-div"
+DATA_MAP_EVENTS = "data-map-events-div"
+DATA_MAP_DIMENSIONS = "data-map-dimensions-checklist"
+DATA_MAP_GAP = "data-map-gap-input"
+DATA_MAP_TIME_FORMAT = "data-map-time-format-select"
+DATA_MAP_NAME = "data-map-name-input"
+DATA_MAP_APPLY = "data-map-apply-button"
+DATA_MAP_SAVE = "data-map-save-button"
+DATA_MAP_NOTE = "data-map-note-div"
+DATA_KEEP = "data-keep-button"
+DATA_KEEP_DROPPING = "data-keep-dropping-button"
+DATA_REFUSE = "data-refuse-button"
+DATA_PREPARE_CANCEL = "data-prepare-cancel-button"
+DATA_PROGRESS = "data-prepare-progress-bar"
+DATA_KEEP_REQUEST_STORE = "data-keep-request-store"  # a Keep press: {"id", "drop", "name"}; the job listens
+DATA_JOB_STORE = "data-job-store"  # the preparing job's small answer: {"ok", "key", "name", "skipped", ...}
+DATA_JOB_NOTE = "data-job-div"
+DATA_ACTIVATE = "data-activate-button"
+DATA_LIST = "data-list-div"
+DATA_DELETE_CONFIRM = "data-delete-confirm"
+DATA_DELETE_STORE = "data-delete-store"  # the key a Delete press asked about, until confirmed
+DATA_DELETE_NOTE = "data-delete-div"
+# Pattern-matching types: {"type": DATA_MAP_FIELD, "name": canonical field},
+# {"type": DATA_MAP_EVENT, "index": n} (the n-th listed event value), {"type": DATA_DELETE, "key": dataset key}.
+DATA_MAP_FIELD = "data-map-field-select"
+DATA_MAP_EVENT = "data-map-event-select"
+DATA_DELETE = "data-delete-button"
 
 # ---------------------------------------------------------------- shared filters (KPI, EDA, products)
 FILTER_BAR = "filter-bar-card"
@@ -47,7 +88,10 @@ KPI_BREAKDOWNS = "kpi-breakdowns-row"
 KPI_BREAKDOWN_GRAPH = "kpi-breakdown-graph"
 KPI_EXPORT_BUTTON = "kpi-export-button"
 KPI_EXPORT_DOWNLOAD = "kpi-export-download"
-KPI_COMPARE_NOTE = "kpi-compare-div"
+KPI_COMPARE_NOTE = "kpi-compare-div"  # which period is shown and what the changes are measured against
+KPI_ALERTS = "kpi-alerts-div"  # trend alerts: flagged days under the trend
+KPI_ALERTS_BUTTON = "kpi-alerts-button"
+KPI_ALERTS_DOWNLOAD = "kpi-alerts-download"
 
 # ---------------------------------------------------------------- EDA tab
 EDA_PRICE_GRAPH = "eda-price-graph"
@@ -125,6 +169,23 @@ SEGMENTS_OTHERS = "segments-others-div"
 # {"type": SEGMENTS_OPEN_WHATIF, "segment": n, "method", "k", "eps", "min_samples"}.
 SEGMENTS_OPEN_WHATIF = "segments-open-whatif-button"
 
+# ---------------------------------------------------------------- products tab
+PRODUCTS_SECTION_TABS = "products-section-tabs"  # products and recommendations | paths
+PRODUCTS_SECTION = "products-section-div"  # the active section, rendered by a callback
+PRODUCTS_SEARCH = "products-search-input"
+PRODUCTS_GRID = "products-table-grid"
+PRODUCTS_DETAIL = "products-detail-div"
+# Pattern-matching type of a recommendation list table: {"type": PRODUCTS_LIST_TABLE, "method": method}.
+PRODUCTS_LIST_TABLE = "products-list-table"
+PRODUCTS_EVALUATION = "products-evaluation-div"
+PRODUCTS_EVALUATION_TABLE = "products-evaluation-table"
+PRODUCTS_PATHS_DIMENSION = "products-paths-dimension-dropdown"
+PRODUCTS_PATHS_STEPS = "products-paths-steps-slider"
+PRODUCTS_PATHS_MIN_SHARE = "products-paths-min-share-dropdown"
+PRODUCTS_PATHS_NOTE = "products-paths-note-div"
+PRODUCTS_PATHS_GRAPH = "products-paths-graph"
+PRODUCTS_PURCHASE_PATHS_GRAPH = "products-purchase-paths-graph"
+
 # ---------------------------------------------------------------- what-if tab
 WHATIF_EMPTY = "whatif-empty-div"
 WHATIF_BODY = "whatif-body-div"
@@ -188,6 +249,21 @@ def filter_dimension(name: str) -> dict[str, str]:
 def kpi_breakdown(name: str) -> dict[str, str]:
     """Pattern-matching ID of the KPI breakdown graph of one cube dimension."""
     return {"type": KPI_BREAKDOWN_GRAPH, "name": name}
+
+
+def data_map_field(name: str) -> dict[str, str]:
+    """Pattern-matching ID of the mapping form's column choice for one canonical field."""
+    return {"type": DATA_MAP_FIELD, "name": name}
+
+
+def data_map_event(index: int) -> dict[str, object]:
+    """Pattern-matching ID of the mapping form's choice for the ``index``-th event value."""
+    return {"type": DATA_MAP_EVENT, "index": index}
+
+
+def data_delete(key: str) -> dict[str, str]:
+    """Pattern-matching ID of a dataset's Delete button."""
+    return {"type": DATA_DELETE, "key": key}
 
 
 def whatif_feature(name: str) -> dict[str, str]:

@@ -50,7 +50,7 @@ def dataset_summary(context: AppContext, key: str) -> list:
     ]
 
 
-def data_control() -> html.Div:
+def data_control(can_add: bool = True) -> html.Div:
     """The dataset dropdown, its summary line and the Add data button (options filled by a callback)."""
     return html.Div(
         [
@@ -64,7 +64,9 @@ def data_control() -> html.Div:
                         className="data-select",
                         style={"minWidth": "22rem"},
                     ),
-                    dbc.Button("Add data", id=ids.DATA_ADD_BUTTON, color="light", outline=True, size="sm"),
+                    dbc.Button("Add data", id=ids.DATA_ADD_BUTTON, color="light", outline=True, size="sm")
+                    if can_add
+                    else None,
                 ],
                 className="d-flex align-items-center gap-2",
             ),
@@ -74,15 +76,26 @@ def data_control() -> html.Div:
     )
 
 
-def header() -> dbc.Navbar:
+def theme_toggle() -> html.Button:
+    """Light/dark theme switch; assets/30-theme.js applies and remembers it and keeps aria-pressed in step."""
+    return html.Button(
+        "Dark theme",
+        id=ids.THEME_TOGGLE,
+        type="button",
+        className="btn btn-sm btn-outline-light theme-toggle",
+        title="Switch between the light and the dark theme (remembered in this browser)",
+    )
+
+
+def header(can_add: bool = True) -> dbc.Navbar:
     return dbc.Navbar(
         dbc.Container(
             [
                 html.Div(
-                    [html.Span(PRODUCT_NAME, className="navbar-brand mb-0 h1"), data_control()],
+                    [html.Span(PRODUCT_NAME, className="navbar-brand mb-0 h1"), data_control(can_add)],
                     className="d-flex flex-column",
                 ),
-                user_menu(),
+                html.Div([theme_toggle(), user_menu()], className="d-flex align-items-center gap-2"),
             ],
             fluid=True,
         ),
@@ -93,11 +106,12 @@ def header() -> dbc.Navbar:
     )
 
 
-def shell(context: AppContext, tabs: list[tuple[str, str]], train_panel: object) -> html.Div:
+def shell(context: AppContext, tabs: list[tuple[str, str]], train_panel: object, data_panel: object = None) -> html.Div:
     """Header, filter bar, tab strip, the Train panel and the content area the active tab renders into.
 
     The Train panel stays mounted on every tab (shown only with the leaderboard),
-    so a running job keeps reporting and lands even if the user looks elsewhere.
+    so a running job keeps reporting and lands even if the user looks elsewhere. So does the
+    add-data panel (``dashboard.datasets``), for the roles that may add data.
     """
     return html.Div(
         [
@@ -110,7 +124,8 @@ def shell(context: AppContext, tabs: list[tuple[str, str]], train_panel: object)
             dcc.Store(id=ids.SCORING_UPLOAD_STORE, storage_type="memory"),
             dcc.Store(id=ids.SCORING_RESULT_STORE, storage_type="memory"),
             dcc.Store(id=ids.SCORING_REQUEST_STORE, storage_type="memory"),
-            header(),
+            header(can_add=data_panel is not None),
+            data_panel,
             dbc.Container(
                 [
                     filter_bar.bar(),

@@ -116,7 +116,7 @@ class ModelCache:
                 self._runs.move_to_end(run_id)
                 return self._runs[run_id]
         info = self.registry.find(run) if isinstance(run, str) else run
-        loaded = self.registry.load(info)
+        loaded = self.registry.load(info) if isinstance(run, str) else self.registry.load_intact(info)
         with self._lock:
             self._runs[info.run_id] = loaded
             while len(self._runs) > self.size:

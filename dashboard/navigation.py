@@ -44,8 +44,9 @@ UNCHANGED = (no_update,) * len(OUTPUTS)
 def view_from_url(context: AppContext, search: str | None) -> ViewState:
     """The view a URL asks for, on a dataset that exists (the bundled one otherwise)."""
     key = context.known(dataset_of(search))
-    state = parse_search(search, TAB_IDS, dimensions_of(context.dataset(key).cube))
-    return replace(state, dataset=key)
+    data = context.dataset(key)
+    state = parse_search(search, TAB_IDS, dimensions_of(data.cube))
+    return filter_bar.with_default_dates(data, replace(state, dataset=key))
 
 
 def sync_view(
@@ -63,18 +64,19 @@ def sync_view(
     trigger = ctx.triggered_id
     if trigger in (None, ids.APP_URL):
         state = view_from_url(context, search)
-        shown = ViewState(tab=tab or state.tab, filter=filter_bar.read(start, end, values, names), dataset=current)
-        if current == state.dataset and shown == replace(state, extra=()):
+        shown = filter_bar.view_of(tab or state.tab, start, end, values, names, current, search)
+        if current == state.dataset and shown == state:
             return UNCHANGED  # the URL we just wrote ourselves
         return _render(context, state, search)
     if trigger == ids.DATA_SELECT:
         if not choice or choice == current:
             return UNCHANGED
-        state = ViewState(tab=tab or TAB_IDS[0], dataset=context.known(choice))
+        key = context.known(choice)
+        state = filter_bar.with_default_dates(context.dataset(key), ViewState(tab=tab or TAB_IDS[0], dataset=key))
         return _render(context, state, search, write_url=True)
     if current is None:
         return UNCHANGED  # components fired before the first render
-    state = ViewState(tab=tab or TAB_IDS[0], filter=filter_bar.read(start, end, values, names), dataset=current)
+    state = filter_bar.view_of(tab or TAB_IDS[0], start, end, values, names, current, search)
     new_search = to_search(state)
     return (new_search if new_search != (search or "") else no_update, *UNCHANGED[1:])
 

@@ -8,7 +8,9 @@ memory store of its own tab, so another tab or analyst never sees it.
 ``check_upload`` validates a file and counts its sessions by scoring status;
 ``run_scoring_job`` (the body of the background callback) scores a stored
 upload, writes the results CSV beside it and deletes the input. Folders go
-when they have not been touched for an hour.
+when they have not been touched for an hour (swept on every save), and the
+folders of one user may hold at most ``settings.upload_quota_bytes`` together.
+The parse itself runs in a worker process (``dashboard.parse_pool``).
 
 The bytes are data only: nothing here (or in ``ml.loading``, which parses
 them: CSV as text, Parquet through pyarrow) unpickles, imports or executes
@@ -34,7 +36,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ml.config import BUNDLED_DATASET_KEY, Settings
+from dashboard.auth.session import signed_in_user
+from dashboard.parse_pool import parse_upload
+from ml.config import BUNDLED_DATASET_KEY, ENV_UPLOAD_QUOTA_MB, Settings
 from ml.data.clicks import index_clicks
 from ml.data.export import neutralise_formulas, to_csv_text, write_csv_atomic
 from ml.data.loading import LoadedEvents, load_events
@@ -79,6 +83,8 @@ FIX_HINTS = (
     ("UTF-8", "Export the file as UTF-8 CSV (in Excel: Save As, 'CSV UTF-8')."),
     ("Excel", "In Excel use Save As, 'CSV UTF-8 (comma delimited)', and upload that CSV."),
     ("zip archive", "Unzip it and upload the CSV inside (gzip .csv.gz files are accepted as they are)."),
+    ("quota", "Wait for your older uploads to expire (an hour after their last use), then upload again."),
+    ("busy", "Wait a minute and upload the file again."),
     ("over the", "Split the file into smaller parts, or score it on the server: python -m ml score INPUT -o OUTPUT."),
     ("empty", "Export the clicks again, with the header line and the data rows."),
     ("gzip", "Compress the CSV again with gzip, or upload it uncompressed."),
@@ -145,27 +151,62 @@ def download_name(filename: str | None) -> str:
 
 
 class UploadStore:
-    """One private folder per upload, named by a random id, removed an hour after last use."""
+    """One private folder per upload, named by a random id, removed an hour after last use.
 
-    def __init__(self, root: Path | str, max_age_seconds: float = MAX_AGE_SECONDS):
+    ``quota_bytes`` caps what one owner's folders hold together (inputs and
+    results); ``None`` means no cap.
+    """
+
+    def __init__(self, root: Path | str, max_age_seconds: float = MAX_AGE_SECONDS, quota_bytes: int | None = None):
         self.root = Path(root)
         self.max_age_seconds = max_age_seconds
+        self.quota_bytes = quota_bytes
 
     @classmethod
     def for_settings(cls, settings: Settings) -> UploadStore:
-        return cls(settings.cache_dir / UPLOADS_DIRNAME)
+        return cls(settings.cache_dir / UPLOADS_DIRNAME, quota_bytes=settings.upload_quota_bytes)
 
-    def save(self, data: bytes, filename: str | None) -> str:
-        """Store an upload's bytes in a new folder and return its id (expired folders go first)."""
+    def save(self, data: bytes, filename: str | None, owner: str | None = None) -> str:
+        """Store an upload's bytes in a new folder and return its id.
+
+        Expired folders go first; then ``ValidationError`` if the owner's
+        folders and this upload together would pass the quota.
+        """
         self.sweep()
+        if self.quota_bytes is not None:
+            used = self.usage(owner)
+            if used + len(data) > self.quota_bytes:
+                raise upload_problem(
+                    f"your stored uploads and results take {format_size(used)}; with this file "
+                    f"({format_size(len(data))}) they would pass your upload quota of "
+                    f"{format_size(self.quota_bytes)} (set by {ENV_UPLOAD_QUOTA_MB})",
+                    filename,
+                )
         self.root.mkdir(parents=True, exist_ok=True)
         upload_id = secrets.token_urlsafe(ID_BYTES)
         folder = self.root / upload_id
         folder.mkdir(mode=0o700)
         _write_private(folder / INPUT_FILE, data)
-        meta = {"filename": display_name(filename), "bytes": len(data), "created": time.time()}
+        meta = {"filename": display_name(filename), "bytes": len(data), "created": time.time(), "owner": owner}
         _write_private(folder / META_FILE, json.dumps(meta).encode("utf-8"))
         return upload_id
+
+    def usage(self, owner: str | None) -> int:
+        """Bytes held by the folders of one owner (``None``: uploads made without login)."""
+        if not self.root.is_dir():
+            return 0
+        total = 0
+        for folder in self.root.iterdir():
+            if not ID_PATTERN.fullmatch(folder.name):
+                continue
+            try:
+                meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+                if meta.get("owner") != owner:
+                    continue
+                total += sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+            except (OSError, ValueError, AttributeError):
+                continue  # removed meanwhile, or not an upload folder
+        return total
 
     def folder(self, upload_id: object) -> Path:
         """The folder of an upload; ``UploadGone`` for a malformed id or a missing folder.
@@ -390,16 +431,22 @@ class CheckedUpload:
     model: dict | None
 
 
+def upload_owner() -> str | None:
+    """The signed-in user's name, whose quota an upload counts against (``None`` without login)."""
+    user = signed_in_user()
+    return user.name if user is not None else None
+
+
 def check_upload(settings: Settings, registry: Registry, contents: str | None, filename: str) -> CheckedUpload:
     """Decode, store and validate an upload; ``ValidationError`` (and nothing kept) when it has problems."""
     store = UploadStore.for_settings(settings)
     limit = settings.max_upload_bytes
     data = decode_upload(contents, filename, limit)
     check_text(data, filename)
-    upload_id = store.save(data, filename)
+    upload_id = store.save(data, filename, owner=upload_owner())
     try:
-        # Parsed as data only (CSV as text, Parquet via pyarrow): nothing in it is unpickled or executed.
-        loaded = load_events(data, name=filename, max_bytes=limit)
+        # Parsed as data only (CSV as text, Parquet via pyarrow), in a worker process: nothing is unpickled or executed.
+        loaded = parse_upload(data, filename, settings)
         model = model_info(registry)
         window = model["window"] if model else settings.window
         counts = status_counts(loaded.clicks, window, model["label"] if model else None)
@@ -471,7 +518,7 @@ def run_scoring_job(
         choice = scoring_choice(registry)
         if run_id or not choice.pinned:
             pin_model(registry, models.classifier.info.run_id, by)
-        loaded = load_events(data, name=filename, max_bytes=settings.max_upload_bytes)
+        loaded = load_events(data, name=filename, max_bytes=settings.max_upload_bytes, limits=settings.limits)
         set_progress((40, f"scoring {loaded.n_sessions:,} sessions"))
         scores = score_clicks(loaded.clicks, models)
         set_progress((80, "writing the results"))

@@ -5,6 +5,12 @@ bundled data ``?from=2008-06-01&to=2008-06-30&country=29,9&category=1&colour=3``
 Each filter dimension is named by its codebook (``category`` for the cube's
 ``main_category``, ``brand`` for ``main_brand``). Defaults are left out;
 anything unparseable is ignored rather than failing.
+
+Without ``from``/``to`` the filter bar opens on the default period (the latest
+four complete weeks, see ``ml.features.periods``); ``?dates=all`` asks for
+every date instead. The view controls of a tab (``VIEW_KEYS``: the KPI trend's
+``freq=W``, the KPI breakdowns ``by=country,main_colour``) ride along in
+``extra`` and are kept when the filters change.
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ from ml.config import BUNDLED_DATASET_KEY
 from ml.features.kpis import SessionFilter, codebook_of
 
 DEFAULT_TAB = "kpi"
-RESERVED = frozenset({"dataset", "tab", "from", "to"})
+RESERVED = frozenset({"dataset", "tab", "from", "to", "dates"})
+ALL_DATES = "all"  # ?dates=all: every date, not the default period
+VIEW_KEYS = ("freq", "by")  # view controls of tabs kept in the URL (KPI: trend frequency, breakdowns)
 
 
 @dataclass(frozen=True)
@@ -27,6 +35,12 @@ class ViewState:
     filter: SessionFilter = field(default_factory=SessionFilter)
     dataset: str = BUNDLED_DATASET_KEY
     extra: tuple[tuple[str, str], ...] = ()  # view controls of a tab (e.g. the trend's daily/weekly choice)
+    all_dates: bool = False  # ?dates=all; without it and without from/to the default period is shown
+
+    @property
+    def default_dates(self) -> bool:
+        """Whether the URL names no dates, so the default period applies."""
+        return not self.all_dates and self.filter.start is None and self.filter.end is None
 
 
 def parse_date(text: str | None) -> date | None:
@@ -54,18 +68,38 @@ def parse_search(
     search: str | None,
     known_tabs: Sequence[str],
     dimensions: Sequence[str] = ("country", "main_category", "main_colour"),
-    extra_keys: Sequence[str] = (),
+    extra_keys: Sequence[str] = VIEW_KEYS,
 ) -> ViewState:
     """Read the view state from ``location.search``; ``dimensions`` are the dataset's cube dimensions."""
     query = query_of(search)
     tab = query.get("tab", DEFAULT_TAB)
     codes = {column: _codes(query.get(codebook_of(column))) for column in dimensions}
+    filt = SessionFilter(start=parse_date(query.get("from")), end=parse_date(query.get("to")), **codes)
     return ViewState(
         tab=tab if tab in known_tabs else DEFAULT_TAB,
-        filter=SessionFilter(start=parse_date(query.get("from")), end=parse_date(query.get("to")), **codes),
+        filter=filt,
         dataset=query.get("dataset") or BUNDLED_DATASET_KEY,
-        extra=tuple((k, query[k]) for k in extra_keys if query.get(k)),
+        extra=extra_of(search, extra_keys),
+        all_dates=query.get("dates") == ALL_DATES and filt.start is None and filt.end is None,
     )
+
+
+def extra_of(search: str | None, keys: Sequence[str] = VIEW_KEYS) -> tuple[tuple[str, str], ...]:
+    """The view controls a URL carries, in ``keys`` order."""
+    query = query_of(search)
+    return tuple((k, query[k]) for k in keys if query.get(k))
+
+
+def with_params(search: str | None, **params: str | None) -> str:
+    """``search`` with some parameters set (None or "" removes one), the others kept in their order."""
+    query = query_of(search)
+    for name, value in params.items():
+        if value:
+            query[name] = value
+        else:
+            query.pop(name, None)
+    text = urlencode(query, safe=",")
+    return f"?{text}" if text else ""
 
 
 def to_search(state: ViewState) -> str:
@@ -76,6 +110,7 @@ def to_search(state: ViewState) -> str:
         "tab": state.tab if state.tab != DEFAULT_TAB else None,
         "from": f.start.isoformat() if f.start else None,
         "to": f.end.isoformat() if f.end else None,
+        "dates": ALL_DATES if state.all_dates and not (f.start or f.end) else None,
     }
     for column, codes in f.codes:
         pairs[codebook_of(column)] = ",".join(map(str, codes))

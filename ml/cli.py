@@ -1,4 +1,4 @@
-"""Command line: ``python -m ml summary | train | score | evaluate | users``, for schedulers and scripts.
+"""Command line: ``python -m ml summary | train | score | evaluate | recommend | users``, for schedulers and scripts.
 
 Every command that reads data takes any source: a file (CSV, gzip, Parquet)
 or a database table or query through an SQLAlchemy URL, with its profile
@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,9 +25,17 @@ from ml.data.loading import LoadedEvents, load_events
 from ml.data.sql import is_sql_url
 from ml.errors import ClickstreamError, NoModelError, ValidationError
 from ml.features.labels import DEFINITIONS
+from ml.features.products import product_table
 from ml.features.summary import describe_events, format_summary
+from ml.models.recommend_evaluation import evaluate as evaluate_recommender
 from ml.serving.leaderboard import format_table, leaderboard
-from ml.serving.locking import TrainingBusy
+from ml.serving.locking import TrainingBusy, lock_for
+from ml.serving.recommendations import (
+    format_evaluation,
+    format_recommendations,
+    labelled_products,
+    recommender_for,
+)
 from ml.serving.registry import ModelStore, dataset_key
 from ml.serving.scoring import (
     IncompatibleModelsError,
@@ -95,6 +105,22 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="print the saved models' held-out metrics")
     p.add_argument("--dataset", help="one dataset (default: every dataset)")
     p.add_argument("--history", action="store_true", help="every run, not only the newest per model")
+
+    p = sub.add_parser(
+        "recommend",
+        help="product recommendations (viewed next, also viewed) or their evaluation against popularity",
+    )
+    p.add_argument("--data", default=str(settings.data_file), help="file or SQLAlchemy URL (default: bundled data)")
+    p.add_argument("--dataset", help="dataset key the recommender belongs to (default: from the source's name)")
+    p.add_argument("--product", action="append", help="product id to recommend beside (repeat for several)")
+    p.add_argument("--top", type=int, default=10, help="suggestions per list (default 10)")
+    p.add_argument("--evaluate", action="store_true", help="print the evaluation table (the default without --product)")
+    p.add_argument(
+        "--cut-date",
+        help="evaluate with this cut (YYYY-MM-DD; train before it, test from it) instead of the saved default split",
+    )
+    p.add_argument("--refit", action="store_true", help="fit and save the recommender again even if one is saved")
+    _add_source_options(p)
     add_users_parser(sub, settings)
     return parser
 
@@ -191,11 +217,39 @@ def _train(args: argparse.Namespace, store: ModelStore) -> int:
         "trained %d models for dataset '%s' in %.1f s (job %s)", len(result.run_ids), key, result.seconds, result.job_id
     )
     _print_leaderboards(store, [key])
+    try:  # the recommender belongs with the models, so scores carry recommended products
+        recommender_for(registry, loaded.events, data_hash=loaded.data_hash, source=loaded.source)
+    except ValueError as exc:
+        log.warning("no product recommender for dataset '%s': %s", key, exc)
     failed = [s for s in result.statuses if s["state"] == "failed"]
     return EXIT_ERROR if failed else 0
 
 
+class OutputProblem(ClickstreamError):
+    """``-o`` names a file that cannot (or must not) be written."""
+
+
+def check_output(output: Path, source: str) -> None:
+    """Refuse, before any work, an output that is a folder, in a folder we cannot write, or the input itself."""
+    if output.is_dir():
+        raise OutputProblem(f"-o {output} is a folder; give a file name, e.g. -o {output / 'scores.csv'}")
+    if not is_sql_url(source):
+        source_path = Path(source)
+        same = output.exists() and source_path.exists() and os.path.samefile(output, source_path)
+        if same or output.resolve() == source_path.resolve():
+            raise OutputProblem(f"-o {output} is the input file; it is never overwritten: choose another file name")
+    folder = output.parent if str(output.parent) else Path(".")
+    if not folder.is_dir():
+        raise OutputProblem(f"cannot write -o {output}: the folder {folder} does not exist")
+    try:  # the real test (os.access says yes to root on a read-only disk's neighbours, and ACLs lie)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise OutputProblem(f"cannot write -o {output}: the folder {folder} is not writable ({exc.strerror})") from None
+
+
 def _score(args: argparse.Namespace, store: ModelStore) -> int:
+    check_output(args.output, args.input)
     loaded = _load(args.input, args)
     fitting = fitting_datasets(store, loaded.profile.name)
     key = args.dataset
@@ -221,7 +275,10 @@ def _score(args: argparse.Namespace, store: ModelStore) -> int:
     start = time.perf_counter()
     scores = score_clicks(events, models)
     seconds = time.perf_counter() - start
-    write_csv_atomic(scores, args.output)
+    try:
+        write_csv_atomic(scores, args.output)
+    except OSError as exc:  # the disk filled up, or the folder changed under us: nothing half-written stays
+        raise OutputProblem(f"cannot write -o {args.output}: {exc.strerror or exc}; nothing was written") from None
     summary = score_summary(scores)
     log.info(
         "scored %s sessions (%s) from %s events in %.2f s with %s of dataset '%s'; wrote %s",
@@ -245,25 +302,55 @@ def _evaluate(args: argparse.Namespace, store: ModelStore) -> int:
     return 0
 
 
+def _recommend(args: argparse.Namespace, store: ModelStore) -> int:
+    if args.top < 1:
+        raise ValueError(f"--top must be at least 1, not {args.top}")
+    loaded = _load(args.data, args)
+    key = _dataset_of(args.data, args)
+    saved = recommender_for(
+        store.registry(key), loaded.events, data_hash=loaded.data_hash, source=loaded.source, refit=args.refit
+    )
+    log.info("recommender of dataset '%s': run %s", key, saved.run_id)
+    if args.product:
+        products = labelled_products(product_table(loaded.events), loaded.codebooks)
+        print(format_recommendations(saved.model, products, args.product, args.top))
+    if args.evaluate or not args.product:
+        if args.cut_date:
+            result = evaluate_recommender(loaded.events, cut_date=args.cut_date, k=saved.k)
+            print(format_evaluation(result.table, result.n_cases, str(result.cut_date.date()), result.k))
+        else:
+            print(format_evaluation(saved.evaluation, saved.n_cases, saved.cut_date, saved.k, saved.problem))
+    return 0
+
+
 COMMANDS = {
     "summary": _summary,
     "train": _train,
     "score": _score,
     "evaluate": _evaluate,
+    "recommend": _recommend,
     "users": lambda args, _store: run_users(args),
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        settings = get_settings()  # a bad environment variable (CLICKSTREAM_WINDOW=abc) is bad input
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return _run(_parser().parse_args(argv), settings)
+
+
+def _run(args: argparse.Namespace, settings) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
-    store = ModelStore(args.models_dir)
+    store = ModelStore(args.models_dir, lock=lock_for(settings.with_overrides(models_dir=args.models_dir)))
     try:
         return COMMANDS[args.command](args, store)
     except ValidationError as exc:
         print(exc.report(), file=sys.stderr)
         return EXIT_BAD_INPUT
-    except IncompatibleModelsError as exc:
+    except (IncompatibleModelsError, OutputProblem) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except TrainingBusy as exc:

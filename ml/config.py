@@ -43,6 +43,15 @@ ENV_SECURE_COOKIES = "CLICKSTREAM_SECURE_COOKIES"
 ENV_LOGIN_ATTEMPTS = "CLICKSTREAM_LOGIN_ATTEMPTS"
 ENV_LOGIN_WINDOW_S = "CLICKSTREAM_LOGIN_WINDOW_S"
 ENV_REDIS_URL = "REDIS_URL"
+# Input limits (ml/data/limits.py): what one file may hold and how many are read at once.
+ENV_MAX_COLUMNS = "CLICKSTREAM_MAX_COLUMNS"
+ENV_MAX_LINE_KB = "CLICKSTREAM_MAX_LINE_KB"
+ENV_MAX_PRICE = "CLICKSTREAM_MAX_PRICE"
+ENV_MAX_PARSES = "CLICKSTREAM_MAX_PARSES"
+ENV_PARSE_WAIT_S = "CLICKSTREAM_PARSE_WAIT_S"
+ENV_UPLOAD_QUOTA_MB = "CLICKSTREAM_UPLOAD_QUOTA_MB"
+ENV_REDIS_PREFIX = "CLICKSTREAM_REDIS_PREFIX"  # every key this app writes in Redis starts with it
+DEFAULT_REDIS_PREFIX = "clickstream:"
 
 DEFAULT_WINDOW = 3
 RANDOM_SEED = 42
@@ -61,9 +70,24 @@ KMEANS_K_RANGE = (2, 8)
 LOGIN_ATTEMPTS = 5
 LOGIN_WINDOW_S = 300
 
+# Input limits: columns and bytes per line a file may have, the largest price, files read at once.
+MAX_COLUMNS = 200
+MAX_LINE_BYTES = 64 * 1024
+MAX_PRICE = 1e9  # larger prices are data errors (a 1e300 price would dominate every sum)
+MAX_PARSES = 2
+PARSE_WAIT_S = 10.0
+UPLOAD_QUOTA_MB = 200  # stored uploads and results per user, until they expire
+
 # Output sizes: curve data stored beside a model, predictions kept for the UI.
 CURVE_POINTS = 200
 STORED_PREDICTIONS = 5_000
+
+# Trend alerts on the KPI tab: a day is flagged when its robust z-score (against the median and MAD of
+# the ALERT_WINDOW days before it) reaches ALERT_THRESHOLD; ml/features/anomalies.py explains the choice.
+ALERT_THRESHOLD = 3.5
+ALERT_WINDOW = 28
+ENV_ALERT_THRESHOLD = "CLICKSTREAM_ALERT_Z"
+ENV_ALERT_WINDOW = "CLICKSTREAM_ALERT_WINDOW"
 
 
 def _env_int(name: str, default: int) -> int:
@@ -74,6 +98,19 @@ def _env_int(name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise ValueError(f"environment variable {name}={raw!r} is not an integer") from exc
+
+
+def _env_number(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ValueError(f"environment variable {name}={raw!r} is not a number") from exc
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"environment variable {name}={raw!r} must be a positive number")
+    return value
 
 
 def _env_flag(name: str, default: bool) -> bool:
@@ -101,6 +138,38 @@ def is_loopback_host(host: str) -> bool:
 
 
 @dataclass(frozen=True)
+class InputLimits:
+    """What one input file may hold, checked before (columns, line length) or while (prices) it is parsed.
+
+    ``max_parses`` files are parsed at once per process; a further one waits
+    up to ``parse_wait_s`` seconds and is then told the server is busy.
+    """
+
+    max_columns: int = MAX_COLUMNS
+    max_line_bytes: int = MAX_LINE_BYTES
+    max_price: float = MAX_PRICE
+    max_parses: int = MAX_PARSES
+    parse_wait_s: float = PARSE_WAIT_S
+
+
+def input_limits() -> InputLimits:
+    """The input limits from the environment (only their own variables are read)."""
+    limits = InputLimits(
+        max_columns=_env_int(ENV_MAX_COLUMNS, MAX_COLUMNS),
+        max_line_bytes=_env_int(ENV_MAX_LINE_KB, MAX_LINE_BYTES // 1024) * 1024,
+        max_price=_env_number(ENV_MAX_PRICE, MAX_PRICE),
+        max_parses=_env_int(ENV_MAX_PARSES, MAX_PARSES),
+        parse_wait_s=_env_number(ENV_PARSE_WAIT_S, PARSE_WAIT_S),
+    )
+    for name, value in ((ENV_MAX_COLUMNS, limits.max_columns), (ENV_MAX_LINE_KB, limits.max_line_bytes)):
+        if value < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
+    if limits.max_parses < 1:
+        raise ValueError(f"{ENV_MAX_PARSES} must be at least 1, got {limits.max_parses}")
+    return limits
+
+
+@dataclass(frozen=True)
 class Settings:
     """Resolved settings for one process (or one test)."""
 
@@ -123,8 +192,13 @@ class Settings:
     login_attempts: int = LOGIN_ATTEMPTS
     login_window_s: int = LOGIN_WINDOW_S
     redis_url: str = field(default="", repr=False)  # may carry a password
+    redis_prefix: str = DEFAULT_REDIS_PREFIX
     datasets_dir: Path = DATASETS_DIR
     profiles_dir: Path = PROFILES_DIR
+    alert_threshold: float = ALERT_THRESHOLD  # trend alerts: |robust z| that flags a day
+    alert_window: int = ALERT_WINDOW  # trend alerts: days of recent level a day is compared with
+    limits: InputLimits = field(default_factory=InputLimits)
+    upload_quota_bytes: int = UPLOAD_QUOTA_MB * MEGABYTE
 
     def with_overrides(self, **changes: object) -> Settings:
         """Return a copy with some fields replaced (used by tests and the CLI)."""
@@ -159,6 +233,11 @@ def get_settings() -> Settings:
         login_attempts=_env_int(ENV_LOGIN_ATTEMPTS, LOGIN_ATTEMPTS),
         login_window_s=_env_int(ENV_LOGIN_WINDOW_S, LOGIN_WINDOW_S),
         redis_url=os.environ.get(ENV_REDIS_URL, "").strip(),
+        redis_prefix=os.environ.get(ENV_REDIS_PREFIX, "").strip() or DEFAULT_REDIS_PREFIX,
         datasets_dir=_env_path(ENV_DATASETS_DIR, DATASETS_DIR),
         profiles_dir=_env_path(ENV_PROFILES_DIR, PROFILES_DIR),
+        alert_threshold=_env_number(ENV_ALERT_THRESHOLD, ALERT_THRESHOLD),
+        alert_window=_env_int(ENV_ALERT_WINDOW, ALERT_WINDOW),
+        limits=input_limits(),
+        upload_quota_bytes=_env_int(ENV_UPLOAD_QUOTA_MB, UPLOAD_QUOTA_MB) * MEGABYTE,
     )

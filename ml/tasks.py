@@ -10,6 +10,10 @@ CLASSIFICATION = "classification"
 REGRESSION = "regression"
 CLUSTERING = "clustering"
 TASKS = (CLASSIFICATION, REGRESSION, CLUSTERING)
+# The product recommender is saved in the registry like the models, but has no leaderboard: listing the
+# registry without naming a task shows the model tasks only.
+RECOMMENDATION = "recommendation"
+ARTIFACT_TASKS = (*TASKS, RECOMMENDATION)
 
 CLASSIFICATION_METRICS = ("roc_auc", "pr_auc", "f1", "precision", "recall", "accuracy", "brier")
 REGRESSION_METRICS = ("r2", "mae", "mse", "rmse")

@@ -28,6 +28,7 @@ POLICY: dict[str, str] = {
     ids.DATA_INFO: VIEWER,  # and read what the dataset in use is
     "upload": ANALYST,  # any other upload
     "admin-": ADMIN,  # user management
+    "products-": VIEWER,  # the Products tab: product table, recommendations, paths (read-only views)
 }
 DEFAULT_ROLE = VIEWER
 # POSTs to any endpoint other than Dash's callback endpoint and the login pages

@@ -1,4 +1,9 @@
-"""Figures of the KPI tab: trend, breakdown bars (clickable for cross-filtering), browse funnel."""
+"""Figures of the KPI tab: trend (partial weeks hatched, alert markers), breakdown bars, funnel.
+
+Breakdown bars cross-filter: the values in the filter are drawn in colour and
+the others in grey, all still shown, so a click shows the choice in context.
+Colours are Okabe-Ito's, which colour-blind readers tell apart.
+"""
 
 from __future__ import annotations
 
@@ -7,26 +12,97 @@ from collections.abc import Sequence
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.figures.style import ACCENT, MUTED, PRIMARY, empty_figure, sessions_with_rate, styled
+from dashboard.figures.style import empty_figure, sessions_with_rate, styled
 
 NO_SESSIONS = "No sessions match the filters"
+# Okabe-Ito (Okabe & Ito 2008), a palette colour-blind readers tell apart.
+OKABE_ITO = {
+    "orange": "#E69F00",
+    "sky_blue": "#56B4E9",
+    "bluish_green": "#009E73",
+    "yellow": "#F0E442",
+    "blue": "#0072B2",
+    "vermillion": "#D55E00",
+    "reddish_purple": "#CC79A7",
+    "black": "#000000",
+}
+CHOSEN = OKABE_ITO["blue"]
+NOT_CHOSEN = "#cfd4d9"  # grey: the values outside the filter, still shown for context
+ALERT = OKABE_ITO["vermillion"]
+# Steps from the first to the last (the conversion step in orange); text colours keep 4.5:1 on each.
+FUNNEL_COLOURS = [OKABE_ITO["blue"], OKABE_ITO["sky_blue"], "#a9d6f2", OKABE_ITO["orange"]]
+FUNNEL_TEXT = ["white", "black", "black", "black"]
 
 
-def trend_figure(trend: pd.DataFrame, freq: str, conversion_title: str) -> go.Figure:
-    """Sessions per day or week as bars, conversion rate as a line on a second axis."""
+def trend_figure(
+    trend: pd.DataFrame, freq: str, conversion_title: str, alerts: pd.DataFrame | None = None
+) -> go.Figure:
+    """Sessions per day or week as bars, conversion rate as a line on a second axis.
+
+    Weeks the filter or the data cover only partly (``trend["partial"]``) are
+    hatched and say so in the hover. ``alerts`` (``anomalies.kpi_alerts``) adds
+    a marker on each flagged day, its hover explaining the flag (daily view).
+    """
     if trend.empty or trend["sessions"].sum() == 0:
         return empty_figure(NO_SESSIONS)
     unit = "week of" if freq == "W" else "day"
+    partial = trend["partial"] if "partial" in trend else pd.Series(False, index=trend.index)
+    days = trend["days"] if "days" in trend else pd.Series(7, index=trend.index)
+    notes = [f"<br><i>partial week: {d} of 7 days</i>" if p else "" for p, d in zip(partial, days, strict=True)]
     fig = sessions_with_rate(
         trend["period"],
         trend["sessions"],
         trend["conversion_rate"],
         conversion_title,
-        bar_hover=f"{unit} %{{x|%a %d %b %Y}}<br>%{{y:,}} sessions<extra></extra>",
+        bar_hover=f"{unit} %{{x|%a %d %b %Y}}<br>%{{y:,}} sessions%{{customdata}}<extra></extra>",
         rate_hover=f"{unit} %{{x|%a %d %b %Y}}<br>{conversion_title}: %{{y:.1%}}<extra></extra>",
+        customdata=notes,
         line_mode="lines+markers" if len(trend) < 40 else "lines",
     )
+    if partial.any():
+        fig.data[0].marker.pattern = {
+            "shape": ["/" if p else "" for p in partial],
+            "fgcolor": "white",
+            "fillmode": "overlay",
+            "solidity": 0.4,
+        }
+        fig.add_annotation(
+            text="hatched: partial week",
+            xref="paper",
+            yref="paper",
+            x=1,
+            y=1.02,
+            xanchor="right",
+            yanchor="bottom",
+            showarrow=False,
+            font={"size": 11},
+        )
+    if alerts is not None and freq == "D":
+        _add_alert_markers(fig, trend, alerts)
     return styled(fig, bargap=0.15, hovermode="x unified")
+
+
+def _add_alert_markers(fig: go.Figure, trend: pd.DataFrame, alerts: pd.DataFrame) -> None:
+    flagged = alerts[alerts["flag"]]
+    for metric, secondary, symbol, name in (
+        ("sessions", False, "triangle-down", "Alert: sessions"),
+        ("conversion_rate", True, "diamond", "Alert: conversion"),
+    ):
+        rows = flagged[flagged["metric"] == metric]
+        if rows.empty:
+            continue
+        fig.add_trace(
+            go.Scatter(
+                x=rows["date"],
+                y=rows["value"],
+                mode="markers",
+                name=name,
+                marker={"symbol": symbol, "size": 12, "color": ALERT, "line": {"color": "black", "width": 1}},
+                customdata=rows[["explanation"]].to_numpy().tolist(),
+                hovertemplate="<b>flagged</b>: %{customdata[0]}<br>far from the recent level<extra></extra>",
+            ),
+            secondary_y=secondary,
+        )
 
 
 def breakdown_figure(
@@ -36,18 +112,24 @@ def breakdown_figure(
     top: int = 12,
     revenue: str = "Potential revenue",
 ) -> go.Figure:
-    """Sessions per value (largest first), coloured by whether the value is in the filter.
+    """Sessions per value (largest first): the values in the filter in colour, the others in grey.
 
+    ``table`` is the breakdown without the dimension's own filter, so every
+    value stays visible. The chosen values are always among the bars shown.
     Each bar carries its code as ``customdata`` so a click can filter by it.
     """
     if table.empty:
         return empty_figure(NO_SESSIONS)
-    shown = table.head(top).iloc[::-1]
-    colours = [PRIMARY if not selected or code in selected else MUTED for code in shown["code"]]
+    chosen = set(selected)
+    head = table.head(top)
+    extra = table[table["code"].isin(chosen) & ~table["code"].isin(head["code"])]
+    shown = pd.concat([head, extra]).iloc[::-1]
+    colours = [CHOSEN if not chosen or code in chosen else NOT_CHOSEN for code in shown["code"]]
+    action = ["click to remove from the filter" if code in chosen else "click to filter" for code in shown["code"]]
     hover = (
         "<b>%{y}</b><br>%{x:,} sessions (%{customdata[1]:.1%})"
         f"<br>{conversion_title}: %{{customdata[2]:.1%}}"
-        f"<br>{revenue}: %{{customdata[3]:,.0f}}<extra>click to filter</extra>"
+        f"<br>{revenue}: %{{customdata[3]:,.0f}}<extra>%{{customdata[4]}}</extra>"
     )
     fig = go.Figure(
         go.Bar(
@@ -57,7 +139,12 @@ def breakdown_figure(
             marker_color=colours,
             # Plain lists, not a NumPy array: Plotly sends arrays as typed arrays, and the
             # browser's click events leave typed-array customdata out.
-            customdata=shown[["code", "share", "conversion_rate", "revenue"]].to_numpy().tolist(),
+            customdata=[
+                [*row, note]
+                for row, note in zip(
+                    shown[["code", "share", "conversion_rate", "revenue"]].to_numpy().tolist(), action, strict=True
+                )
+            ],
             hovertemplate=hover,
             text=[f"{rate:.0%}" for rate in shown["conversion_rate"]],
             textposition="auto",
@@ -67,7 +154,8 @@ def breakdown_figure(
     hidden = len(table) - len(shown)
     return styled(
         fig,
-        xaxis_title=f"Sessions (top {len(shown)} of {len(table)})" if hidden else "Sessions",
+        xaxis_title=(f"Sessions (top {len(shown)} of {len(table)})" if hidden else "Sessions")
+        + ("; grey: not in the filter" if chosen else ""),
         yaxis={"type": "category"},  # labels such as category IDs are names, not numbers
         margin={"l": 10, "r": 10, "t": 10, "b": 40},
         clickmode="event",
@@ -86,7 +174,8 @@ def funnel_figure(funnel: pd.DataFrame) -> go.Figure:
             customdata=funnel[["of_previous"]].to_numpy(),
             hovertemplate="<b>%{y}</b><br>%{x:,} sessions<br>%{percentInitial:.1%} of all, "
             "%{customdata[0]:.1%} of previous step<extra></extra>",
-            marker={"color": [PRIMARY, "#52b5ed", "#7fc8f1", ACCENT][-len(funnel) :]},
+            marker={"color": FUNNEL_COLOURS[-len(funnel) :]},
+            textfont={"color": FUNNEL_TEXT[-len(funnel) :]},
             connector={"line": {"color": "#dee2e6"}},
         )
     )

@@ -32,6 +32,7 @@ COLUMN_TITLES = {  # (short grid header, what the CSV column holds)
     "predicted_basket_value": ("Basket (USD)", "predicted basket value if it converts"),
     "expected_revenue": ("Exp. revenue", "P(convert) x predicted basket, USD"),
     "segment": ("Segment", "behavioural segment (K-Means) of the whole session"),
+    "recommended_products": ("Recommended", "top 3 products to show next, from every product the session viewed"),
 }
 MIN_WIDTHS = {"session_id": 80, "clicks": 65, "status": 160, "segment": 160}  # px; 90 otherwise
 NUMBER_FORMATS = {"p_convert": ".3f", "predicted_basket_value": ",.2f", "expected_revenue": ",.2f"}

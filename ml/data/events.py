@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ml.config import MAX_PRICE
 from ml.data import schema as S
 from ml.data.codes import NONE_CODE, NONE_LABEL, Codebook, build_codebook, encode
 from ml.data.profiles import (
@@ -42,7 +43,6 @@ from ml.errors import Problem, example_rows
 log = logging.getLogger(__name__)
 
 EPOCH_UNITS = (("us", 1e14), ("ms", 1e11), ("s", 0.0))  # by magnitude, for "auto"
-MAX_PRICE = 1e9  # larger prices are data errors (a 1e300 price would dominate every sum)
 MAX_OTHER_VALUES_SHOWN = 8
 
 
@@ -158,11 +158,16 @@ def _numeric(series: pd.Series, column: str, found: _Collector, *, allow_missing
     return values
 
 
-def _amount(frame: pd.DataFrame, column: str, what: str, found: _Collector) -> np.ndarray:
+def _amount(frame: pd.DataFrame, column: str, what: str, found: _Collector, max_price: float) -> np.ndarray:
     """A money column: missing is allowed, negative or implausibly large values are reported."""
     values = _numeric(frame[column], column, found, allow_missing=True)
     found.add(column, f"negative {what}", ~np.isnan(values) & (values < 0))
-    found.add(column, f"implausibly large {what} (over {MAX_PRICE:,.0f})", ~np.isnan(values) & (values > MAX_PRICE))
+    found.add(
+        column,
+        f"implausibly large {what} (over {max_price:,.0f}, set by CLICKSTREAM_MAX_PRICE)",
+        ~np.isnan(values) & (values > max_price),
+        pd.Series(values),
+    )
     return values
 
 
@@ -267,8 +272,12 @@ def map_events(
     *,
     source: str | None = None,
     codebooks: Mapping[str, Codebook] | None = None,
+    max_price: float = MAX_PRICE,
 ) -> MappedEvents:
-    """Canonical fields of every row of ``frame`` under ``profile`` (not the UCI profile), with problems."""
+    """Canonical fields of every row of ``frame`` under ``profile`` (not the UCI profile), with problems.
+
+    Prices and revenues over ``max_price`` are reported as data errors.
+    """
     profile = resolve_columns(profile, list(frame.columns), source=source)
     found = _Collector(len(frame))
     codebooks = dict(codebooks or {})
@@ -376,11 +385,11 @@ def map_events(
         codebooks.setdefault(S.CATEGORY, {NONE_CODE: NONE_LABEL})
 
     if FIELD_PRICE in columns:
-        out[S.PRICE] = _amount(frame, columns[FIELD_PRICE], "price", found)
+        out[S.PRICE] = _amount(frame, columns[FIELD_PRICE], "price", found, max_price)
     else:
         out[S.PRICE] = np.full(len(frame), np.nan)
     if FIELD_REVENUE in columns:
-        out[S.LABEL_REVENUE] = _amount(frame, columns[FIELD_REVENUE], "revenue", found)
+        out[S.LABEL_REVENUE] = _amount(frame, columns[FIELD_REVENUE], "revenue", found, max_price)
     if FIELD_TRANSACTION in columns:
         out[S.TRANSACTION] = factorise_text(frame[columns[FIELD_TRANSACTION]]).strings()
 

@@ -20,10 +20,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ml.config import get_settings
+from ml.config import MAX_PRICE, InputLimits, get_settings, input_limits
 from ml.data import schema as S
 from ml.data.codes import Codebook
 from ml.data.events import MappedEvents, map_events
+from ml.data.limits import parse_gate
 from ml.data.profiles import (
     FIELD_SESSION,
     UCI,
@@ -146,16 +147,21 @@ def load_events(
     codebooks: Mapping[str, Codebook] | None = None,
     table: str | None = None,
     query: str | None = None,
+    limits: InputLimits | None = None,
 ) -> LoadedEvents:
     """Read, detect, map and validate an event log (a path, raw bytes, or an SQLAlchemy URL).
 
     ``profile`` is a profile, a TOML profile file, or ``None`` to detect one
     from the header. ``codebooks`` codes text values as another dataset did
     (scoring a file with models trained on that dataset). A database source
-    needs ``table`` or ``query``.
+    needs ``table`` or ``query``. ``limits`` (columns, line length, price,
+    parses at once) default to the environment's; at most ``limits.max_parses``
+    loads run at once in a process, a further one waits and then raises
+    ``ServerBusy``.
     """
     if max_bytes is None:
         max_bytes = get_settings().max_input_bytes
+    limits = limits or input_limits()
     if isinstance(profile, str | Path):
         profile = load_profile(profile)
     options = {
@@ -163,14 +169,31 @@ def load_events(
         "skip_invalid_rows": skip_invalid_rows,
         "session_gap_minutes": session_gap_minutes,
         "codebooks": codebooks,
+        "max_price": limits.max_price,
     }
+    with parse_gate(limits.max_parses).slot(limits.parse_wait_s):
+        return _load(source, name, max_bytes, limits, table, query, options)
+
+
+def _load(
+    source: str | Path | bytes,
+    name: str | None,
+    max_bytes: int,
+    limits: InputLimits,
+    table: str | None,
+    query: str | None,
+    options: dict,
+) -> LoadedEvents:
+    profile = options["profile"]
     if isinstance(source, str) and is_sql_url(source):
         raw = read_sql_source(source, table=table, query=query, max_bytes=max_bytes, name=name)
         display = name or raw.origin
         return events_from_table(raw, source=display, data_hash=frame_hash(raw.frame), n_bytes=0, **options)
     display = name or (Path(source).name if not isinstance(source, bytes) else "upload")
     data = read_source_bytes(source, max_bytes=max_bytes, name=display)
-    raw = parse_bytes(data, max_bytes=max_bytes, source=display, text_columns=_profile_text_columns(profile))
+    raw = parse_bytes(
+        data, max_bytes=max_bytes, source=display, text_columns=_profile_text_columns(profile), limits=limits
+    )
     return events_from_table(
         raw, source=display, data_hash=hashlib.sha256(data).hexdigest(), n_bytes=len(data), **options
     )
@@ -186,13 +209,14 @@ def events_from_table(
     skip_invalid_rows: bool = False,
     session_gap_minutes: float | None = None,
     codebooks: Mapping[str, Codebook] | None = None,
+    max_price: float = MAX_PRICE,
 ) -> LoadedEvents:
     """Canonical events from a parsed table (a file's or a database query's)."""
     if session_gap_minutes is not None:
         check_session_gap(session_gap_minutes, "--session-gap", source)
     profile = profile or detect_profile(list(raw.frame.columns), source=source)
     if profile.is_uci:
-        canonical = validate_frame(raw.frame, source=source, skip_invalid_rows=skip_invalid_rows)
+        canonical = validate_frame(raw.frame, source=source, skip_invalid_rows=skip_invalid_rows, max_price=max_price)
         warnings = canonical.warnings
         if session_gap_minutes is not None:
             warnings = (*warnings, "the session gap has no effect: the UCI file names its sessions")
@@ -212,7 +236,7 @@ def events_from_table(
         )
     profile = profile.with_session_gap(session_gap_minutes)
     frame = raw.frame
-    mapped = map_events(frame, profile, source=source, codebooks=codebooks)
+    mapped = map_events(frame, profile, source=source, codebooks=codebooks, max_price=max_price)
     problems = (*raw.problems, *mapped.problems)
     skipped, skipped_problems = 0, ()
     if problems:
@@ -224,7 +248,8 @@ def events_from_table(
             everything = Problem("every row has a problem; nothing is left to keep")
             raise ValidationError([*problems, everything], source=source)
         skipped, skipped_problems = int(invalid.sum()), problems
-        mapped = map_events(frame[~invalid].reset_index(drop=True), profile, source=source, codebooks=codebooks)
+        kept = frame[~invalid].reset_index(drop=True)
+        mapped = map_events(kept, profile, source=source, codebooks=codebooks, max_price=max_price)
         if mapped.problems:
             # Dropping rows can leave a file-level problem (only 'other' events left, say): report all of it.
             raise ValidationError([*problems, *mapped.problems], source=source)

@@ -4,14 +4,17 @@ Detects the container (gzip, Parquet, Excel, zip, plain text), checks the size
 limit and the text encoding, and sniffs the delimiter from the header line.
 It never asks the user which form a file is in, and it never unpickles or
 executes anything: CSV is parsed as text, Parquet through pyarrow.
+
+The limits of ``ml.data.limits`` come first: at most the size limit is read
+(also from pipes and devices) or unpacked from gzip, and lines that are too
+long or too wide, or hold NUL bytes, are refused before the CSV parser runs.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
-import gzip
 import io
-import zlib
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +22,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ml.config import InputLimits
 from ml.data import schema as S
+from ml.data.limits import MAX_WIDER_ROWS, LineScan, check_header, gunzip_bounded, read_bounded, scan_lines
 from ml.errors import Problem, ValidationError, example_rows
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -27,7 +32,7 @@ PARQUET_MAGIC = b"PAR1"
 ZIP_MAGIC = b"PK\x03\x04"
 EMPTY_ZIP_MAGIC = b"PK\x05\x06"
 OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # legacy .xls workbooks
-GZIP_EXPANSION_LIMIT = 20  # a gzip may unpack to at most this many times the size limit
+UTF8_CHUNK = 1 << 20
 DELIMITERS = (";", ",", "\t", "|")
 
 
@@ -47,19 +52,21 @@ def _fail(message: str, source: str | None) -> ValidationError:
 
 
 def read_source_bytes(source: str | Path | bytes, *, max_bytes: int, name: str | None) -> bytes:
-    """Read a file (or take given bytes), refusing anything over ``max_bytes``."""
+    """Read a file (or take given bytes), refusing anything over ``max_bytes``.
+
+    A path is read in chunks up to one byte past the limit, so a pipe or a
+    device (``/dev/zero``, whose ``stat()`` size is 0) stops there too.
+    """
     if isinstance(source, bytes):
-        size = len(source)
-    else:
-        path = Path(source)
-        if not path.exists():
-            raise _fail(f"file not found: {path}", name)
-        if path.is_dir():
-            raise _fail(f"{path} is a folder, not a file", name)
-        size = path.stat().st_size
-    if size > max_bytes:
-        raise _fail(_size_message(size, max_bytes), name)
-    return source if isinstance(source, bytes) else path.read_bytes()
+        if len(source) > max_bytes:
+            raise _fail(_size_message(len(source), max_bytes), name)
+        return source
+    path = Path(source)
+    if not path.exists():
+        raise _fail(f"file not found: {path}", name)
+    if path.is_dir():
+        raise _fail(f"{path} is a folder, not a file", name)
+    return read_bounded(path, max_bytes, name)
 
 
 def format_size(n_bytes: int) -> str:
@@ -80,22 +87,6 @@ def _size_message(size: int, limit: int) -> str:
     return f"the file is {shown}, over the limit of {allowed}"
 
 
-def _gunzip(data: bytes, limit: int, source: str | None) -> bytes:
-    out = io.BytesIO()
-    try:
-        with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
-            while chunk := stream.read(1 << 20):
-                out.write(chunk)
-                if out.tell() > limit:
-                    raise _fail(
-                        f"the gzip file unpacks to more than {format_size(limit)}",
-                        source,
-                    )
-    except (OSError, EOFError, zlib.error) as exc:
-        raise _fail(f"the gzip file is damaged or truncated ({exc})", source) from exc
-    return out.getvalue()
-
-
 def _describe_zip(data: bytes) -> str:
     head = data[:4096]
     if b"[Content_Types].xml" in head or b"xl/" in head:
@@ -107,6 +98,16 @@ def _describe_zip(data: bytes) -> str:
 
 
 def _check_utf8(data: bytes, source: str | None) -> None:
+    """Refuse bytes that are not UTF-8, naming the line; decoded in chunks, so no text copy of the file is held."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(data)
+    try:
+        for start in range(0, len(data), UTF8_CHUNK):
+            decoder.decode(view[start : start + UTF8_CHUNK], final=start + UTF8_CHUNK >= len(data))
+        decoder.decode(b"", final=True)
+        return
+    except UnicodeDecodeError:
+        pass  # decode it whole once to name the exact byte and line
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -134,7 +135,9 @@ def uci_text_columns(names: Sequence[str]) -> set[str]:
 TextColumns = Callable[[Sequence[str]], Collection[str]]
 
 
-def _read_csv(data: bytes, container: str, source: str | None, text_columns: TextColumns) -> RawTable:
+def _read_csv(
+    data: bytes, container: str, source: str | None, text_columns: TextColumns, limits: InputLimits
+) -> RawTable:
     if b"\x00" in data[:8192]:
         raise _fail("the file is binary, not CSV text or Parquet", source)
     _check_utf8(data, source)
@@ -143,6 +146,14 @@ def _read_csv(data: bytes, container: str, source: str | None, text_columns: Tex
         raise _fail("the file is empty: no header and no rows", source)
     header_line = text_start.splitlines()[0]
     delimiter = sniff_delimiter(header_line)
+    check_header(data, delimiter or ",", limits, source)
+    header_fields = header_line.count(delimiter or ",") + 1
+    scan = scan_lines(data, delimiter or ",", limits, header_fields)
+    if scan.problems:  # refused before any row is parsed, even quote-aware
+        raise ValidationError(scan.problems, source=source)
+    wider = _rows_wider_than_header(data, scan, delimiter or ",", header_fields)
+    if wider is not None:
+        raise ValidationError([wider], source=source)
     options = {
         "sep": delimiter or ",",
         "index_col": False,
@@ -163,6 +174,31 @@ def _read_csv(data: bytes, container: str, source: str | None, text_columns: Tex
         raise _fail(f"the CSV cannot be parsed: {exc}", source) from exc
     problems = _cut_off_last_line(data, delimiter or ",", len(frame.columns), len(frame))
     return RawTable(frame=frame, container=container, delimiter=delimiter, problems=problems)
+
+
+def _rows_wider_than_header(data: bytes, scan: LineScan, delimiter: str, n_columns: int) -> Problem | None:
+    """Rows with more fields than the header (the parser would drop the extra values without a word).
+
+    One trailing empty field is allowed (a delimiter at the end of each row).
+    Only rows whose raw delimiter count is too high are parsed again, quote-aware.
+    """
+    rows: list[int] = []
+    for line, start, end in scan.wider_than_header:
+        text = data[start:end].decode("utf-8", errors="replace").rstrip("\r")
+        try:
+            fields = next(csv.reader([text], delimiter=delimiter), [])
+        except csv.Error:
+            continue  # a quoted field spanning lines: the parser has checked it
+        if len(fields) > n_columns + 1 or (len(fields) == n_columns + 1 and fields[-1].strip()):
+            rows.append(line)
+    if not rows:
+        return None
+    more = " at least" if len(scan.wider_than_header) >= MAX_WIDER_ROWS else ""
+    return Problem(
+        f"more fields than the header's {n_columns} columns{more}: the extra values would be lost",
+        rows=tuple(rows[:5]),
+        count=len(rows),
+    )
 
 
 def _cut_off_last_line(data: bytes, delimiter: str, n_columns: int, n_rows: int) -> tuple[Problem, ...]:
@@ -192,11 +228,18 @@ def _cut_off_last_line(data: bytes, delimiter: str, n_columns: int, n_rows: int)
     )
 
 
-def _read_parquet(data: bytes, source: str | None) -> RawTable:
+def _read_parquet(data: bytes, source: str | None, limits: InputLimits) -> RawTable:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
+        n_columns = pq.ParquetFile(io.BytesIO(data)).metadata.num_columns
+        if n_columns > limits.max_columns:
+            raise _fail(
+                f"the Parquet file has {n_columns:,} columns, over the limit of {limits.max_columns:,} columns, "
+                "set by CLICKSTREAM_MAX_COLUMNS",
+                source,
+            )
         table = pq.read_table(io.BytesIO(data))
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise _fail(f"the Parquet file cannot be read: {exc}", source) from exc
@@ -214,20 +257,28 @@ def _nullable_integer(arrow_type: object) -> object:
 
 
 def parse_bytes(
-    data: bytes, *, max_bytes: int, source: str | None, text_columns: TextColumns = uci_text_columns
+    data: bytes,
+    *,
+    max_bytes: int,
+    source: str | None,
+    text_columns: TextColumns = uci_text_columns,
+    limits: InputLimits | None = None,
 ) -> RawTable:
     """Detect the form of ``data`` and parse it into a raw table.
 
     ``text_columns`` names the CSV columns to keep as text (IDs), given the header.
+    A gzip file may unpack to at most ``max_bytes``: the limit is on the data a
+    file holds, whatever its container.
     """
+    limits = limits or InputLimits()
     container = "csv"
     if data[:2] == GZIP_MAGIC:
-        data = _gunzip(data, max_bytes * GZIP_EXPANSION_LIMIT, source)
+        data = gunzip_bounded(data, max_bytes, source)
         container = "csv.gz"
     if not data.strip():
         raise _fail("the file is empty: no header and no rows", source)
     if data[:4] == PARQUET_MAGIC:
-        return _read_parquet(data, source)
+        return _read_parquet(data, source, limits)
     if data[:4] in (ZIP_MAGIC, EMPTY_ZIP_MAGIC):
         raise _fail(_describe_zip(data), source)
     if data[:8] == OLE2_MAGIC:
@@ -235,4 +286,4 @@ def parse_bytes(
             "this is a legacy Excel workbook (.xls), not CSV or Parquet; save the sheet as CSV",
             source,
         )
-    return _read_csv(data, container, source, text_columns)
+    return _read_csv(data, container, source, text_columns, limits)

@@ -14,12 +14,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from ml.config import MAX_PRICE
 from ml.data import schema as S
 from ml.errors import Problem, ValidationError, example_rows, invalid_row_mask, is_row_problem
 
 log = logging.getLogger(__name__)
-
-MAX_PRICE = 1e9  # larger prices are data errors (a 1e300 price would dominate every sum)
 
 
 @dataclass(frozen=True)
@@ -85,11 +84,18 @@ def _problem(column: str, message: str, mask: np.ndarray) -> Problem | None:
     return Problem(message, column=column, rows=example_rows(pos[:5]), count=len(pos), positions=pos)
 
 
-def _numeric(series: pd.Series, column: str, problems: list[Problem]) -> np.ndarray:
+def _numeric(series: pd.Series, column: str, problems: list[Problem], *, allow_bool: bool = False) -> np.ndarray:
     """Float values of a column; missing, non-numeric and non-finite cells are reported, not coerced.
 
     Reported cells come back as NaN so later checks (ranges, dates) skip them.
+    A true/false column (Parquet) is not a number, except where ``allow_bool``
+    (the 0/1 label).
     """
+    if pd.api.types.is_bool_dtype(series) and not allow_bool:
+        every = np.ones(len(series), dtype=bool)
+        if p := _problem(column, "true/false where a number is expected", every):
+            problems.append(p)
+        return np.full(len(series), np.nan)
     if pd.api.types.is_bool_dtype(series):
         series = series.astype("int8")
     if pd.api.types.is_numeric_dtype(series):
@@ -164,7 +170,7 @@ def _label_columns(frame: pd.DataFrame, out: dict[str, object], problems: list[P
             raw = (
                 raw.astype("string").str.strip().str.lower().replace({"true": "1", "false": "0", "yes": "1", "no": "0"})
             )
-        values = _numeric(raw, S.LABEL_CONVERTED, problems)
+        values = _numeric(raw, S.LABEL_CONVERTED, problems, allow_bool=True)
         if p := _problem(S.LABEL_CONVERTED, "must be 0 or 1", ~np.isnan(values) & ~np.isin(values, (0, 1))):
             problems.append(p)
         out[S.LABEL_CONVERTED] = np.nan_to_num(values).astype("int8")
@@ -178,7 +184,9 @@ def _label_columns(frame: pd.DataFrame, out: dict[str, object], problems: list[P
     return has_label
 
 
-def validate_frame(frame: pd.DataFrame, source: str | None = None, skip_invalid_rows: bool = False) -> CanonicalClicks:
+def validate_frame(
+    frame: pd.DataFrame, source: str | None = None, skip_invalid_rows: bool = False, max_price: float = MAX_PRICE
+) -> CanonicalClicks:
     """Validate a raw table and return canonical clicks, or raise ``ValidationError``.
 
     Columns that are present are checked even when others are missing, so one
@@ -187,7 +195,7 @@ def validate_frame(frame: pd.DataFrame, source: str | None = None, skip_invalid_
     count and the problems are returned); file-level problems still refuse it.
     """
     try:
-        return _validate(frame, source)
+        return _validate(frame, source, max_price)
     except ValidationError as exc:
         if not skip_invalid_rows or not all(is_row_problem(p) for p in exc.problems):
             raise
@@ -196,11 +204,11 @@ def validate_frame(frame: pd.DataFrame, source: str | None = None, skip_invalid_
             raise ValidationError(
                 [*exc.problems, Problem("every row has a problem; nothing is left to keep")], source=source
             ) from exc
-        kept = _validate(frame[~invalid].reset_index(drop=True), source)
+        kept = _validate(frame[~invalid].reset_index(drop=True), source, max_price)
         return replace(kept, skipped_rows=int(invalid.sum()), skipped_problems=exc.problems)
 
 
-def _validate(frame: pd.DataFrame, source: str | None) -> CanonicalClicks:
+def _validate(frame: pd.DataFrame, source: str | None, max_price: float) -> CanonicalClicks:
     mapping, problems, warnings = map_columns(frame)
     header_form = _header_form(list(frame.columns))
     if len(frame) == 0:
@@ -221,10 +229,11 @@ def _validate(frame: pd.DataFrame, source: str | None) -> CanonicalClicks:
         price = _numeric(frame[S.PRICE], S.PRICE, problems)
         if p := _problem(S.PRICE, "price must be positive", ~np.isnan(price) & (price <= 0)):
             problems.append(p)
-        if p := _problem(
-            S.PRICE, f"implausibly large price (over {MAX_PRICE:,.0f})", ~np.isnan(price) & (price > MAX_PRICE)
-        ):
-            problems.append(p)
+        too_large = ~np.isnan(price) & (price > max_price)
+        message = f"implausibly large price (over {max_price:,.0f}, set by CLICKSTREAM_MAX_PRICE)"
+        if p := _problem(S.PRICE, message, too_large):
+            shown = ", ".join(f"{v:g}" for v in price[too_large][:3])
+            problems.append(replace(p, message=f"{p.message} (e.g. {shown})"))
     model = None
     if S.CLOTHING_MODEL in present:
         model = frame[S.CLOTHING_MODEL].astype("string").str.strip()

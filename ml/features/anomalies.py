@@ -30,6 +30,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ml.data import schema as S
 from ml.data.clicks import index_clicks
+from ml.features import kpis
 from ml.features.products import event_types, has_event
 
 DEFAULT_WINDOW = 28  # four weeks, so every weekday is in the baseline four times
@@ -132,3 +133,46 @@ def flag_anomalies(
             "explanation": explanation,
         }
     )
+
+
+ALERT_METRICS = ("sessions", "conversion_rate")
+
+
+def kpi_alerts(
+    cube: pd.DataFrame,
+    filt: kpis.SessionFilter,
+    window: int = DEFAULT_WINDOW,
+    threshold: float = DEFAULT_THRESHOLD,
+    conversion_label: str = "conversion",
+) -> pd.DataFrame:
+    """Daily sessions and conversion of a KPI filter, each day scored against its recent level.
+
+    The baseline runs over every day the data has for the filter's dimensions
+    (not only the dates shown), so the first days of a short date range have
+    a history too; the rows returned are the filter's dates. Columns: date,
+    metric ("sessions" / "conversion_rate"), value, baseline, scale, z, flag,
+    explanation.
+    """
+    daily = kpis.trend(cube, filt.replace(start=None, end=None), "D")
+    columns = ["date", "metric", "value", "baseline", "scale", "z", "flag", "explanation"]
+    if daily.empty:
+        return pd.DataFrame(columns=columns)
+    series = daily.set_index("period")
+    parts = []
+    for metric, label, fmt in (("sessions", "sessions", "{:,.0f}"), ("conversion_rate", conversion_label, "{:.1%}")):
+        flags = flag_anomalies(series[metric], window=window, threshold=threshold, label=label, value_format=fmt)
+        flags.insert(1, "metric", metric)
+        parts.append(flags)
+    out = pd.concat(parts, ignore_index=True)[columns]
+    keep = np.ones(len(out), dtype=bool)
+    if filt.start is not None:
+        keep &= out["date"].to_numpy() >= np.datetime64(filt.start)
+    if filt.end is not None:
+        keep &= out["date"].to_numpy() <= np.datetime64(filt.end)
+    return out[keep].reset_index(drop=True)
+
+
+def flagged_days(alerts: pd.DataFrame) -> pd.DataFrame:
+    """The flagged rows of :func:`kpi_alerts`, newest first: the list users download."""
+    flagged = alerts[alerts["flag"]].sort_values(["date", "metric"], ascending=[False, True])
+    return flagged[["date", "metric", "value", "baseline", "z", "explanation"]].reset_index(drop=True)

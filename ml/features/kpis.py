@@ -22,6 +22,7 @@ import pandas as pd
 
 from ml.data import schema as S
 from ml.data.codes import NONE_CODE
+from ml.features import periods
 from ml.features.labels import TARGET_BASKET, TARGET_CONVERTED
 
 UCI_CUBE_DIMENSIONS = ("country", "main_category", "main_colour")
@@ -53,7 +54,7 @@ PURCHASE_FUNNEL = (
     ("sessions", "Sessions"),
     ("viewed", "Viewed a product"),
     ("carted", "Added to cart"),
-    ("purchased", "Purchased (converted)"),
+    ("conversions", "Purchased (converted)"),  # the conversion card's numerator: one definition
 )
 FUNNEL_STEPS = PROXY_FUNNEL
 
@@ -224,35 +225,94 @@ def session_kpis(sessions: pd.DataFrame, filt: SessionFilter) -> dict[str, float
     return _totals(_session_measures(sessions)[filt.mask(keys)])
 
 
+RATE_KPIS = frozenset({"bounce_rate", "conversion_rate", "cart_rate", "cart_abandonment"})  # changes in pp
+TOTAL_KPIS = frozenset(COUNT_SUMS)  # sums over days: compared only with a fully covered previous period
+
+
+@dataclass(frozen=True)
+class Delta:
+    """A KPI's change: in percentage points for rates (``kind="pp"``), else relative (``kind="relative"``)."""
+
+    kind: str
+    change: float
+    previous: float
+    current: float
+
+
 @dataclass(frozen=True)
 class KpiComparison:
     current: dict[str, float]
     previous: dict[str, float] | None
     previous_filter: SessionFilter | None
+    period: periods.PeriodPlan | None = None
+
+    def _pair(self, name: str) -> tuple[float, float] | None:
+        if self.previous is None:
+            return None
+        if name in TOTAL_KPIS and self.period is not None and not self.period.compares_totals():
+            return None  # 31 days against 9 would be a change made of missing days
+        before, now = self.previous.get(name), self.current.get(name)
+        if before is None or now is None or np.isnan(before) or np.isnan(now):
+            return None
+        return before, now
 
     def change(self, name: str) -> float | None:
         """Relative change against the previous period; ``None`` when there is nothing to compare."""
-        if self.previous is None:
+        pair = self._pair(name)
+        if pair is None or pair[0] == 0:
             return None
-        before, now = self.previous.get(name), self.current.get(name)
-        if before is None or now is None or np.isnan(before) or np.isnan(now) or before == 0:
-            return None
+        before, now = pair
         return (now - before) / abs(before)
 
+    def delta(self, name: str) -> Delta | None:
+        """The change as shown: percentage points for rates, relative for totals and averages."""
+        pair = self._pair(name)
+        if pair is None:
+            return None
+        before, now = pair
+        if name in RATE_KPIS:
+            return Delta("pp", (now - before) * 100, before, now)
+        relative = self.change(name)
+        return None if relative is None else Delta("relative", relative, before, now)
 
-def kpi_summary(cube: pd.DataFrame, filt: SessionFilter) -> KpiComparison:
-    """KPIs for the filter and for the previous period of equal length (None if it has no sessions)."""
+
+def coverage_of(cube: pd.DataFrame) -> periods.Coverage | None:
+    """The days a cube's data covers (its first and last date)."""
+    dates = cube.loc[cube["sessions"] > 0, "date"] if len(cube) else cube["date"]
+    if dates.empty:
+        return None
+    return periods.Coverage(dates.min().date(), dates.max().date())
+
+
+def kpi_summary(cube: pd.DataFrame, filt: SessionFilter, coverage: periods.Coverage | None = None) -> KpiComparison:
+    """KPIs for the filter and for the covered part of the equally long period before it.
+
+    See :mod:`ml.features.periods`: totals are compared only when the data
+    covers the whole previous period, rates and averages also against its
+    covered part; ``previous`` is None when nothing earlier is covered.
+    """
     current = _totals(cube[filt.mask(cube)])
+    coverage = coverage or coverage_of(cube)
+    period = periods.plan(filt.start, filt.end, coverage)
     prev_filter = filt.previous_period()
+    if period.previous_start is not None:
+        prev_filter = filt.replace(start=period.previous_start, end=period.previous_end)
     previous = None
-    if prev_filter is not None:
-        rows = cube[prev_filter.mask(cube)]
+    if period.kind != periods.NONE:
+        rows = cube[filt.replace(start=period.compared_start, end=period.compared_end).mask(cube)]
         previous = _totals(rows) if len(rows) else None
-    return KpiComparison(current, previous, prev_filter)
+    return KpiComparison(current, previous, prev_filter, period)
 
 
-def trend(cube: pd.DataFrame, filt: SessionFilter, freq: str = "D") -> pd.DataFrame:
-    """Sessions, conversions, conversion rate and revenue per day ("D") or week ("W", weeks start Monday)."""
+def trend(
+    cube: pd.DataFrame, filt: SessionFilter, freq: str = "D", coverage: periods.Coverage | None = None
+) -> pd.DataFrame:
+    """Sessions, conversions, conversion rate and revenue per day ("D") or week ("W", weeks start Monday).
+
+    ``days`` is how many days of each period the filter and the data cover;
+    ``partial`` marks the weeks at the edges with fewer than 7 (their totals
+    are not comparable with whole weeks).
+    """
     rows = cube[filt.mask(cube)]
     period = rows["date"].dt.to_period("W-SUN").dt.start_time if freq == "W" else rows["date"]
     out = rows.groupby(period.rename("period"))[["sessions", "conversions", "revenue"]].sum()
@@ -260,7 +320,15 @@ def trend(cube: pd.DataFrame, filt: SessionFilter, freq: str = "D") -> pd.DataFr
         full = pd.date_range(out.index.min(), out.index.max(), freq="D", name="period")
         out = out.reindex(full, fill_value=0)
     out["conversion_rate"] = np.where(out["sessions"] > 0, out["conversions"] / out["sessions"].clip(lower=1), np.nan)
-    return out.reset_index()
+    out = out.reset_index()
+    covered = (coverage or coverage_of(cube)) if len(cube) else None
+    span = covered.clip(filt.start, filt.end) if covered else None
+    if freq == "W" and span is not None:
+        out["days"] = [periods.week_days_covered(p.date(), *span) for p in out["period"]]
+    else:
+        out["days"] = 1 if freq == "D" else 7
+    out["partial"] = out["days"] < (7 if freq == "W" else 1)
+    return out
 
 
 def breakdown(

@@ -21,6 +21,8 @@ from ml.data import schema as S
 from ml.data.clicks import IndexedClicks, index_clicks
 from ml.features.labels import TARGET_BASKET, TARGET_CONVERTED, LabelDefinition, SessionTargets, session_targets
 from ml.features.layout import FAMILY_UCI, TOP_SHARES, FeatureLayout, layout_of, pool_codes
+from ml.features.specs import FeatureSpec  # re-exported: callers import it from here
+from ml.features.transitions import TRANSITION_COLUMNS, TRANSITION_FEATURES, transition_features
 
 # Session status in the early-prediction framing.
 STATUS_SCORED = "scored"
@@ -29,41 +31,7 @@ STATUS_CONVERTED_IN_WINDOW = "already converted in window"
 STATUSES = (STATUS_SCORED, STATUS_TOO_SHORT, STATUS_CONVERTED_IN_WINDOW)
 
 
-@dataclass(frozen=True)
-class FeatureSpec:
-    """What a model input is, for pipelines and for generating what-if controls.
-
-    ``codebook`` names the codebook that decodes a categorical feature's codes:
-    a column's (``category``, ``country``, ``brand``, ...) or ``day_of_week``.
-    """
-
-    name: str
-    kind: str  # "numeric" or "categorical"
-    label: str
-    codebook: str | None = None
-    integer: bool = False
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "label": self.label,
-            "codebook": self.codebook,
-            "integer": self.integer,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, object]) -> FeatureSpec:
-        return cls(
-            name=str(data["name"]),
-            kind=str(data["kind"]),
-            label=str(data.get("label", data["name"])),
-            codebook=data.get("codebook"),  # type: ignore[arg-type]
-            integer=bool(data.get("integer", False)),
-        )
-
-
-# The UCI file's 19 window features (pinned on the bundled data; new ones are added beside them).
+# The UCI file's 19 window features (pinned on the bundled data), then the transition features beside them.
 UCI_WINDOW_FEATURES: tuple[FeatureSpec, ...] = (
     FeatureSpec("country", "categorical", "Country", codebook=S.COUNTRY),
     FeatureSpec("day_of_week", "categorical", "Day of week", codebook="day_of_week"),
@@ -84,6 +52,7 @@ UCI_WINDOW_FEATURES: tuple[FeatureSpec, ...] = (
     FeatureSpec("w_max_page", "numeric", "Deepest catalogue page", integer=True),
     FeatureSpec("w_page_changes", "numeric", "Page changes", integer=True),
     FeatureSpec("w_category_switches", "numeric", "Category switches", integer=True),
+    *TRANSITION_FEATURES,
 )
 WINDOW_FEATURES = UCI_WINDOW_FEATURES  # the bundled data's features
 WINDOW_FEATURE_NAMES = tuple(f.name for f in WINDOW_FEATURES)
@@ -219,6 +188,7 @@ def _uci_features(grid: _Grid) -> dict[str, np.ndarray]:
         "w_max_page": page.max(axis=1),
         "w_page_changes": _changes_per_row(page),
         "w_category_switches": _changes_per_row(category),
+        **transition_features({name: grid(name) for name in TRANSITION_COLUMNS}),
     }
 
 

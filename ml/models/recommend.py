@@ -357,3 +357,44 @@ def with_product_attributes(
     """Recommendations with each product's attributes from ``product_table`` beside them."""
     present = [c for c in columns if c in products]
     return recommendations.join(products[present], on="product")
+
+
+def session_histories(events: pd.DataFrame, products: pd.Index) -> tuple[Histories, np.ndarray]:
+    """What every session of ``events`` saw, as ``Histories`` over the catalogue ``products``, and its session ids.
+
+    Each product appears once, at its last sighting (recency 0 = seen last);
+    products the catalogue does not know are kept as -1 and ignored when ranking.
+    """
+    log = product_log(events, products=products)
+    indexed = log.indexed
+    session = indexed.session
+    pairs = pd.DataFrame({"s": session, "p": indexed.product_code})
+    last = np.flatnonzero(~pairs.duplicated(keep="last").to_numpy())
+    case = session[last]
+    position = position_in_group(case)
+    size = np.bincount(case, minlength=indexed.n_sessions)
+    histories = Histories(
+        case=case.astype(np.int64),
+        product=log.product[last],
+        recency=(size[case] - 1 - position).astype(np.int64),
+        n_cases=indexed.n_sessions,
+    )
+    return histories, indexed.session_ids.to_numpy()
+
+
+def recommend_sessions(
+    model: ProductRecommender, events: pd.DataFrame, n: int = 3, method: str = BLEND, separator: str = "; "
+) -> pd.DataFrame:
+    """Per session of ``events``: the top ``n`` products it has not seen yet, from all it saw, joined by ``separator``.
+
+    Columns ``session_id`` and ``recommended_products``; sessions without a
+    product event are not listed. Products new to the model count for nothing,
+    so a session of new products only gets the most popular ones.
+    """
+    histories, session_ids = session_histories(events, model.products_)
+    lists = model.rank(histories, n=n, method=method)
+    names = model.products_.to_numpy().astype(str)[lists.product]
+    joined = pd.Series(names).groupby(lists.case, sort=True).agg(separator.join)
+    column = np.full(histories.n_cases, "", dtype=object)
+    column[joined.index.to_numpy()] = joined.to_numpy()
+    return pd.DataFrame({"session_id": session_ids, "recommended_products": column})

@@ -15,7 +15,7 @@ from imblearn.over_sampling import SMOTE
 from imblearn.pipeline import Pipeline
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor, VotingClassifier
 from sklearn.kernel_approximation import Nystroem
 from sklearn.linear_model import Lasso, LinearRegression, LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
@@ -76,6 +76,14 @@ def _xgb_classifier(seed: int) -> XGBClassifier:
     )
 
 
+def _blend_classifier(seed: int) -> VotingClassifier:
+    """Soft vote of a logistic regression and shallow XGBoost: one sees linear trends, the other interactions."""
+    logreg = LogisticRegression(C=0.1, max_iter=2000, random_state=seed)
+    return VotingClassifier(
+        [("logreg", logreg), ("xgboost", _xgb_classifier(seed).set_params(max_depth=2))], voting="soft"
+    )
+
+
 def _xgb_regressor(seed: int) -> XGBRegressor:
     return XGBRegressor(
         n_estimators=250,
@@ -125,8 +133,17 @@ def classifier_specs(seed: int) -> list[ModelSpec]:
             "XGBoost",
             CLASSIFICATION,
             _xgb_classifier,
-            grid=[{"model__max_depth": [3, 5]}, {"model__max_depth": [3], "sampler": smote}],
+            grid=[{"model__max_depth": [2, 3, 5]}, {"model__max_depth": [3], "sampler": smote}],
             quick_grid=[{"model__n_estimators": [100], "model__max_depth": [3]}],
+        ),
+        ModelSpec(
+            "blend",
+            "Blend (logistic regression + XGBoost)",
+            CLASSIFICATION,
+            _blend_classifier,
+            grid=[{"model__xgboost__max_depth": [2, 3]}],
+            quick_grid=[{"model__xgboost__n_estimators": [100]}],
+            note="soft vote (mean probability) of a logistic regression (C = 0.1) and XGBoost",
         ),
         ModelSpec(
             "svm",

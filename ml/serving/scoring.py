@@ -5,7 +5,9 @@ converted inside the window are ``scored``: P(convert) from the classifier,
 the predicted class at its saved threshold, a predicted basket value from the
 regressor and the expected revenue (P x basket). Shorter sessions are ``too
 short``; sessions that already converted inside the window say so. Every
-session gets a behavioural segment from the K-Means model.
+session gets a behavioural segment from the K-Means model, and, when the
+dataset has a saved product recommender, the top 3 products to show it next
+(from every product it viewed, none it has seen), for campaigns.
 
 The classifier that scores is **pinned** per dataset (``scoring_pin.json`` in
 the dataset's registry folder): the first scoring pins the champion, and a
@@ -36,6 +38,8 @@ from ml.features.labels import definition_for_scoring
 from ml.features.sessions import segment_feature_names, session_features
 from ml.features.window import STATUS_SCORED, window_features
 from ml.models.capacity import top_share_mask
+from ml.models.recommend import ProductRecommender, recommend_sessions
+from ml.serving.recommendations import load_saved
 from ml.serving.registry import LoadedRun, ModelStore, Registry, RunInfo
 from ml.tasks import CLASSIFICATION, CLUSTERING, REGRESSION
 
@@ -50,16 +54,19 @@ SCORE_COLUMNS = (
     "predicted_basket_value",
     "expected_revenue",
     "segment",
+    "recommended_products",
 )
+RECOMMENDED_PRODUCTS = 3  # products per session in ``recommended_products``
 
 
 @dataclass(frozen=True)
 class ScoringModels:
-    """The runs used to score: a classifier, and where available a regressor and a segmenter."""
+    """The runs used to score: a classifier, and where available a regressor, a segmenter and a recommender."""
 
     classifier: LoadedRun
     regressor: LoadedRun | None
     segmenter: LoadedRun | None
+    recommender: ProductRecommender | None = None
 
     @property
     def window(self) -> int:
@@ -102,6 +109,7 @@ class ScoringModels:
             "run_id": self.classifier.info.run_id,
             "regressor": name(self.regressor),
             "segmenter": name(self.segmenter),
+            "recommender": "product_recommender" if self.recommender is not None else None,
             "window": self.window,
             "threshold": self.threshold,
             "interval": self.basket_interval,
@@ -182,15 +190,18 @@ def scoring_choice(registry: Registry) -> ScoringChoice:
 def load_scoring_models(registry: Registry, classifier_run: str | None = None) -> ScoringModels:
     """The pinned classifier (else the champion, or a chosen run), a regressor of its window, and K-Means."""
     info = registry.find(classifier_run) if classifier_run else scoring_choice(registry).run
-    classifier = registry.load(info)
+    classifier = registry.load(info) if classifier_run else registry.load_intact(info)
     window = classifier.window
     best = best_regressor(registry.latest_per_model(REGRESSION), window)
-    regressor = registry.load(best) if best else None
+    regressor = registry.load_intact(best) if best else None
     if regressor is None:
         log.warning("no regressor trained with a %d-click window; basket values are left empty", window)
-    kmeans = registry.latest(CLUSTERING, "kmeans")
-    segmenter = registry.load(kmeans) if kmeans else None
-    return ScoringModels(classifier, regressor, segmenter)
+    kmeans = next(iter(r for r in registry.latest_per_model(CLUSTERING) if r.model == "kmeans"), None)
+    segmenter = registry.load_intact(kmeans) if kmeans else None
+    saved = load_saved(registry)
+    if saved is None:
+        log.info("no saved product recommender; recommended_products is left empty (run 'python -m ml recommend')")
+    return ScoringModels(classifier, regressor, segmenter, saved.model if saved else None)
 
 
 def _segment_names(segmenter: LoadedRun) -> dict[int, str]:
@@ -270,9 +281,19 @@ def score_clicks(clicks: pd.DataFrame, models: ScoringModels) -> pd.DataFrame:
         out["segment"] = [names.get(int(c), str(int(c))) for c in codes]
     else:
         out["segment"] = pd.NA
+    out["recommended_products"] = _recommended(clicks, models.recommender, out["session_id"])
     if out["session_id"].dtype == object:
         out["session_id"] = out["session_id"].astype("string")
     return out[list(SCORE_COLUMNS)]
+
+
+def _recommended(clicks: pd.DataFrame, recommender: ProductRecommender | None, session_ids: pd.Series) -> pd.Series:
+    """The top products per session, aligned with ``session_ids`` (empty without a recommender or products)."""
+    if recommender is None:
+        return pd.Series(pd.NA, index=session_ids.index, dtype="string")
+    lists = recommend_sessions(recommender, clicks, n=RECOMMENDED_PRODUCTS)
+    by_session = pd.Series(lists["recommended_products"].to_numpy(), index=lists["session_id"].to_numpy())
+    return pd.Series(session_ids.map(by_session).to_numpy(), index=session_ids.index, dtype="string")
 
 
 def score_summary(scores: pd.DataFrame) -> dict[str, object]:

@@ -29,7 +29,7 @@ from tests.e2e.conftest import start_app, stop_app
 
 PASSWORD = "a long enough password"
 UPDATE = "/_dash-update-component"
-VIEWER_TABS = ["kpi", "eda", "segments", "whatif"]
+VIEWER_TABS = ["kpi", "eda", "segments", "products", "whatif"]
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +145,7 @@ def test_the_policy_table_maps_each_id_to_a_role(component_id, role):
 
 
 def test_tabs_need_what_their_components_need():
-    assert [t for t in ("kpi", "eda", "segments", "whatif") if tab_role(t) != VIEWER] == []
+    assert [t for t in ("kpi", "eda", "segments", "products", "whatif") if tab_role(t) != VIEWER] == []
     assert tab_role("leaderboard") == tab_role("scoring") == ANALYST
     assert set(POLICY.values()) <= {VIEWER, ANALYST, ADMIN}
 
@@ -200,7 +200,7 @@ def test_a_viewer_logs_in_and_sees_only_the_viewer_tabs(auth_app, client):
 
 def test_an_analyst_sees_every_tab_and_passes_the_check_for_analyst_callbacks(auth_app):
     client = logged_in(auth_app, "ann")
-    assert layout_tabs(client) == ["kpi", "eda", "segments", "leaderboard", "whatif", "scoring"]
+    assert layout_tabs(client) == ["kpi", "eda", "segments", "products", "leaderboard", "whatif", "scoring"]
     assert ids.TRAIN_BUTTON in client.get("/_dash-layout").get_data(as_text=True)
     key = callback_key(auth_app, output_id=ids.LEADERBOARD_SUMMARY)
     body = callback_body(auth_app, key, {f"{ids.APP_MODELS_STORE}.data": "", f"{ids.LEADERBOARD_HISTORY}.value": False})
@@ -338,7 +338,7 @@ def test_a_removed_user_is_logged_out_at_the_next_request(auth_app, auth_setting
 def test_without_users_the_app_answers_this_machine_only(app):
     client = app.server.test_client()
     assert client.get("/").status_code == 200
-    assert layout_tabs(client) == ["kpi", "eda", "segments", "leaderboard", "whatif", "scoring"]
+    assert layout_tabs(client) == ["kpi", "eda", "segments", "products", "leaderboard", "whatif", "scoring"]
     remote = client.get("/", environ_base={"REMOTE_ADDR": "10.1.2.3"})
     assert remote.status_code == 503 and "python -m ml users add NAME --role admin" in remote.json["message"]
 

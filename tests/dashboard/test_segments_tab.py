@@ -136,7 +136,7 @@ def test_segments_without_scoreable_sessions_say_so_and_disable_their_button(con
 def test_opening_a_segment_in_whatif_stores_its_typical_session_and_switches_tab(context: AppContext, kmeans_run):
     trigger = {"id": open_button_id(KMEANS_4, 1), "value": 1}
     choice, tab = segments.open_whatif(context, trigger)
-    assert tab == "whatif" == TABS[4].TAB_ID
+    assert tab == "whatif" == TABS[5].TAB_ID
     row = kmeans_run.profiles.loc[1]
     assert choice == {
         "method": "kmeans",

@@ -7,8 +7,10 @@ from datetime import date
 
 import pytest
 
+from dashboard import datasets as dataset_panel
 from dashboard import filter_bar, ids
 from dashboard.app_factory import max_request_bytes, render_tab
+from dashboard.datasets.layout import event_value_rows
 from dashboard.layout import shell
 from dashboard.tabs import TAB_IDS, TABS
 from dashboard.tabs.leaderboard.training_panel import training_panel
@@ -36,7 +38,9 @@ SHELL_PARTS = ("app", "data", "filter", "train")
 
 
 def all_layout_ids(context) -> list:
-    found = _collect_ids(shell(context, [(t.TAB_ID, t.LABEL) for t in TABS], training_panel(context)), [])
+    tabs = [(t.TAB_ID, t.LABEL) for t in TABS]
+    found = _collect_ids(shell(context, tabs, training_panel(context), dataset_panel.panel(context)), [])
+    _collect_ids(event_value_rows("event", [["view", 3], ["cart", 1]], ["view", "cart"]), found)
     for field in filter_bar.dimension_fields(context.data, ViewState()):
         _collect_ids(field, found)
     for tab in TABS:
@@ -62,7 +66,7 @@ def test_component_ids_come_from_the_ids_module_and_follow_the_naming_rule(conte
 
 def test_the_factory_builds_an_app_with_a_wsgi_server_and_every_tab(app):
     assert app.server is not None and app.title == "Clickstream conversion analytics"
-    assert [t.TAB_ID for t in TABS] == ["kpi", "eda", "segments", "leaderboard", "whatif", "scoring"]
+    assert [t.TAB_ID for t in TABS] == ["kpi", "eda", "segments", "products", "leaderboard", "whatif", "scoring"]
     client = app.server.test_client()
     assert client.get("/").status_code == 200
     assert client.get("/assets/00-bootswatch-cerulean-5.3.8.min.css").status_code == 200
@@ -132,7 +136,7 @@ def test_the_filter_bar_shows_the_url_filter_and_reads_it_back(context):
 def test_every_tab_renders_and_shows_only_its_shell_parts(context, tab_id):
     content, bar_style, panel_style = render_tab(context, tab_id)
     assert content.to_plotly_json()["props"], tab_id
-    assert (bar_style == {}) == (tab_id in ("kpi", "eda"))
+    assert (bar_style == {}) == (tab_id in ("kpi", "eda", "products"))
     assert (panel_style == {}) == (tab_id == "leaderboard")
 
 

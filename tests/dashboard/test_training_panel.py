@@ -27,7 +27,9 @@ def small_data_file(tmp_path_factory, small_clicks):
 
 @pytest.fixture
 def job_settings(dash_settings, small_data_file, tmp_path):
-    return dash_settings.with_overrides(data_file=small_data_file, models_dir=tmp_path / "models")
+    return dash_settings.with_overrides(
+        data_file=small_data_file, models_dir=tmp_path / "models", cache_dir=tmp_path / "cache"
+    )
 
 
 def registry_for(settings):

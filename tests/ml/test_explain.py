@@ -58,19 +58,26 @@ def _fit(window, name: str, **params) -> object:
 
 @pytest.fixture(scope="module")
 def pipelines(trained_registry, window) -> dict[str, object]:
-    """Saved logreg and XGBoost runs, plus a forest behind SMOTE and the nested SVM pipeline fitted here."""
+    """Saved logreg and XGBoost runs, plus a forest behind SMOTE, the nested SVM and the blend fitted here."""
     latest = {m: trained_registry.latest(CLASSIFICATION, m) for m in ("logreg", "xgboost")}
     saved = {m: trained_registry.load(run).pipeline for m, run in latest.items()}
     forest = _fit(
         window, "forest", model__n_estimators=30, model__max_depth=6, model__min_samples_leaf=10, sampler=SMOTE()
     )
     svm = _fit(window, "svm", model__calibratedclassifiercv__estimator__C=0.1)
-    return {**saved, "forest": forest, "svm": svm}
+    blend = _fit(window, "blend", model__xgboost__n_estimators=50)
+    return {**saved, "forest": forest, "svm": svm, "blend": blend}
 
 
 @pytest.mark.parametrize(
     ("name", "method"),
-    [("xgboost", METHOD_TREE_SHAP), ("logreg", METHOD_LINEAR), ("forest", METHOD_PATH), ("svm", METHOD_PATH)],
+    [
+        ("xgboost", METHOD_TREE_SHAP),
+        ("logreg", METHOD_LINEAR),
+        ("forest", METHOD_PATH),
+        ("svm", METHOD_PATH),
+        ("blend", METHOD_PATH),
+    ],
 )
 def test_contributions_sum_to_the_models_margin(pipelines, rows, baseline, codes, name, method):
     pipeline = pipelines[name]

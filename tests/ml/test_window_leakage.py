@@ -8,7 +8,9 @@ import pytest
 
 from ml.data import schema as S
 from ml.data.clicks import index_clicks
-from ml.features.window import window_features
+from ml.features.transitions import TRANSITION_FEATURE_NAMES
+from ml.features.window import WINDOW_FEATURE_NAMES, window_features
+from ml.models.zoo import classifier_specs
 from ml.serving.registry import Registry
 from ml.serving.training import TrainConfig, train
 
@@ -41,6 +43,8 @@ def _scramble(clicks: pd.DataFrame, rows: np.ndarray, seed: int) -> pd.DataFrame
     out[S.CLOTHING_MODEL] = pd.Categorical(models)
     later_day = out[S.DATE] + pd.Timedelta(days=3)
     out.loc[rows, S.DATE] = later_day[rows]
+    for column, part in ((S.YEAR, later_day.dt.year), (S.MONTH, later_day.dt.month), (S.DAY, later_day.dt.day)):
+        out.loc[rows, column] = part[rows].astype(out[column].dtype)
     return out
 
 
@@ -49,6 +53,7 @@ def test_changing_any_click_after_the_window_leaves_feature_rows_identical(bundl
     after_window = _rank(clicks) >= WINDOW
     before = window_features(clicks, WINDOW)
     changed = window_features(_scramble(clicks, after_window, seed=1), WINDOW)
+    assert set(TRANSITION_FEATURE_NAMES) <= set(before.features.columns)  # the transitions are checked too
     pd.testing.assert_frame_equal(changed.features.sort_index(), before.features.sort_index())
     pd.testing.assert_series_equal(changed.status.sort_index(), before.status.sort_index())
     # The labels do change: the scramble really touched what comes after the window.
@@ -72,6 +77,17 @@ def test_changing_a_click_inside_the_window_does_change_features(bundled_clicks)
     assert differs.mean() > 0.5
 
 
+def test_every_feature_column_reads_the_window(bundled_clicks):
+    """The control, column by column: scrambling the window's clicks changes each feature somewhere."""
+    inside = _rank(bundled_clicks) < WINDOW
+    before = window_features(bundled_clicks, WINDOW)
+    changed = window_features(_scramble(bundled_clicks, inside, seed=3), WINDOW)
+    common = before.features.index.intersection(changed.features.index)
+    differs = (changed.features.loc[common] != before.features.loc[common]).mean()
+    assert list(differs.index) == list(WINDOW_FEATURE_NAMES)
+    assert (differs > 0.05).all(), differs[differs <= 0.05]
+
+
 def _session_labels(clicks: pd.DataFrame, labels: pd.Series) -> pd.DataFrame:
     out = clicks.copy()
     out[S.LABEL_CONVERTED] = clicks[S.SESSION_ID].map(labels).astype("int8").to_numpy()
@@ -85,7 +101,7 @@ def proxy_labels(bundled_clicks: pd.DataFrame) -> pd.Series:
 
 
 def _best_held_out_auc(clicks: pd.DataFrame, tmp_path, label: str | None) -> float:
-    classifiers = ("logreg", "tree", "forest", "xgboost", "svm")
+    classifiers = tuple(spec.name for spec in classifier_specs(0))
     config = TrainConfig(
         window=WINDOW, quick=True, label=label, models=tuple(f"classification:{m}" for m in classifiers)
     )

@@ -451,5 +451,5 @@ def register_training_callbacks(app, context: AppContext) -> None:
     def show_job(_tick, dataset, request):
         key = context.known(dataset)
         job = board.current(key, owner_name())
-        other = running_job(context.settings.models_dir)  # any job holding the lock, on any dataset
+        other = running_job(context.settings)  # any job holding the lock (Redis when REDIS_URL is set), any dataset
         return (*job_view(job, request, other), mode_options(board, key))

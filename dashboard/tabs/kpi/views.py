@@ -1,0 +1,132 @@
+"""What the KPI tab shows for a filter, as pure functions of the prepared data (the callbacks call these)."""
+
+from __future__ import annotations
+
+import dash_bootstrap_components as dbc
+import pandas as pd
+import plotly.graph_objects as go
+from dash import html
+
+from dashboard.figures.kpi import breakdown_figure, funnel_figure, trend_figure
+from dashboard.filter_bar import coverage
+from dashboard.tabs.kpi.cards import card_specs, kpi_cards
+from ml.config import ALERT_THRESHOLD, ALERT_WINDOW
+from ml.features import anomalies, kpis, periods
+from ml.features.kpis import SessionFilter
+from ml.features.prepared import PreparedData
+
+ALL_DATES_LINK = "?dates=all"
+
+
+def revenue_label(data: PreparedData) -> str:
+    return "Potential revenue" if data.definition.is_proxy else "Revenue"
+
+
+def comparison(data: PreparedData, filt: SessionFilter) -> kpis.KpiComparison:
+    return kpis.kpi_summary(data.cube, filt, coverage(data))
+
+
+def cards_view(data: PreparedData, filt: SessionFilter) -> tuple:
+    """Cards and the funnel for a filter."""
+    return kpi_cards(comparison(data, filt), card_specs(data)), funnel_figure(kpis.funnel(data.cube, filt))
+
+
+def _span(start, end) -> str:
+    return f"{start:%d %b}–{end:%d %b %Y}"
+
+
+def period_note(data: PreparedData, filt: SessionFilter) -> list:
+    """The line above the cards: which period is shown, what it is compared with, how to see all dates."""
+    covered = coverage(data)
+    if covered is None:
+        return ["No sessions in this dataset."]
+    plan = periods.plan(filt.start, filt.end, covered)
+    if filt.start is None and filt.end is None:
+        shown = f"All dates ({_span(covered.first, covered.last)}); no earlier period to compare."
+        return [shown]
+    if plan.start is None:
+        return [f"{plan.reason.capitalize()}."]
+    default = periods.default_period(covered)
+    is_default = (plan.start, plan.end) == default and (filt.start, filt.end) == default
+    weeks = plan.length // 7
+    weeks_text = f"{weeks} complete week{'s' if weeks != 1 else ''}"
+    shown = (
+        f"The latest {weeks_text}, {_span(plan.start, plan.end)}"
+        if is_default
+        else (f"{_span(plan.start, plan.end)} ({plan.length} days)")
+    )
+    clipped = (filt.start and filt.start < plan.start) or (filt.end and filt.end > plan.end)
+    if clipped:
+        shown += f" (the part of {filt.start or '…'}–{filt.end or '…'} the data covers)"
+    if plan.kind == periods.FULL:
+        against = (
+            f"compared with the {weeks_text} before, {_span(plan.previous_start, plan.previous_end)}"
+            if is_default
+            else f"compared with the {plan.length} days before, {_span(plan.previous_start, plan.previous_end)}"
+        )
+    elif plan.kind == periods.PARTIAL:
+        against = (
+            f"the {plan.length} days before ({_span(plan.previous_start, plan.previous_end)}) are covered by the data "
+            f"only for {plan.compared_days} days ({_span(plan.compared_start, plan.compared_end)}): rates and averages "
+            "are compared with those days, totals are not compared"
+        )
+    else:
+        against = plan.reason
+    return [f"{shown}; {against}. ", html.A("Show all dates", href=ALL_DATES_LINK, className="kpi-all-dates")]
+
+
+def breakdown_view(data: PreparedData, filt: SessionFilter, dimension: str) -> go.Figure:
+    """Bars for one dimension: the other filters apply, its own values are highlighted, not removed."""
+    context_filter = filt.replace(**{dimension: ()})
+    table = kpis.breakdown(data.cube, context_filter, dimension, data.codebooks)
+    return breakdown_figure(table, filt.codes_for(dimension), data.definition.title, revenue=revenue_label(data))
+
+
+def alerts_for(
+    data: PreparedData, filt: SessionFilter, window: int = ALERT_WINDOW, threshold: float = ALERT_THRESHOLD
+) -> pd.DataFrame:
+    return anomalies.kpi_alerts(data.cube, filt, window, threshold, conversion_label=data.definition.title.lower())
+
+
+def trend_view(
+    data: PreparedData,
+    filt: SessionFilter,
+    freq: str,
+    window: int = ALERT_WINDOW,
+    threshold: float = ALERT_THRESHOLD,
+    alerts: pd.DataFrame | None = None,
+) -> go.Figure:
+    """The trend; in the daily view with alert markers (``alerts`` if computed already)."""
+    trend = kpis.trend(data.cube, filt, freq, coverage(data))
+    if freq == "D" and alerts is None:
+        alerts = alerts_for(data, filt, window, threshold)
+    return trend_figure(trend, freq, data.definition.title, alerts if freq == "D" else None)
+
+
+def alerts_summary(alerts: pd.DataFrame, threshold: float, window: int) -> list:
+    """A line under the trend: how many days are flagged and by what rule, the latest few named."""
+    flagged = anomalies.flagged_days(alerts)
+    rule = f"|robust z| ≥ {threshold:g} against the median of the {window} days before"
+    if flagged.empty:
+        return [html.Span(f"Trend alerts: no day flagged ({rule}).")]
+    items = [
+        html.Li(f"{row.date:%a %d %b %Y}: {row.explanation}", className="kpi-alert-item")
+        for row in flagged.head(5).itertuples()
+    ]
+    more = f" (latest {len(items)} listed)" if len(flagged) > len(items) else ""
+    days = flagged["date"].nunique()
+    return [
+        html.Span(f"Trend alerts: {len(flagged)} flag(s) on {days} day(s){more}; {rule}.", className="kpi-alert-count"),
+        html.Ul(items, className="mb-0 small"),
+    ]
+
+
+def toggle_code(current: list[int] | None, click: dict | None) -> list[int]:
+    """Add the clicked bar's code to a filter, or remove it if it is already there."""
+    values = list(current or [])
+    code = int(click["points"][0]["customdata"][0])
+    return [v for v in values if v != code] if code in values else [*values, code]
+
+
+def compare_alert(note: list) -> dbc.Alert:
+    return dbc.Alert(note, color="light", className="py-1 px-2 mb-2 small kpi-compare")
