@@ -13,10 +13,11 @@ from dashboard.auth import init_auth, may_use_tab, visible_tabs
 from dashboard.background import background_manager, on_callback_error
 from dashboard.context import AppContext
 from dashboard.layout import PRODUCT_NAME, shell
+from dashboard.model_cache import register_model_refresh
 from dashboard.request_limits import bound_request_bodies
 from dashboard.server_errors import register_error_handlers
 from dashboard.tabs import TABS
-from dashboard.training_panel import register_training_callbacks, training_panel
+from dashboard.tabs.leaderboard.training_panel import register_training_callbacks, training_panel
 from ml.config import BUNDLED_DATASET_KEY, PROJECT_ROOT, Settings, get_settings
 from ml.features.prepared import PreparedData
 from ml.serving.datasets import DatasetStore
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None, data: PreparedData | None = Non
     )
     _register_shell_callbacks(app, context)
     register_training_callbacks(app, context)
+    register_model_refresh(app, context)
     dataset_panel.register_callbacks(app, context)
     for tab in TABS:
         tab.register_callbacks(app, context)
