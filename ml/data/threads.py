@@ -7,7 +7,9 @@ writes only its own result, so the output is the same whatever the thread
 count. ``CLICKSTREAM_FEATURE_THREADS`` sets the count (default: up to 2, the
 cores this process may use); ``1`` runs everything in order in the caller's
 thread. A step that itself asks for parallel steps runs them in order, so the
-pool never waits on itself.
+pool never waits on itself. A forked child (a Celery prefork worker, a
+diskcache job process) starts with no pool: the parent's pool threads do not
+exist there, and a task handed to that pool would wait forever.
 """
 
 from __future__ import annotations
@@ -24,6 +26,16 @@ DEFAULT_MAX_THREADS = 2
 _pool: dict[int, ThreadPoolExecutor] = {}  # by thread count: one pool for the process
 _pool_lock = threading.Lock()
 _inside = threading.local()
+
+
+def _forget_the_parents_pool() -> None:
+    global _pool_lock  # noqa: PLW0603 - the one place the lock is replaced: a new process
+    _pool.clear()  # its threads stayed in the parent; a new pool is made on first use
+    _pool_lock = threading.Lock()  # it may have been held by a parent's thread at the fork
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_the_parents_pool)
 
 
 def feature_threads() -> int:
