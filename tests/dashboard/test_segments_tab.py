@@ -15,6 +15,7 @@ import pytest
 from dash import dcc, no_update
 
 from dashboard import ids
+from dashboard.app_factory import create_app
 from dashboard.context import AppContext
 from dashboard.figures.segments import (
     MAX_CARDS,
@@ -339,7 +340,9 @@ def test_segment_colours_are_okabe_ito_with_a_marker_shape_each():
     assert len({segment_symbol(s) for s in range(MAX_CARDS)}) == MAX_CARDS
 
 
-def test_the_app_fits_the_default_run_on_a_start_up_thread_and_keeps_it_on_disk(app):
+def test_the_app_fits_the_default_run_on_a_start_up_thread_and_keeps_it_on_disk(prepared, dash_settings, tmp_path):
+    # A cache folder of its own: other tests share (and clean) the session's one.
+    app = create_app(dash_settings.with_overrides(cache_dir=tmp_path / "cache"), prepared)
     assert app.segments_warmed.wait(600), "the start-up fit ends"
     context = app.context
     setting = segments.setting_from_inputs(context, None, None, None, None, BUNDLED_DATASET_KEY)
