@@ -63,6 +63,11 @@ def _header(report: dict) -> list[str]:
         f" start-up: {options['startup_runs']} runs (bundled)"
         + ("" if options["skip_10m"] else f", {options['startup_runs_10m']} runs (10M)"),
         f"- Total benchmark time: {_s(report.get('total_seconds'))}",
+        *(
+            ["- **Quick run** (`--quick`): few calls, no wait for a quiet machine, nothing re-measured: not final"]
+            if options.get("quick")
+            else []
+        ),
         "",
         *_quiet(report),
     ]

@@ -5,6 +5,7 @@ Run from the project root::
     .venv/bin/python bench/bench_dashboard.py             # full measurement -> bench/out/dashboard.{json,md}
     .venv/bin/python bench/bench_dashboard.py --skip-10m  # bundled data only
     .venv/bin/python bench/bench_dashboard.py --calls 100 # more measured calls per callback
+    .venv/bin/python bench/bench_dashboard.py --quick     # a check that it runs: few calls, no waiting
 
 This driver imports only the standard library. Start-up is measured on
 ``python app.py`` subprocesses; the callbacks in a fresh worker process per
@@ -30,7 +31,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -99,6 +100,8 @@ class Options:
     max_others: float
     wait_timeout: float
     seed: int
+    max_retries: int = MAX_RUN_RETRIES  # re-measurements of a disturbed start-up run (per run) or chunk
+    quick: bool = False
 
 
 # ---------------------------------------------------------------- quiet machine
@@ -260,7 +263,7 @@ def measure_startup(
         run["load_average_after"] = load_average()
         if run["others_cores"] is not None and run["others_cores"] > options.max_others:
             discarded.append(run)
-            if len(discarded) <= MAX_RUN_RETRIES * runs:
+            if len(discarded) <= options.max_retries * runs:
                 log.info("start-up run disturbed (others %.2f cores): waiting, then again", run["others_cores"])
                 wait_until_quiet(options.max_others, options.wait_timeout)
                 continue
@@ -320,6 +323,8 @@ def measure_callbacks(label: str, source: str, target_ms: float, options: Option
         str(options.max_others),
         "--wait-timeout",
         str(options.wait_timeout),
+        "--max-retries",
+        str(options.max_retries * 2),  # a chunk is short: twice the start-up's retries
         "--profile-dir",
         str(OUT_DIR),
     ]
@@ -487,7 +492,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--wait-timeout", type=float, default=1800, help="longest wait for a quiet machine (s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the callback input walk")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"a check that everything runs, not final figures: {QUICK['calls']} calls after {QUICK['warmup']}"
+        f" warm-up, {QUICK['startup_runs']} start-ups ({QUICK['startup_runs_10m']} on 10M), no waiting for a"
+        " quiet machine and nothing re-measured (disturbed measurements are kept and flagged)",
+    )
     return parser
+
+
+# What --quick sets (options given explicitly as well are overridden).
+QUICK = {"calls": 10, "warmup": 2, "startup_runs": 2, "startup_runs_10m": 1, "wait_timeout": 0.0, "max_retries": 0}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -507,7 +523,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_others=args.max_others,
         wait_timeout=args.wait_timeout,
         seed=args.seed,
+        quick=args.quick,
     )
+    if args.quick:
+        options = replace(options, **QUICK)
     report = run(options)
     json_path, md_path = write_report(report, "dashboard", render_markdown)
     print(md_path.read_text(encoding="utf-8"))
