@@ -72,13 +72,23 @@ UPDATE_URL = "/_dash-update-component"
 PAGE_URLS = ("/", "/_dash-layout", "/_dash-dependencies")
 TARGET_TABS = (SHELL, "kpi", "eda")  # the p95 targets cover the filter bar's callbacks and these tabs
 # Callbacks with a target of their own (first output -> p95 ms), on every data set.
-CALLBACK_TARGETS_MS = {"whatif-probability-div.children": 50.0}  # the what-if slider round trip
+# The what-if slider round trip: the callback that reads the generated what-if inputs (pattern type of
+# ``ids.whatif_feature``), whatever its outputs are called.
+WHATIF_TARGET_MS = 50.0
 CRAWL_PASSES = 4
 SWEEP_CHOICES = 8  # values per single-choice control the crawl tries on the callbacks rendering components
 CHUNK_STEPS = 10  # interference is checked, and a chunk re-measured, this many steps at a time
 MIN_METER_SECONDS = 1.0
 PROFILE_CALLS = 10
 PROFILE_ROWS = 25
+
+
+def whatif_feature_type() -> str | None:
+    """The pattern type of the what-if tab's generated inputs, if the app still has them."""
+    from dashboard import ids
+
+    make = getattr(ids, "whatif_feature", None)
+    return make("x").get("type") if make else None
 
 
 # ---------------------------------------------------------------- callbacks and payloads
@@ -104,8 +114,10 @@ class CallbackSpec:
 
     @property
     def own_target_ms(self) -> float | None:
-        """A target set for this callback alone (e.g. the what-if update), not its tab's."""
-        return CALLBACK_TARGETS_MS.get(self.output_keys[0])
+        """A target set for this callback alone (the what-if update), not its tab's."""
+        feature_type = whatif_feature_type()
+        types = {_pattern(d["id"]).get("type") for d in self.inputs if _is_pattern(d["id"])}
+        return WHATIF_TARGET_MS if feature_type and feature_type in types else None
 
     @property
     def output_keys(self) -> list[str]:
@@ -638,7 +650,12 @@ def build_app(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     from ml.config import get_settings
 
     data, path, name, prepare_seconds = prepare_data(args.source)
-    settings = get_settings().with_overrides(data_file=path, models_dir=args.models_dir, cache_dir=args.cache_dir)
+    settings = get_settings().with_overrides(
+        data_file=path,
+        models_dir=args.models_dir,
+        cache_dir=args.cache_dir,
+        datasets_dir=args.cache_dir / "datasets",  # only the data set measured: none the project added
+    )
     start = time.perf_counter()
     app = create_app(settings, data)
     create_seconds = time.perf_counter() - start

@@ -188,8 +188,10 @@ def app_timeline(log_path: Path, started_wall: float) -> list[dict]:
     return events
 
 
-def app_env(port: int, data_file: str | None, models_dir: str, cache_dir: Path) -> dict[str, str]:
-    """The environment of one ``python app.py``: a free port, the registry, a fresh cache, the data."""
+def app_env(port: int, data_file: str | None, models_dir: str, cache_dir: Path, datasets_dir: Path) -> dict[str, str]:
+    """The environment of one ``python app.py``: a free port, the registry, a fresh cache and datasets
+    folder (so the session table and KPI cube are built, as on a first start, and the project's own
+    datasets are neither listed nor overwritten), the data."""
     env = {k: v for k, v in os.environ.items() if k != "CLICKSTREAM_DATA"}
     env.update(
         HOST="127.0.0.1",
@@ -197,6 +199,7 @@ def app_env(port: int, data_file: str | None, models_dir: str, cache_dir: Path) 
         DASH_DEBUG="0",
         CLICKSTREAM_MODELS_DIR=models_dir,
         CLICKSTREAM_CACHE_DIR=str(cache_dir),
+        CLICKSTREAM_DATASETS_DIR=str(datasets_dir),
     )
     if data_file:
         env["CLICKSTREAM_DATA"] = data_file
@@ -226,7 +229,7 @@ def start_app_once(data_file: str | None, models_dir: str, scratch: Path) -> dic
         process = subprocess.Popen(
             [sys.executable, "app.py"],
             cwd=PROJECT_ROOT,
-            env=app_env(port, data_file, models_dir, run_dir / "cache"),
+            env=app_env(port, data_file, models_dir, run_dir / "cache", run_dir / "datasets"),
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
