@@ -265,8 +265,8 @@ def measure_startup(
         run["others_cores"] = meter.others_cores()
         run["load_average_after"] = load_average()
         if run["others_cores"] is not None and run["others_cores"] > options.max_others:
-            discarded.append(run)
-            if len(discarded) <= options.max_retries * runs:
+            if len(discarded) < options.max_retries * runs:
+                discarded.append(run)
                 log.info("start-up run disturbed (others %.2f cores): waiting, then again", run["others_cores"])
                 wait_until_quiet(options.max_others, options.wait_timeout)
                 continue
