@@ -18,6 +18,9 @@ logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name
 if __name__ == "__main__":
     try:  # before the data is prepared, so a refusal comes at once
         check_can_serve(get_settings())
+    except ValueError as exc:  # a bad environment variable, e.g. CLICKSTREAM_WINDOW=abc
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
     except ClickstreamError as exc:
         sys.exit(f"error: {exc}")
 

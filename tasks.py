@@ -2,11 +2,13 @@
 """Quick start: set up a project-local virtual environment and run the app or the tests.
 
     python3 tasks.py app    # install into .venv (first time) and start the app on the bundled data
+    python3 tasks.py serve  # the same, on the production server (gunicorn, several workers; see gunicorn.conf.py)
     python3 tasks.py test   # install the test tools into .venv (first time) and run the test suite
 
 Uses only the standard library, so it works on a fresh machine with Python 3.11+.
 The environment is reused; it is updated when a requirements file changes.
-Extra arguments after ``test`` go to pytest (e.g. ``python3 tasks.py test -k loading``).
+Extra arguments after ``test`` go to pytest (e.g. ``python3 tasks.py test -k loading``), after
+``serve`` to gunicorn (e.g. ``python3 tasks.py serve --workers 4``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 REQUIREMENTS = {"app": ROOT / "requirements.txt", "test": ROOT / "requirements-dev.txt"}
+ENVIRONMENT = {"app": "app", "serve": "app", "test": "test"}  # which requirements each command needs
 
 
 def venv_python() -> Path:
@@ -54,12 +57,16 @@ def ensure_environment(kind: str) -> Path:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in REQUIREMENTS:
+    if not argv or argv[0] not in ENVIRONMENT:
         print(__doc__)
         return 2
     command, rest = argv[0], argv[1:]
-    python = str(ensure_environment(command))
-    args = [python, str(ROOT / "app.py"), *rest] if command == "app" else [python, "-m", "pytest", *rest]
+    python = str(ensure_environment(ENVIRONMENT[command]))
+    args = {
+        "app": [python, str(ROOT / "app.py"), *rest],
+        "serve": [python, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"), *rest],
+        "test": [python, "-m", "pytest", *rest],
+    }[command]
     return subprocess.call(args, cwd=ROOT)
 
 

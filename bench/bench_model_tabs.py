@@ -64,8 +64,8 @@ def _prepare(source: str):
 def worker_leaderboard(models_dir: str, renders: int) -> dict:
     """Time a cold render, then warm renders, of the leaderboard tab from ``models_dir``."""
     from dashboard.app_factory import create_app
-    from dashboard.leaderboard_data import snapshot
     from dashboard.tabs import leaderboard as tab
+    from dashboard.tabs.leaderboard.data import snapshot
     from ml.config import BUNDLED_DATASET_KEY, get_settings
     from ml.tasks import CLASSIFICATION, CLUSTERING, REGRESSION
 

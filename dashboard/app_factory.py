@@ -5,17 +5,19 @@ from __future__ import annotations
 import logging
 
 import dash
-import diskcache
-from dash import DiskcacheManager, Input, Output, no_update
+from dash import Input, Output, no_update
 
 from dashboard import datasets as dataset_panel
 from dashboard import filter_bar, ids, navigation
 from dashboard.auth import init_auth, may_use_tab, visible_tabs
+from dashboard.background import background_manager, on_callback_error
 from dashboard.context import AppContext
 from dashboard.layout import PRODUCT_NAME, shell
+from dashboard.model_cache import register_model_refresh
 from dashboard.request_limits import bound_request_bodies
+from dashboard.server_errors import register_error_handlers
 from dashboard.tabs import TABS
-from dashboard.training_panel import register_training_callbacks, training_panel
+from dashboard.tabs.leaderboard.training_panel import register_training_callbacks, training_panel
 from ml.config import BUNDLED_DATASET_KEY, PROJECT_ROOT, Settings, get_settings
 from ml.features.prepared import PreparedData
 from ml.serving.datasets import DatasetStore
@@ -66,8 +68,7 @@ def create_app(settings: Settings | None = None, data: PreparedData | None = Non
     if data is not None:
         datasets.remember(BUNDLED_DATASET_KEY, data)
     datasets.prepared(BUNDLED_DATASET_KEY)  # served from memory from the first request
-    settings.cache_dir.mkdir(parents=True, exist_ok=True)
-    manager = DiskcacheManager(diskcache.Cache(str(settings.cache_dir / "background")))
+    manager = background_manager(settings)  # diskcache in the cache folder, or Celery when REDIS_URL is set
     context = AppContext(settings=settings, datasets=datasets, background_manager=manager)
     app = dash.Dash(
         __name__,
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None, data: PreparedData | None = Non
         serve_locally=True,
         suppress_callback_exceptions=True,  # tab content is rendered on demand
         background_callback_manager=manager,
+        on_error=on_callback_error,  # a background job whose worker was lost is reported in its panel
         update_title=None,
     )
     # No request body may exceed what the largest allowed upload needs (base64 is 4/3 of the
@@ -83,6 +85,7 @@ def create_app(settings: Settings | None = None, data: PreparedData | None = Non
     bound_request_bodies(app.server, max_request_bytes(settings))
     init_auth(app, settings, PRODUCT_NAME)  # login, roles and the check in front of every callback
     # A function, so every page load shows the registry and any running job as they are now.
+    register_error_handlers(app.server)  # /_dash-component-suites/../../app.py: 404, not 500
     app.layout = lambda: shell(
         context,
         visible_tabs(TABS),
@@ -91,6 +94,7 @@ def create_app(settings: Settings | None = None, data: PreparedData | None = Non
     )
     _register_shell_callbacks(app, context)
     register_training_callbacks(app, context)
+    register_model_refresh(app, context)
     dataset_panel.register_callbacks(app, context)
     for tab in TABS:
         tab.register_callbacks(app, context)

@@ -15,6 +15,7 @@ THEME_TOGGLE = "app-theme-toggle"  # handled in the browser only (assets/30-them
 APP_DATASET_INFO = "app-dataset-info-div"
 # Registry version: the newest run id; changes when a training job lands, so model views refresh.
 APP_MODELS_STORE = "app-models-store"
+APP_MODELS_POLL = "app-models-interval"  # polls the active dataset's registry version (dashboard.model_cache)
 # The segment chosen on the segments tab for the what-if tab to start from (small JSON):
 # {"method", "params", "segment", "persona", "typical": {window feature: value}}.
 APP_SEGMENT_STORE = "app-segment-store"
@@ -101,9 +102,13 @@ EDA_CATEGORY_COLOUR_NORM = "eda-category-colour-radio"
 EDA_CORRELATION_GRAPH = "eda-correlation-graph"
 EDA_TOP_PRODUCTS_GRAPH = "eda-top-products-graph"
 EDA_TOP_PRODUCTS_METRIC = "eda-top-products-radio"
-EDA_COUNTRY_GRAPH = "eda-country-graph"
 EDA_WEEKDAY_GRAPH = "eda-weekday-graph"
 EDA_LABEL_NOTE = "eda-label-note-card"
+EDA_DIMENSION_GRAPH = "eda-dimension-graph"  # sessions by one of the dataset's dimensions (country on UCI)
+EDA_DIMENSION_PICK = "eda-dimension-dropdown"
+EDA_EVENTS_GRAPH = "eda-events-graph"
+EDA_HOUR_GRAPH = "eda-hour-graph"
+EDA_LEFT_OUT_NOTE = "eda-left-out-div"  # one line per chart the dataset lacks the columns for
 
 # ---------------------------------------------------------------- training panel (leaderboard tab)
 TRAIN_PANEL = "train-panel-div"
@@ -116,6 +121,9 @@ TRAIN_PROGRESS_BAR = "train-progress-bar"
 TRAIN_STATUS = "train-status-div"
 TRAIN_PROGRESS_STORE = "train-progress-store"
 TRAIN_MESSAGE = "train-message-div"
+TRAIN_NOTICE = "train-notice-div"  # another job holds the training lock
+TRAIN_REQUEST_STORE = "train-request-store"  # a Train press: {window, models, mode, dataset, owner, requested}
+TRAIN_POLL = "train-poll-interval"  # reads the job's state on the server (ml.serving.jobs)
 
 # ---------------------------------------------------------------- leaderboard tab
 LEADERBOARD_SUMMARY = "leaderboard-summary-div"
@@ -136,6 +144,8 @@ LEADERBOARD_PR_GRAPH = "leaderboard-pr-graph"
 LEADERBOARD_CONFUSION_GRAPH = "leaderboard-confusion-graph"
 LEADERBOARD_THRESHOLD_SLIDER = "leaderboard-threshold-slider"
 LEADERBOARD_THRESHOLD_METRICS = "leaderboard-threshold-metrics-div"
+LEADERBOARD_CAPACITY_SLIDER = "leaderboard-capacity-slider"  # "target the top N% of sessions"
+LEADERBOARD_CAPACITY_METRICS = "leaderboard-capacity-metrics-div"
 LEADERBOARD_CALIBRATION_GRAPH = "leaderboard-calibration-graph"
 LEADERBOARD_GAINS_GRAPH = "leaderboard-gains-graph"
 LEADERBOARD_CLASSIFIER_IMPORTANCE_GRAPH = "leaderboard-classifier-importance-graph"
@@ -162,6 +172,11 @@ SEGMENTS_OTHERS = "segments-others-div"
 # Pattern-matching type of the per-segment button; its ID also carries the setting that drew it:
 # {"type": SEGMENTS_OPEN_WHATIF, "segment": n, "method", "k", "eps", "min_samples"}.
 SEGMENTS_OPEN_WHATIF = "segments-open-whatif-button"
+SEGMENTS_CAPACITY = "segments-capacity-slider"  # "target the top N% of sessions" for the per-segment lift
+SEGMENTS_CAPACITY_NOTE = "segments-capacity-div"
+SEGMENTS_DOWNLOAD = "segments-sessions-download"
+# {"type": SEGMENTS_DOWNLOAD_BUTTON, "segment": n, "method", "k", "eps", "min_samples"}.
+SEGMENTS_DOWNLOAD_BUTTON = "segments-download-button"
 
 # ---------------------------------------------------------------- products tab
 PRODUCTS_SECTION_TABS = "products-section-tabs"  # products and recommendations | paths
@@ -202,12 +217,14 @@ WHATIF_WATERFALL_GRAPH = "whatif-waterfall-graph"
 WHATIF_METHOD_NOTE = "whatif-method-note-div"
 WHATIF_SENSITIVITY_DROPDOWN = "whatif-sensitivity-dropdown"
 WHATIF_SENSITIVITY_GRAPH = "whatif-sensitivity-graph"
+WHATIF_CAPACITY_SLIDER = "whatif-capacity-slider"  # "target the top N% of sessions"
+WHATIF_CAPACITY_TEXT = "whatif-capacity-div"
 
 # ---------------------------------------------------------------- batch scoring tab
 SCORING_UPLOAD = "scoring-file-upload"
 SCORING_REJECT_NOTE = "scoring-reject-div"  # the browser's own refusal (too large, wrong type)
 SCORING_REPORT = "scoring-report-div"
-SCORING_UPLOAD_STORE = "scoring-upload-store"  # {"id", "filename", "valid"}: memory, this browser tab only
+SCORING_UPLOAD_STORE = "scoring-upload-store"  # {"id", "filename", "valid", "report"}: small JSON, this tab only
 SCORING_RESULT_STORE = "scoring-result-store"  # the job's small answer: summary and preview rows
 SCORING_REQUEST_STORE = "scoring-request-store"  # a Score press; the background job listens to it
 SCORING_NO_MODEL = "scoring-no-model-alert"
@@ -225,6 +242,12 @@ SCORING_PREVIEW = "scoring-preview-grid"
 SCORING_DOWNLOAD_BUTTON = "scoring-download-button"
 SCORING_DOWNLOAD = "scoring-results-download"
 SCORING_DOWNLOAD_NOTE = "scoring-download-div"
+SCORING_MODEL_DROPDOWN = "scoring-model-dropdown"  # the dataset's scoring model; choosing one pins it
+SCORING_RULE_RADIO = "scoring-rule-radio"  # capacity (top N%) or the saved threshold
+SCORING_CAPACITY_SLIDER = "scoring-capacity-slider"
+SCORING_RULE_NOTE = "scoring-rule-div"
+SCORING_TARGETS_BUTTON = "scoring-targets-button"
+SCORING_TARGETS_DOWNLOAD = "scoring-targets-download"
 
 
 def filter_dimension(name: str) -> dict[str, str]:
@@ -255,3 +278,18 @@ def data_delete(key: str) -> dict[str, str]:
 def whatif_feature(name: str) -> dict[str, str]:
     """Pattern-matching ID of a generated what-if input."""
     return {"type": "whatif-feature", "name": name}
+
+
+def whatif_label(name: str) -> str:
+    """ID of a generated what-if input's visible label (the slider's group is labelled by it)."""
+    return f"whatif-label-{name}-div"
+
+
+def whatif_number(name: str) -> dict[str, str]:
+    """Pattern-matching ID of the number box beside a fine what-if slider (applies on Enter)."""
+    return {"type": "whatif-number", "name": name}
+
+
+def whatif_number_note(name: str) -> dict[str, str]:
+    """Pattern-matching ID of the message under a what-if number box (text refused, value clipped)."""
+    return {"type": "whatif-number-note", "name": name}

@@ -28,6 +28,7 @@ import re
 import secrets
 import shutil
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,17 +38,27 @@ import pandas as pd
 
 from dashboard.auth.session import signed_in_user
 from dashboard.parse_pool import parse_upload
-from ml.config import ENV_UPLOAD_QUOTA_MB, Settings
+from ml.config import BUNDLED_DATASET_KEY, ENV_UPLOAD_QUOTA_MB, Settings
 from ml.data.clicks import index_clicks
-from ml.data.export import neutralise_formulas, write_csv_atomic
+from ml.data.export import neutralise_formulas, to_csv_text, write_csv_atomic
 from ml.data.loading import LoadedEvents, load_events
 from ml.data.reading import format_size, read_source_bytes
 from ml.errors import ClickstreamError, NoModelError, Problem, ValidationError
 from ml.features.labels import definition_for_scoring, session_targets
 from ml.features.window import STATUS_SCORED, STATUSES, window_status
-from ml.serving.registry import Registry, registry_for
-from ml.serving.scoring import load_scoring_models, score_clicks, score_summary
-from ml.tasks import CLASSIFICATION
+from ml.serving.registry import ModelStore, Registry
+from ml.serving.scoring import (
+    RULE_CAPACITY,
+    best_regressor,
+    expected_revenue_range,
+    load_scoring_models,
+    pin_model,
+    score_clicks,
+    score_summary,
+    scoring_choice,
+    target_list,
+)
+from ml.tasks import REGRESSION
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +66,7 @@ UPLOADS_DIRNAME = "uploads"
 INPUT_FILE = "input.bin"
 META_FILE = "upload.json"
 RESULTS_FILE = "scores.csv"
+SCORES_TABLE = "scores.parquet"
 MAX_AGE_SECONDS = 3600.0
 ID_BYTES = 24  # 192 random bits: an id cannot be guessed
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
@@ -264,20 +276,128 @@ def _write_private(path: Path, data: bytes) -> None:
         fh.write(data)
 
 
+# ---------------------------------------------------------------- text the engine would misread
+GZIP_MAGIC = b"\x1f\x8b"
+PARQUET_MAGIC = b"PAR1"
+BOMS = (  # longest first: the UTF-32 LE mark starts with the UTF-16 LE one
+    (b"\xff\xfe\x00\x00", "UTF-32 (little-endian)"),
+    (b"\x00\x00\xfe\xff", "UTF-32 (big-endian)"),
+    (b"\xff\xfe", "UTF-16 (little-endian)"),
+    (b"\xfe\xff", "UTF-16 (big-endian)"),
+)
+CONVERT_HINT = (
+    "save it again as UTF-8 (in Excel: Save As, 'CSV UTF-8 (comma delimited)'; in a terminal: "
+    "iconv -f {code} -t UTF-8 file.csv > file-utf8.csv) and upload that"
+)
+TEXT_DELIMITERS = (",", ";", "\t", "|")
+DELIMITER_NAMES = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "vertical bars"}
+
+
+def _text_head(data: bytes, size: int = 65536) -> bytes:
+    """The first bytes of the text (inside a gzip file, the first decompressed bytes)."""
+    if data[:2] != GZIP_MAGIC:
+        return data[:size]
+    try:
+        return zlib.decompressobj(wbits=31).decompress(data[: size * 4], size)
+    except zlib.error:
+        return b""  # the engine names a damaged gzip file
+
+
+def text_encoding_problem(data: bytes) -> str | None:
+    """A message for text in an encoding other than UTF-8 (UTF-16 or -32, or a one-byte code page), or ``None``."""
+    if data[:4] == PARQUET_MAGIC:
+        return None
+    head = _text_head(data)
+    encoding = next((name for bom, name in BOMS if head.startswith(bom)), None)
+    if encoding is None and len(head) >= 64:
+        even, odd = head[0:512:2], head[1:512:2]
+        if odd.count(0) > 0.4 * len(odd) and even.count(0) < 0.1 * len(even):
+            encoding = "UTF-16 (little-endian, without a byte-order mark)"
+        elif even.count(0) > 0.4 * len(even) and odd.count(0) < 0.1 * len(odd):
+            encoding = "UTF-16 (big-endian, without a byte-order mark)"
+    if encoding is not None:
+        code = encoding.split(" ")[0]
+        if "without" in encoding:
+            code += "LE" if "little" in encoding else "BE"
+        return f"the file is {encoding} text, not UTF-8: " + CONVERT_HINT.format(code=code)
+    if b"\x00" in head[:8192]:
+        return None  # binary: the engine says so
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:  # not just a character cut by the 64 KB cut
+            line = head.count(b"\n", 0, exc.start) + 1
+            return (
+                f"the file is not UTF-8 text (byte 0x{head[exc.start]:02x} on line {line}); it is probably in a "
+                "Windows or Latin-1 code page (Windows-1252 or ISO-8859-1): " + CONVERT_HINT.format(code="WINDOWS-1252")
+            )
+    return None
+
+
+def mixed_delimiter_problem(data: bytes) -> str | None:
+    """One message when the header and the rows are split by different delimiters (a mixed-up export)."""
+    if data[:4] == PARQUET_MAGIC:
+        return None
+    text = _text_head(data).decode("utf-8", errors="ignore").lstrip("\ufeff")
+    lines = [line for line in text.splitlines()[:51] if line.strip()]
+    if len(lines) < 2:
+        return None
+    header, rows = lines[0], lines[1:-1] or lines[1:]  # the last line may be cut off
+
+    def main(line: str) -> str | None:
+        counts = {d: line.count(d) for d in TEXT_DELIMITERS}
+        best = max(counts, key=lambda d: counts[d])
+        return best if counts[best] else None
+
+    head_delimiter = main(header)
+    row_delimiters = [main(line) for line in rows]
+    others = []
+    for line, d in zip(rows, row_delimiters, strict=True):
+        if d is not None and d != head_delimiter and (head_delimiter is None or line.count(head_delimiter) == 0):
+            others.append(d)
+    if head_delimiter is None or len(others) < max(1, len(rows) // 2):
+        return None
+    row_delimiter = max(set(others), key=others.count)
+    return (
+        f"the header line is separated by {DELIMITER_NAMES[head_delimiter]} but the rows by "
+        f"{DELIMITER_NAMES[row_delimiter]}: every row reads as one value. Export the file again with one delimiter "
+        "for the header and the rows"
+    )
+
+
+def check_text(data: bytes, filename: str | None) -> None:
+    """Refuse text the engine would misread, with one message naming the problem and how to fix it."""
+    problem = text_encoding_problem(data) or mixed_delimiter_problem(data)
+    if problem:
+        raise upload_problem(problem, filename)
+
+
 # ---------------------------------------------------------------- validating an upload
 def model_info(registry: Registry) -> dict | None:
-    """The classifier that will score (title, run, window, label, threshold), or ``None`` if none is trained."""
+    """The classifier that will score (pinned, else the champion), or ``None`` if none is trained.
+
+    Also says whether a newer champion exists than the pinned one, and whether
+    a basket-value model of the same window exists (else no basket or revenue).
+    """
     try:
-        run = registry.champion(CLASSIFICATION)
+        choice = scoring_choice(registry)
     except NoModelError:
         return None
+    run = choice.run
     meta = run.metadata or {}
+    window = int(meta["window"])
+    basket = best_regressor(registry.latest_per_model(REGRESSION), window)
     return {
         "model": meta.get("title", run.model),
         "run_id": run.run_id,
-        "window": int(meta["window"]),
+        "window": window,
         "label": meta["label"]["name"],
         "threshold": float(meta["threshold"]),
+        "pinned": choice.pinned,
+        "pin_note": choice.note,
+        "champion": None if not choice.newer_champion else choice.champion.metadata.get("title", choice.champion.model),
+        "champion_run_id": choice.champion.run_id,
+        "basket_model": (basket.metadata or {}).get("title", basket.model) if basket else None,
     }
 
 
@@ -322,6 +442,7 @@ def check_upload(settings: Settings, registry: Registry, contents: str | None, f
     store = UploadStore.for_settings(settings)
     limit = settings.max_upload_bytes
     data = decode_upload(contents, filename, limit)
+    check_text(data, filename)
     upload_id = store.save(data, filename, owner=upload_owner())
     try:
         # Parsed as data only (CSV as text, Parquet via pyarrow), in a worker process: nothing is unpickled or executed.
@@ -335,29 +456,74 @@ def check_upload(settings: Settings, registry: Registry, contents: str | None, f
     return CheckedUpload(upload_id, loaded, window, counts, model)
 
 
+def report_data(checked: CheckedUpload) -> dict:
+    """What the validation report shows, as small JSON for the tab's upload store (never a component)."""
+    summary = checked.loaded.summary()
+    return {
+        "kind": "valid",
+        "source": checked.loaded.source,
+        "summary": {k: summary[k] for k in ("rows", "sessions", "first_date", "last_date", "input_form")},
+        "label_source": summary["label_source"],
+        "warnings": list(summary["warnings"]),
+        "bytes": int(checked.loaded.n_bytes),
+        "window": checked.window,
+        "counts": dict(checked.counts),
+        "has_model": checked.model is not None,
+    }
+
+
+def problems_data(error: ValidationError, filename: str, unexpected: str | None = None) -> dict:
+    """A refused upload's problems (column, message, example rows, count) and fixes, as small JSON."""
+    return {
+        "kind": "problems",
+        "filename": filename,
+        "problems": [
+            {"column": p.column, "message": p.message, "rows": list(p.rows), "count": int(p.count)}
+            for p in error.problems
+        ],
+        "hints": fix_hints(error.problems),
+        "unexpected": unexpected,
+    }
+
+
 # ---------------------------------------------------------------- the scoring job
 def _json_rows(frame: pd.DataFrame) -> list[dict]:
     """Records with missing values as ``None``, so the preview is plain JSON."""
     return frame.astype(object).where(frame.notna(), None).to_dict("records")
 
 
-def run_scoring_job(settings: Settings, upload_id: object, set_progress: Callable[[tuple], None]) -> dict:
-    """Score a stored upload, write its results CSV beside it and delete the input.
+def run_scoring_job(
+    settings: Settings,
+    upload_id: object,
+    set_progress: Callable[[tuple], None],
+    dataset: str = BUNDLED_DATASET_KEY,
+    run_id: str | None = None,
+    by: str | None = None,
+) -> dict:
+    """Score a stored upload with a dataset's scoring model, write its results beside it and delete the input.
 
-    Returns the small answer the browser keeps: ``ok`` and a message on failure;
-    else the summary, the models used, a P(convert) histogram and the first rows.
+    ``run_id`` picks the classifier (it becomes the pinned one); without it the
+    pinned classifier scores, and the first scoring pins the champion, so a
+    later training job does not silently change what scores. Returns the small
+    answer the browser keeps: ``ok`` and a message on failure; else the summary,
+    the models used, a P(convert) histogram and the first rows.
     """
     store = UploadStore.for_settings(settings)
     answer: dict = {"id": upload_id, "ok": False}
     try:
         set_progress((10, "reading the file"))
         data, filename = store.input_bytes(upload_id), store.filename(upload_id)
-        models = load_scoring_models(registry_for(settings))
+        registry = ModelStore(settings.models_dir).registry(dataset)
+        models = load_scoring_models(registry, run_id)
+        choice = scoring_choice(registry)
+        if run_id or not choice.pinned:
+            pin_model(registry, models.classifier.info.run_id, by)
         loaded = load_events(data, name=filename, max_bytes=settings.max_upload_bytes, limits=settings.limits)
         set_progress((40, f"scoring {loaded.n_sessions:,} sessions"))
         scores = score_clicks(loaded.clicks, models)
         set_progress((80, "writing the results"))
         write_csv_atomic(scores, store.results_path(upload_id))  # text cells neutralised, as the CLI writes
+        scores.to_parquet(store.folder(upload_id) / SCORES_TABLE)  # for ranked target lists
         store.remove_input(upload_id)
     except ValidationError as exc:
         return {**answer, "message": exc.report()}
@@ -370,16 +536,51 @@ def run_scoring_job(settings: Settings, upload_id: object, set_progress: Callabl
     mean_p = summary["mean_p_convert"]
     p = scores.loc[scores["status"] == STATUS_SCORED, "p_convert"].to_numpy(dtype=float)
     counts, edges = np.histogram(p, bins=HISTOGRAM_BINS) if len(p) else (np.zeros(0), np.zeros(0))
+    revenue = expected_revenue_range(scores, models.basket_interval)
     set_progress((100, "done"))
     return {
         **answer,
         "ok": True,
         "filename": filename,
-        "summary": {**summary, "mean_p_convert": None if np.isnan(mean_p) else mean_p},
+        "dataset": dataset,
+        "summary": {
+            **summary,
+            "mean_p_convert": None if np.isnan(mean_p) else mean_p,
+            "expected_revenue_range": list(revenue) if revenue else None,
+        },
         "models": models.describe(),
         "histogram": {"counts": counts.astype(int).tolist(), "edges": edges.tolist()},
+        "target_counts": {"threshold": int((p >= models.threshold).sum())},
         "preview": _json_rows(neutralise_formulas(scores.head(PREVIEW_ROWS))),
     }
+
+
+def scored_table(settings: Settings, result: dict | None) -> pd.DataFrame:
+    """The scores of a finished job (for target lists); ``UploadGone`` when they have expired."""
+    if not result or not result.get("ok"):
+        raise UploadGone("there are no results yet; score a file first")
+    path = UploadStore.for_settings(settings).folder(result.get("id")) / SCORES_TABLE
+    if not path.is_file():
+        raise UploadGone("the results have expired (they are kept for an hour); upload and score the file again")
+    return pd.read_parquet(path)
+
+
+def target_csv(settings: Settings, result: dict | None, rule: str, percent: float | None) -> tuple[str, int]:
+    """The ranked target list as CSV text (formulas neutralised), with the rule in its first line; and its length."""
+    scores = scored_table(settings, result)
+    share = float(percent or 10) / 100
+    threshold = float(result["models"]["threshold"])
+    targets = target_list(scores, rule, share=share, threshold=threshold)
+    how = f"top {share:.0%} of scored sessions" if rule == RULE_CAPACITY else f"P(convert) >= {threshold:.3f}"
+    model = result["models"].get("classifier_title") or result["models"].get("classifier")
+    head = f"# target list: {how}; model {model} (run {result['models'].get('run_id')}); {len(targets):,} sessions\n"
+    return head + to_csv_text(targets), len(targets)
+
+
+def target_download_name(filename: str | None, rule: str, percent: float | None) -> str:
+    stem = download_name(filename).removeprefix("scores-").removesuffix(".csv")
+    how = f"top{int(percent or 10)}pct" if rule == RULE_CAPACITY else "threshold"
+    return f"targets-{stem}-{how}.csv"
 
 
 def results_file(settings: Settings, result: dict | None) -> Path:

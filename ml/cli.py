@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,7 +29,7 @@ from ml.features.products import product_table
 from ml.features.summary import describe_events, format_summary
 from ml.models.recommend_evaluation import evaluate as evaluate_recommender
 from ml.serving.leaderboard import format_table, leaderboard
-from ml.serving.locking import TrainingBusy
+from ml.serving.locking import TrainingBusy, lock_for
 from ml.serving.recommendations import (
     format_evaluation,
     format_recommendations,
@@ -223,7 +225,31 @@ def _train(args: argparse.Namespace, store: ModelStore) -> int:
     return EXIT_ERROR if failed else 0
 
 
+class OutputProblem(ClickstreamError):
+    """``-o`` names a file that cannot (or must not) be written."""
+
+
+def check_output(output: Path, source: str) -> None:
+    """Refuse, before any work, an output that is a folder, in a folder we cannot write, or the input itself."""
+    if output.is_dir():
+        raise OutputProblem(f"-o {output} is a folder; give a file name, e.g. -o {output / 'scores.csv'}")
+    if not is_sql_url(source):
+        source_path = Path(source)
+        same = output.exists() and source_path.exists() and os.path.samefile(output, source_path)
+        if same or output.resolve() == source_path.resolve():
+            raise OutputProblem(f"-o {output} is the input file; it is never overwritten: choose another file name")
+    folder = output.parent if str(output.parent) else Path(".")
+    if not folder.is_dir():
+        raise OutputProblem(f"cannot write -o {output}: the folder {folder} does not exist")
+    try:  # the real test (os.access says yes to root on a read-only disk's neighbours, and ACLs lie)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise OutputProblem(f"cannot write -o {output}: the folder {folder} is not writable ({exc.strerror})") from None
+
+
 def _score(args: argparse.Namespace, store: ModelStore) -> int:
+    check_output(args.output, args.input)
     loaded = _load(args.input, args)
     fitting = fitting_datasets(store, loaded.profile.name)
     key = args.dataset
@@ -249,7 +275,10 @@ def _score(args: argparse.Namespace, store: ModelStore) -> int:
     start = time.perf_counter()
     scores = score_clicks(events, models)
     seconds = time.perf_counter() - start
-    write_csv_atomic(scores, args.output)
+    try:
+        write_csv_atomic(scores, args.output)
+    except OSError as exc:  # the disk filled up, or the folder changed under us: nothing half-written stays
+        raise OutputProblem(f"cannot write -o {args.output}: {exc.strerror or exc}; nothing was written") from None
     summary = score_summary(scores)
     log.info(
         "scored %s sessions (%s) from %s events in %.2f s with %s of dataset '%s'; wrote %s",
@@ -305,15 +334,23 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        settings = get_settings()  # a bad environment variable (CLICKSTREAM_WINDOW=abc) is bad input
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return _run(_parser().parse_args(argv), settings)
+
+
+def _run(args: argparse.Namespace, settings) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
-    store = ModelStore(args.models_dir)
+    store = ModelStore(args.models_dir, lock=lock_for(settings.with_overrides(models_dir=args.models_dir)))
     try:
         return COMMANDS[args.command](args, store)
     except ValidationError as exc:
         print(exc.report(), file=sys.stderr)
         return EXIT_BAD_INPUT
-    except IncompatibleModelsError as exc:
+    except (IncompatibleModelsError, OutputProblem) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except TrainingBusy as exc:

@@ -50,6 +50,8 @@ ENV_MAX_PRICE = "CLICKSTREAM_MAX_PRICE"
 ENV_MAX_PARSES = "CLICKSTREAM_MAX_PARSES"
 ENV_PARSE_WAIT_S = "CLICKSTREAM_PARSE_WAIT_S"
 ENV_UPLOAD_QUOTA_MB = "CLICKSTREAM_UPLOAD_QUOTA_MB"
+ENV_REDIS_PREFIX = "CLICKSTREAM_REDIS_PREFIX"  # every key this app writes in Redis starts with it
+DEFAULT_REDIS_PREFIX = "clickstream:"
 
 DEFAULT_WINDOW = 3
 RANDOM_SEED = 42
@@ -190,6 +192,7 @@ class Settings:
     login_attempts: int = LOGIN_ATTEMPTS
     login_window_s: int = LOGIN_WINDOW_S
     redis_url: str = field(default="", repr=False)  # may carry a password
+    redis_prefix: str = DEFAULT_REDIS_PREFIX
     datasets_dir: Path = DATASETS_DIR
     profiles_dir: Path = PROFILES_DIR
     alert_threshold: float = ALERT_THRESHOLD  # trend alerts: |robust z| that flags a day
@@ -230,6 +233,7 @@ def get_settings() -> Settings:
         login_attempts=_env_int(ENV_LOGIN_ATTEMPTS, LOGIN_ATTEMPTS),
         login_window_s=_env_int(ENV_LOGIN_WINDOW_S, LOGIN_WINDOW_S),
         redis_url=os.environ.get(ENV_REDIS_URL, "").strip(),
+        redis_prefix=os.environ.get(ENV_REDIS_PREFIX, "").strip() or DEFAULT_REDIS_PREFIX,
         datasets_dir=_env_path(ENV_DATASETS_DIR, DATASETS_DIR),
         profiles_dir=_env_path(ENV_PROFILES_DIR, PROFILES_DIR),
         alert_threshold=_env_number(ENV_ALERT_THRESHOLD, ALERT_THRESHOLD),

@@ -109,9 +109,23 @@ class ArtifactError(ClickstreamError):
     """A saved model run is missing or cannot be read."""
 
     def __init__(self, path: object, reason: str):
-        self.path = str(path)
+        self.path = str(path)  # the full path, for the server's log
         self.reason = reason
-        super().__init__(f"model artifact {self.path}: {reason}")
+        super().__init__(f"model artifact {self.shown}: {reason}")
+
+    @property
+    def shown(self) -> str:
+        """The path from the task folder on (``classification/xgboost/<run>/model.joblib``): no server folders."""
+        return artifact_name(self.path)
+
+
+ARTIFACT_NAME_PARTS = 4  # task / model / run id / file
+
+
+def artifact_name(path: object) -> str:
+    """A saved run's file named without the server's folders, for messages users see."""
+    parts = str(path).replace("\\", "/").split("/")
+    return "/".join(parts[-ARTIFACT_NAME_PARTS:])
 
 
 class ServerBusy(ClickstreamError):

@@ -1,4 +1,4 @@
-"""Figures of the EDA tab: pure builders from the tables of ``ml.eda`` to decoded, hoverable charts."""
+"""Figures of the EDA tab: pure builders from the tables of ``ml.features.eda`` to decoded, hoverable charts."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ from dashboard.figures.kpi import NO_SESSIONS
 from dashboard.figures.style import COLORWAY, empty_figure, sessions_with_rate, styled
 
 MARGIN = {"l": 10, "r": 10, "t": 30, "b": 40}
-CATEGORY_COLOURS = {code: COLORWAY[i] for i, code in enumerate((1, 2, 3, 4))}  # trousers, skirts, blouses, sale
+CATEGORY_PALETTE = COLORWAY[:-1]  # the last colour (grey) is for "other"
 
 
 def _category_colour(code: int) -> str:
-    return CATEGORY_COLOURS.get(int(code), COLORWAY[-1])
+    """One colour per category code (codes 1-4 on the bundled data: trousers, skirts, blouses, sale)."""
+    code = int(code)
+    return CATEGORY_PALETTE[(code - 1) % len(CATEGORY_PALETTE)] if code > 0 else COLORWAY[-1]
 
 
 def _no_sessions(table: pd.DataFrame, column: str) -> bool:
@@ -199,19 +201,37 @@ def correlation_figure(matrix: pd.DataFrame) -> go.Figure:
     )
 
 
+RATE_TITLES = {
+    "review_rate": "Re-view rate (sessions that viewed it again / viewing sessions; {n}+ sessions)",
+    "cart_rate": "Cart rate (sessions that carted it / viewing sessions; {n}+ sessions)",
+    "purchase_rate": "Purchase rate (sessions that bought it / viewing sessions; {n}+ sessions)",
+}
+
+
 def top_products_figure(table: pd.DataFrame, by: str, min_sessions: int) -> go.Figure:
-    """The top products as horizontal bars (best at the top), coloured by the product's category."""
+    """The top products as horizontal bars (best at the top), coloured by the product's category.
+
+    ``by`` is ``views`` or a rate (``review_rate``, ``cart_rate``, ``purchase_rate``).
+    """
     if table.empty:
         text = NO_SESSIONS if by == "views" else f"No product was viewed in {min_sessions}+ sessions"
         return empty_figure(text)
     ranked = table.assign(name=[f"{p} · {c}" for p, c in zip(table["product"], table["category_label"], strict=True)])
-    is_rate = by == "review_rate"
+    is_rate = by in RATE_TITLES
     hover = (
         "<b>%{customdata[0]}</b> (%{customdata[1]})<br>%{customdata[2]:,} views in %{customdata[3]:,} sessions"
         "<br>re-viewed in %{customdata[4]:,} sessions = %{customdata[5]:.1%} of its viewing sessions"
-        "<br>%{customdata[6]:,} re-view clicks<extra></extra>"
     )
-    columns = ["product", "category_label", "views", "sessions", "reviewing_sessions", "review_rate", "review_clicks"]
+    columns = ["product", "category_label", "views", "sessions", "reviewing_sessions", "review_rate"]
+    if "carts" in ranked and (ranked["carts"].sum() > 0 or ranked["purchases"].sum() > 0):
+        hover += (
+            "<br>carted in %{customdata[6]:,} sessions (%{customdata[7]:.1%})"
+            "<br>bought in %{customdata[8]:,} sessions (%{customdata[9]:.1%})"
+        )
+        columns += ["carting_sessions", "cart_rate", "purchasing_sessions", "purchase_rate"]
+    else:
+        hover += "<br>%{customdata[6]:,} re-view clicks"
+        columns.append("review_clicks")
     fig = go.Figure()
     for code, part in ranked.groupby("category", sort=True):
         fig.add_trace(
@@ -222,13 +242,35 @@ def top_products_figure(table: pd.DataFrame, by: str, min_sessions: int) -> go.F
                 name=str(part["category_label"].iloc[0]),
                 marker_color=_category_colour(code),
                 customdata=part[columns].to_numpy(),
-                hovertemplate=hover,
+                hovertemplate=hover + "<extra></extra>",
                 text=[f"{v:.0%}" if is_rate else f"{v:,}" for v in part[by]],
                 textposition="outside",
                 cliponaxis=False,
             )
         )
-    title = f"Re-view rate (sessions that viewed it again / viewing sessions; {min_sessions}+ sessions)"
+    title = RATE_TITLES[by].format(n=min_sessions) if is_rate else "Views"
     fig.update_yaxes(categoryorder="array", categoryarray=list(ranked["name"])[::-1])
-    fig.update_xaxes(title_text=title if is_rate else "Views (clicks)", tickformat=".0%" if is_rate else None)
+    fig.update_xaxes(title_text=title, tickformat=".0%" if is_rate else None)
     return styled(fig, margin=MARGIN, barmode="overlay", legend_title_text="Category")
+
+
+def events_figure(table: pd.DataFrame) -> go.Figure:
+    """Events per type (view, cart, purchase, other) as bars, with the share of sessions having one."""
+    if _no_sessions(table, "events"):
+        return empty_figure(NO_SESSIONS)
+    fig = go.Figure(
+        go.Bar(
+            x=table["label"],
+            y=table["events"],
+            marker_color=[COLORWAY[i % len(COLORWAY)] for i in range(len(table))],
+            customdata=table[["share", "sessions", "session_share"]].to_numpy(),
+            text=[f"{s:.0%} of sessions" for s in table["session_share"].fillna(0)],
+            textposition="outside",
+            cliponaxis=False,
+            hovertemplate="<b>%{x}</b><br>%{y:,} events (%{customdata[0]:.1%} of events)"
+            "<br>in %{customdata[1]:,} sessions (%{customdata[2]:.1%} of sessions)<extra></extra>",
+        )
+    )
+    fig.update_xaxes(title_text="Event type", type="category")
+    fig.update_yaxes(title_text="Events", rangemode="tozero")
+    return styled(fig, margin=MARGIN, showlegend=False)

@@ -7,12 +7,12 @@ and metadata; no model is loaded or refitted to draw a figure.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
 
 import numpy as np
 import plotly.graph_objects as go
 
 from dashboard.figures.style import COLORWAY, MUTED, NEGATIVE, POSITIVE, PRIMARY, SECONDARY, empty_figure, styled
+from ml.serving.leaderboard import CurveSeries
 
 MAX_IMPORTANCE_FEATURES = 15
 UNIT_AXIS = {"range": [-0.02, 1.02], "tickformat": ".1f"}
@@ -23,15 +23,6 @@ INSET_LEGEND = {
     "bgcolor": "rgba(255, 255, 255, 0.6)",
     "font": {"size": 11},
 }
-
-
-class CurveSeries(NamedTuple):
-    """One run's curve data, named for a legend."""
-
-    run_id: str
-    name: str
-    curves: Mapping
-    metrics: Mapping = {}  # held-out metrics from the run's metadata, for the legend
 
 
 def _colour(index: int) -> str:

@@ -13,9 +13,7 @@ import plotly.graph_objects as go
 from dash import html
 
 from dashboard.figures.style import ACCENT, PRIMARY, empty_figure, styled
-from dashboard.uploads import CheckedUpload, fix_hints
 from ml.data.reading import format_size
-from ml.errors import ValidationError
 from ml.features.window import STATUS_CONVERTED_IN_WINDOW, STATUS_SCORED, STATUS_TOO_SHORT, STATUSES
 from ml.serving.scoring import SCORE_COLUMNS
 
@@ -74,34 +72,33 @@ def _fact(name: str, value: object) -> html.Tr:
     return html.Tr([html.Th(name, className="text-muted fw-normal"), html.Td(value)])
 
 
-def validation_report(checked: CheckedUpload) -> dbc.Card:
-    """Rows, sessions, dates, form, label and how many sessions each status will get."""
-    loaded, counts, window = checked.loaded, checked.counts, checked.window
-    s = loaded.summary()
+def validation_report(report: dict) -> dbc.Card:
+    """Rows, sessions, dates, form, label and how many sessions each status will get (from ``report_data``)."""
+    s, counts, window = report["summary"], report["counts"], report["window"]
     label = {
         "input": "the file's own 'converted' column",
         "purchases": "the file's purchase events",
-    }.get(s["label_source"], "the re-view proxy")
+    }.get(report["label_source"], "the re-view proxy")
     facts = [
         _fact("Rows (clicks)", f"{s['rows']:,}"),
         _fact("Sessions", f"{s['sessions']:,}"),
         _fact("Dates", f"{s['first_date']} to {s['last_date']}"),
-        _fact("Read as", f"{s['input_form']} ({format_size(loaded.n_bytes)})"),
+        _fact("Read as", f"{s['input_form']} ({format_size(report['bytes'])})"),
         _fact("Conversion label", label),
     ]
-    where = f"the model's window k = {window}" if checked.model else f"window k = {window} (no model trained yet)"
+    where = f"the model's window k = {window}" if report["has_model"] else f"window k = {window} (no model trained yet)"
     statuses = [
         html.Li(
             [html.Strong(f"{counts[name]:,} "), html.Span(name, className="fw-semibold"), " — ", help_.format(k=window)]
         )
         for name, help_ in STATUS_HELP.items()
     ]
-    warnings = [dbc.Alert(w, color="warning", className="py-1 px-2 mb-1 small") for w in s["warnings"]]
+    warnings = [dbc.Alert(w, color="warning", className="py-1 px-2 mb-1 small") for w in report["warnings"]]
     return dbc.Card(
         [
             dbc.CardHeader(
                 [
-                    html.H6(f"2. Validation report: {loaded.source}", className="mb-0"),
+                    html.H6(f"2. Validation report: {report['source']}", className="mb-0"),
                     dbc.Badge("valid", color="success"),
                 ],
                 className="d-flex justify-content-between align-items-center",
@@ -119,28 +116,30 @@ def validation_report(checked: CheckedUpload) -> dbc.Card:
     )
 
 
-def problems_report(error: ValidationError, filename: str, unexpected: str | None = None) -> dbc.Card:
-    """Every problem (column, what is wrong, example rows, count) and how to fix the file."""
+def problems_report(report: dict) -> dbc.Card:
+    """Every problem (column, what is wrong, example rows, count) and how to fix the file (from ``problems_data``)."""
+    problems = report["problems"]
     rows = [
         html.Tr(
             [
-                html.Td(p.column or "(whole file)"),
-                html.Td(p.message),
-                html.Td(", ".join(str(r) for r in p.rows) or "–"),
-                html.Td(f"{p.count:,}" if p.count else "–"),
+                html.Td(p["column"] or "(whole file)"),
+                html.Td(p["message"]),
+                html.Td(", ".join(str(r) for r in p["rows"]) or "–"),
+                html.Td(f"{p['count']:,}" if p["count"] else "–"),
             ]
         )
-        for p in error.problems
+        for p in problems
     ]
     head = html.Thead(
         html.Tr([html.Th("Column"), html.Th("What is wrong"), html.Th("Example rows"), html.Th("Rows affected")])
     )
-    n = len(error.problems)
+    n = len(problems)
+    filename = report["filename"]
     title = f"'{filename}' cannot be scored: {n} problem{'s' if n != 1 else ''} found" if n else "Upload failed"
     body = [dbc.Table([head, html.Tbody(rows)], size="sm", bordered=True, className="mb-2 scoring-problems")]
-    if unexpected:
-        body = [html.P(f"The file could not be read ({unexpected}). Nothing was scored.")]
-    hints = fix_hints(error.problems)
+    if report.get("unexpected"):
+        body = [html.P(f"The file could not be read ({report['unexpected']}). Nothing was scored.")]
+    hints = report["hints"]
     return dbc.Card(
         [
             dbc.CardHeader(
@@ -158,6 +157,11 @@ def problems_report(error: ValidationError, filename: str, unexpected: str | Non
         ],
         className="h-100 border-danger",
     )
+
+
+def report_card(report: dict) -> dbc.Card:
+    """The card for a stored report: the validation report, or the problems of a refused file."""
+    return validation_report(report) if report.get("kind") == "valid" else problems_report(report)
 
 
 def _stat(title: str, value: str, note: str) -> dbc.Col:
@@ -179,14 +183,28 @@ def results_summary(result: dict) -> list:
     cards = [
         _stat("Sessions", f"{s['sessions']:,}", f"{s['clicks']:,} clicks"),
         *[_stat(name.capitalize(), f"{counts.get(name, 0):,}", STATUS_HELP[name].format(k=k)) for name in STATUSES],
-        _stat("Predicted to convert", f"{s['predicted_converting']:,}", f"mean P(convert) {mean_p}"),
-        _stat("Expected revenue", f"${s['expected_revenue']:,.0f}", "sum of P × basket (proxy, USD)"),
+        _stat("Above the threshold", f"{s['predicted_converting']:,}", f"mean P(convert) {mean_p}"),
+        _stat("Expected revenue", *revenue_text(result)),
     ]
+    basket = models["regressor"] or f"no basket-value model trained with a {k}-click window"
     used = (
-        f"Scored with {models['classifier']} (threshold {models['threshold']:.3f}, window k = {k}); "
-        f"basket value: {models['regressor'] or 'no regressor trained'}; segments: {models['segmenter'] or 'none'}."
+        f"Scored with {models.get('classifier_title') or models['classifier']} "
+        f"(run {models.get('run_id', '?')}, threshold {models['threshold']:.3f}, window k = {k}); "
+        f"basket value: {basket}; segments: {models['segmenter'] or 'none'}."
     )
     return [dbc.Row(cards, className="g-2"), html.Div(used, className="small text-muted mb-2")]
+
+
+def revenue_text(result: dict) -> tuple[str, str]:
+    """(value, note) of the expected revenue card: a range from held-out residuals, or why there is none."""
+    s, models = result["summary"], result["models"]
+    if not models.get("regressor"):
+        return "no basket model", f"train a basket-value model with window k = {models['window']} to estimate it"
+    span = s.get("expected_revenue_range")
+    if span:
+        coverage = (models.get("interval") or {}).get("coverage", 0.8)
+        return f"${span[0]:,.0f} – ${span[1]:,.0f}", f"sum of P × basket, {coverage:.0%} range of held-out errors"
+    return f"≈ ${s['expected_revenue']:,.0f}", "sum of P × basket (no held-out range saved with this model)"
 
 
 def column_defs() -> list[dict]:

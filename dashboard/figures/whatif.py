@@ -1,6 +1,7 @@
 """Figures of the what-if tab: P(convert) against the threshold, contributions, sensitivity.
 
-Each figure is built in one ``go.Figure(data, layout)`` call (no
+The waterfall is in one unit: P(convert) on the axis, each input's bar in
+percentage points. Each figure is built in one ``go.Figure(data, layout)`` call (no
 ``update_layout``/``add_vline`` round trips): they are redrawn on every slider
 move and must stay within a few milliseconds.
 """
@@ -8,12 +9,13 @@ move and must stay within a few milliseconds.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
 
 from dashboard.figures.style import ACCENT, MUTED, NEGATIVE, POSITIVE, PRIMARY, SECONDARY, TEMPLATE_NAME
-from ml.models.explain import Contributions, margin, probability
+from ml.models.explain import Contributions, probability
 from ml.serving.whatif import Control, SensitivityLine, format_value
 
 THRESHOLD_LINE = {"color": ACCENT, "width": 2, "dash": "dash"}
@@ -35,22 +37,48 @@ def probability_figure(p: float, threshold: float) -> go.Figure:
     return go.Figure([indicator], layout)
 
 
-def _waterfall_order(contributions: Contributions, top: int | None) -> tuple[list[int], float]:
-    """Feature positions by size of contribution; the rest summed when ``top`` is set."""
+UNCHANGED_PP = 0.0005  # steps smaller than 0.05 percentage points are folded into one "unchanged" row
+
+
+@dataclass(frozen=True)
+class WaterfallSteps:
+    """A session's P built from the base P in percentage-point steps, one per input (largest first)."""
+
+    names: tuple[str, ...]  # feature names, in drawing order
+    steps: tuple[float, ...]  # change of P (0..1) each adds, in that order
+    unchanged: tuple[str, ...]  # inputs whose step is under 0.05 pp, folded into one row
+    unchanged_step: float  # their (tiny) sum, so the steps still add up exactly
+    base_p: float
+    p: float
+
+
+def percentage_point_steps(contributions: Contributions) -> WaterfallSteps:
+    """Log-odds contributions as P steps: add them largest first, and take the change of P at each step.
+
+    The steps add up exactly to P(session) - P(base), so the axis is P
+    throughout. The split of a shared change between inputs follows the
+    order (as any additive split on the P scale must); the order is by size.
+    """
     order = list(np.argsort(-np.abs(contributions.values), kind="stable"))
-    if top is None or len(order) <= top:
-        return order, 0.0
-    return order[:top], float(contributions.values[order[top:]].sum())
+    running = contributions.base + np.concatenate([[0.0], np.cumsum(contributions.values[order])])
+    p_running = probability(running)
+    steps = np.diff(p_running)
+    names, kept, unchanged = [], [], []
+    for position, step in zip(order, steps, strict=True):
+        name = contributions.features[position]
+        if abs(step) < UNCHANGED_PP:
+            unchanged.append(name)
+        else:
+            names.append(name)
+            kept.append(float(step))
+    folded = float(p_running[-1] - p_running[0] - sum(kept))  # the folded rows' tiny sum: the total stays exact
+    return WaterfallSteps(
+        tuple(names), tuple(kept), tuple(unchanged), folded, float(p_running[0]), float(p_running[-1])
+    )
 
 
-def probability_ticks(low: float, high: float, count: int = 6) -> tuple[list[float], list[str]]:
-    """Tick positions on a log-odds axis at round probabilities, labelled as percentages."""
-    p_low, p_high = float(probability(low)), float(probability(high))
-    step = next((s for s in (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1) if (p_high - p_low) / s <= count), 0.2)
-    ticks = np.arange(np.ceil(p_low / step) * step, p_high + 1e-12, step)
-    ticks = ticks[(ticks > 0) & (ticks < 1)]
-    decimals = 1 if step < 0.01 else 0
-    return [float(margin(t)) for t in ticks], [f"{t:.{decimals}%}" for t in ticks]
+def _pp(step: float) -> str:
+    return f"{100 * step:+.1f} pp"
 
 
 def waterfall_figure(
@@ -59,59 +87,60 @@ def waterfall_figure(
     threshold: float,
     top: int | None = None,
 ) -> go.Figure:
-    """Horizontal waterfall in log-odds from the base value: each feature (largest first), then this session.
+    """Horizontal waterfall on a P(convert) axis, in percentage points from the base P to this session's P.
 
-    Bars start at the base (the typical session or the model's average), so
-    the axis spans only the path of the running total and small steps stay
-    readable. Ticks are labelled with the probability at that log-odds. The
-    dashed line is the threshold: a total right of it predicts conversion.
+    Inputs are added largest first; inputs that change nothing are one
+    "unchanged" row; with ``top``, the smaller rest is summed. The dashed line
+    is the threshold: a total right of it predicts conversion.
     """
-    order, rest = _waterfall_order(contributions, top)
-    steps = [float(contributions.values[i]) for i in order]
-    y = [labels.get(contributions.features[i], contributions.features[i]) for i in order]
-    if top is not None and len(contributions.features) > top:
-        y.append(f"{len(contributions.features) - top} other features")
-        steps.append(rest)
-    base, total = contributions.base, contributions.margin
-    y.append(f"This session (P {probability(total):.1%})")
-    running = base + np.concatenate([[0.0], np.cumsum(steps)])
-    cut = float(margin(threshold))
-    low, high = min(running.min(), cut), max(running.max(), cut)
-    pad = max((high - low) * 0.2, 0.02)  # room for the step labels outside the bars
-    tickvals, ticktext = probability_ticks(low - pad, high + pad)
+    w = percentage_point_steps(contributions)
+    names, steps = list(w.names), list(w.steps)
+    y = [labels.get(n, n) for n in names]
+    if top is not None and len(steps) > top:
+        rest = sum(steps[top:])
+        y, steps = [*y[:top], f"{len(names) - top} other inputs"], [*steps[:top], rest]
+    measure = ["relative"] * len(steps)
+    text = [_pp(s) for s in steps]
+    if w.unchanged:
+        n = len(w.unchanged)
+        y.append(f"{n} input{'s' if n != 1 else ''} unchanged (under 0.05 pp each)")
+        steps.append(w.unchanged_step)
+        measure.append("relative")
+        text.append("±0 pp")
+    y.append(f"This session (P {w.p:.1%})")
+    measure.append("total")
+    steps.append(0.0)
+    text.append(f"{_pp(w.p - w.base_p)} in all")
+    running = w.base_p + np.concatenate([[0.0], np.cumsum(steps)])
+    low, high = min(running.min(), threshold), max(running.max(), threshold)
+    pad = max((high - low) * 0.25, 0.01)  # room for the step labels outside the bars
     trace = go.Waterfall(
         orientation="h",
-        base=base,
-        measure=[*(["relative"] * len(steps)), "total"],
+        base=w.base_p,
+        measure=measure,
         y=y,
-        x=[*steps, 0.0],
-        text=[*(f"{s:+.3f}" if abs(s) >= 5e-4 else "" for s in steps), f"{total - base:+.3f}"],
+        x=steps,
+        text=text,
         textposition="outside",
         cliponaxis=False,
         connector={"line": {"color": "#ced4da", "width": 1}},
         increasing={"marker": {"color": POSITIVE}},
         decreasing={"marker": {"color": NEGATIVE}},
         totals={"marker": {"color": SECONDARY}},
-        hovertemplate="%{y}<br>%{x:+.3f} log-odds<extra></extra>",
+        hovertemplate="%{y}<br>%{text}<extra></extra>",
     )
     lines = [
-        {
-            "x": base,
-            "text": f"{contributions.base_label.lower()} {probability(base):.1%}",
-            "color": MUTED,
-            "dash": "dot",
-        },
-        {"x": cut, "text": f"threshold {threshold:.1%}", "color": ACCENT, "dash": "dash"},
+        {"x": w.base_p, "text": f"{contributions.base_label.lower()} {w.base_p:.1%}", "color": MUTED, "dash": "dot"},
+        {"x": threshold, "text": f"threshold {threshold:.1%}", "color": ACCENT, "dash": "dash"},
     ]
     layout = {
         "template": TEMPLATE_NAME,
         "showlegend": False,
-        "margin": {"l": 10, "r": 50, "t": 40, "b": 40},
+        "margin": {"l": 10, "r": 60, "t": 40, "b": 40},
         "xaxis": {
-            "title": {"text": "P(convert), on a log-odds scale"},
-            "range": [low - pad, high + pad],
-            "tickvals": tickvals,
-            "ticktext": ticktext,
+            "title": {"text": "P(convert); bars are percentage points (pp) each input adds"},
+            "range": [max(low - pad, 0.0), min(high + pad, 1.0)],
+            "tickformat": ".0%" if high - low > 0.05 else ".1%",
             "zeroline": False,
         },
         "yaxis": {"autorange": "reversed", "automargin": True},

@@ -8,26 +8,36 @@ over contiguous session blocks, so nothing loops over sessions in Python.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
 from ml.data import schema as S
+from ml.data.threads import run_parallel
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class IndexedClicks:
-    """Clicks sorted by session then order, with per-session block offsets.
+    """Clicks in (session, order) order, with per-session block offsets.
 
     ``session`` maps each click to its session position ``0..n_sessions-1``;
     ``starts``/``lengths`` delimit each session's block; ``rank`` is a click's
     0-based position within its session; ``event`` is each event's type code
     (all views when the frame has no event column); ``is_review`` marks a view of
     a product the session has already viewed.
+
+    The events stay as given in ``source``; ``source_rows`` says which source
+    row sits at each sorted position (``None`` when the source was already in
+    order). Columns are put in order one at a time, when first asked for
+    (``column``); the whole sorted frame (``clicks``) is built only when a caller
+    wants it, so the features of ten million events never copy every column.
     """
 
-    clicks: pd.DataFrame  # sorted canonical clicks, fresh RangeIndex
+    source: pd.DataFrame
+    source_rows: np.ndarray | None
     session_ids: pd.Index
     session: np.ndarray
     starts: np.ndarray
@@ -36,13 +46,66 @@ class IndexedClicks:
     product_code: np.ndarray
     event: np.ndarray
     is_review: np.ndarray
+    _cache: dict = field(default_factory=dict, repr=False)
 
     @property
     def n_sessions(self) -> int:
         return len(self.starts)
 
-    def column(self, name: str) -> np.ndarray:
-        return self.clicks[name].to_numpy()
+    @cached_property
+    def clicks(self) -> pd.DataFrame:
+        """The sorted canonical clicks with a fresh RangeIndex (built on first use)."""
+        if self.source_rows is None:
+            return self.source.reset_index(drop=True)
+        return self.source.take(self.source_rows).reset_index(drop=True)
+
+    def rows(self, positions: np.ndarray) -> np.ndarray:
+        """The source rows of sorted positions."""
+        return positions if self.source_rows is None else self.source_rows[positions]
+
+    def column(self, name: str, dtype: type | None = None) -> np.ndarray:
+        """A column's values in sorted order (gathered once, then kept)."""
+        key = ("column", name, dtype)
+        if key not in self._cache:
+            if "clicks" in self.__dict__:
+                self._cache[key] = self.clicks[name].to_numpy(dtype=dtype)
+            else:
+                self._cache[key] = self.at(name, None, dtype)
+        return self._cache[key]
+
+    def at(
+        self, name: str, positions: np.ndarray | None, dtype: type | None = None, rows: np.ndarray | None = None
+    ) -> np.ndarray:
+        """A column's values at some sorted positions (all when None), without sorting the whole column.
+
+        ``rows`` is ``self.rows(positions)`` when the caller has it already.
+        """
+        key = ("column", name, dtype)
+        if key in self._cache:
+            values = self._cache[key]
+            return values if positions is None else values[positions]
+        series = self.source[name]
+        if rows is None:
+            rows = self.source_rows if positions is None else self.rows(positions)
+        if isinstance(series.dtype, pd.CategoricalDtype) and dtype is None:
+            # Gather the codes, not a text value per row.
+            codes = series.cat.codes.to_numpy()
+            picked = pd.Categorical.from_codes(codes if rows is None else codes[rows], dtype=series.dtype)
+            return picked.to_numpy()
+        values = series.to_numpy(dtype=dtype)
+        return values if rows is None else values[rows]
+
+    def once(self, key: object, build: Callable[[], object]) -> object:
+        """A value derived from these clicks, computed on first use (session targets, say)."""
+        if key not in self._cache:
+            self._cache[key] = build()
+        return self._cache[key]
+
+    def per_session_count(self, values: np.ndarray) -> np.ndarray:
+        """Sum of a per-click bool or integer array over each session block, as int64 (exact)."""
+        if not len(values):
+            return np.zeros(self.n_sessions, dtype=np.int64)
+        return np.add.reduceat(values, self.starts, dtype=np.int64)
 
     def per_session_sum(self, values: np.ndarray) -> np.ndarray:
         """Sum of a per-click array over each session block."""
@@ -52,7 +115,75 @@ class IndexedClicks:
 
     def first(self, name: str) -> np.ndarray:
         """The value of a column at each session's first click."""
-        return self.clicks[name].to_numpy()[self.starts]
+        return self.at(name, self.starts)
+
+
+def _bits(span: int) -> int:
+    """Bits needed for the values 0 .. span - 1."""
+    return max(int(span) - 1, 0).bit_length()
+
+
+def sorted_rows(groups: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row numbers in (group, order, row) order, a stable sort by group then order, and the sorted groups.
+
+    Group and order (both integers) and the row number are packed into one
+    int64 when they fit, which numpy sorts several times faster than
+    ``np.lexsort`` sorts two keys; the row number in the lowest bits keeps the
+    sort stable. Otherwise ``np.lexsort``.
+    """
+    n = len(groups)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), groups[:0]
+    g_low, g_span = int(groups.min()), int(groups.max()) - int(groups.min()) + 1
+    o_low, o_span = int(order.min()), int(order.max()) - int(order.min()) + 1
+    row_bits, order_bits = _bits(n), _bits(o_span)
+    if _bits(g_span) + order_bits + row_bits > 62:
+        if order_bits + row_bits > 62 or _bits(g_span) + row_bits > 62:
+            rows = np.lexsort((order, groups))
+            return rows, groups[rows]
+        # Too wide for one key (millisecond times, say): rank rows by (order, row) first, then sort
+        # (group, rank), both packed; the ranks are distinct, so the second sort needs no row number.
+        by_order, _ = sorted_rows(np.zeros(n, dtype=np.int64), order)
+        packed = np.empty(n, dtype=np.int64)
+        packed[by_order] = np.arange(n, dtype=np.int64)
+        packed += (groups.astype(np.int64) - g_low) << row_bits
+        packed.sort()
+        sorted_groups = packed >> row_bits
+        sorted_groups += g_low
+        packed &= (1 << row_bits) - 1
+        return by_order[packed], sorted_groups
+    packed = groups.astype(np.int64) - g_low
+    packed <<= order_bits
+    packed += order.astype(np.int64) - o_low
+    packed <<= row_bits
+    packed += np.arange(n, dtype=np.int64)
+    packed.sort()
+    sorted_groups = packed >> (order_bits + row_bits)
+    sorted_groups += g_low
+    packed &= (1 << row_bits) - 1
+    return packed, sorted_groups
+
+
+def first_appearance_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``pd.factorize(values, sort=False)`` of int64 values: codes in order of first appearance, and the values.
+
+    Values spanning a range not much wider than their count are numbered with a
+    lookup table (no hashing); others go through ``pd.factorize``.
+    """
+    n = len(values)
+    low = int(values.min()) if n else 0
+    span = int(values.max()) - low + 1 if n else 0
+    if not n or span > 4 * n + 1024:
+        codes, uniques = pd.factorize(values, sort=False)
+        return codes.astype(np.int64), np.asarray(uniques)
+    offset = values - low
+    first_row = np.full(span, n, dtype=np.int64)
+    np.minimum.at(first_row, offset, np.arange(n, dtype=np.int64))
+    present = np.flatnonzero(first_row < n)
+    present = present[np.argsort(first_row[present])]
+    code_of = np.empty(span, dtype=np.int64)
+    code_of[present] = np.arange(len(present), dtype=np.int64)
+    return code_of[offset], present + low
 
 
 def _is_sorted(session_codes: np.ndarray, order: np.ndarray) -> bool:
@@ -65,38 +196,92 @@ def _is_sorted(session_codes: np.ndarray, order: np.ndarray) -> bool:
     return bool((np.diff(order)[same] > 0).all())
 
 
+def _contiguous_sorted(values: np.ndarray, order: np.ndarray) -> bool:
+    """Whether each session's rows are one run with increasing order (what ``_is_sorted`` says of codes)."""
+    if len(values) < 2:
+        return True
+    same = values[1:] == values[:-1]
+    if not bool((np.diff(order)[same] > 0).all()):
+        return False
+    run_values = values[np.r_[True, ~same]]
+    return len(np.unique(run_values)) == len(run_values)
+
+
+def _session_blocks(clicks: pd.DataFrame) -> tuple[np.ndarray | None, pd.Index, np.ndarray]:
+    """Source rows in (session, order) order, sessions in order of first appearance; their IDs and block starts.
+
+    Exactly what ``pd.factorize`` then ``np.lexsort((order, codes))`` give, faster
+    (see ``first_appearance_codes`` and ``sorted_rows``); ``None`` for rows when
+    the clicks are in that order already.
+    """
+    ids = clicks[S.SESSION_ID]
+    order = clicks[S.ORDER].to_numpy()
+    n = len(ids)
+    if ids.dtype == np.int64 and n:
+        values = ids.to_numpy()
+        if _contiguous_sorted(values, order):
+            starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
+            return None, pd.Index(values[starts], name=S.SESSION_ID), starts
+        codes, uniques = first_appearance_codes(values)
+    else:
+        codes, uniques = pd.factorize(ids, sort=False)
+        if _is_sorted(codes, order):
+            starts = np.flatnonzero(np.r_[True, np.diff(codes) != 0]) if n else np.zeros(0, dtype=np.int64)
+            return None, pd.Index(uniques, name=S.SESSION_ID), starts
+    rows, sorted_codes = sorted_rows(codes, order)
+    starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
+    return rows, pd.Index(uniques, name=S.SESSION_ID), starts
+
+
+def review_flags(session: np.ndarray, product_code: np.ndarray, n_products: int, is_view: np.ndarray) -> np.ndarray:
+    """Views of a product the session has already viewed (rows in session, rank order)."""
+    is_review = np.zeros(len(session), dtype=bool)
+    all_views = bool(is_view.all())
+    views = np.arange(len(session)) if all_views else np.flatnonzero(is_view)
+    if not len(views):
+        return is_review
+    pair_key = session * n_products if all_views else session[views] * n_products
+    pair_key += product_code if all_views else product_code[views]
+    row_bits = _bits(len(views))
+    if _bits(int(pair_key.max()) + 1) + row_bits > 62:
+        is_review[views] = pd.Series(pair_key).duplicated(keep="first").to_numpy()
+        return is_review
+    # Sort (pair, position) packed in one int64: a repeat follows its pair's first view.
+    pair_key <<= row_bits
+    pair_key += np.arange(len(views), dtype=np.int64)
+    pair_key.sort()
+    repeat = (pair_key[1:] >> row_bits) == (pair_key[:-1] >> row_bits)
+    is_review[views[pair_key[1:][repeat] & ((1 << row_bits) - 1)]] = True
+    return is_review
+
+
 def index_clicks(clicks: pd.DataFrame) -> IndexedClicks:
     """Sort clicks by (session, order) and compute block offsets and re-view flags."""
-    codes, uniques = pd.factorize(clicks[S.SESSION_ID], sort=False)
-    order = clicks[S.ORDER].to_numpy()
-    if _is_sorted(codes, order):
-        ordered = clicks.reset_index(drop=True)
-    else:
-        perm = np.lexsort((order, codes))
-        ordered = clicks.take(perm).reset_index(drop=True)
-        codes = codes[perm]
-        # Renumber sessions so codes follow the sorted order of first appearance.
-        first_pos = np.full(len(uniques), -1)
-        boundaries = np.flatnonzero(np.r_[True, np.diff(codes) != 0])
-        first_pos[codes[boundaries]] = np.arange(len(boundaries))
-        uniques = uniques[codes[boundaries]]
-        codes = first_pos[codes]
-    n = len(codes)
-    starts = np.flatnonzero(np.r_[True, np.diff(codes) != 0]) if n else np.zeros(0, dtype=np.int64)
+    rows, session_ids, starts = _session_blocks(clicks)
+    n = len(clicks)
     lengths = np.diff(np.r_[starts, n]).astype(np.int64)
-    session = codes.astype(np.int64)
-    rank = np.arange(n, dtype=np.int64) - np.repeat(starts, lengths)
-    product_code = ordered[S.PRODUCT].cat.codes.to_numpy().astype(np.int64)
-    n_products = max(len(ordered[S.PRODUCT].cat.categories), 1)
-    has_events = S.EVENT_TYPE in ordered
-    event = ordered[S.EVENT_TYPE].to_numpy().astype(np.int8) if has_events else np.zeros(n, dtype=np.int8)
-    is_view = event == S.EVENT_VIEW
-    pair_key = session * n_products + product_code
-    is_review = np.zeros(n, dtype=bool)
-    is_review[is_view] = pd.Series(pair_key[is_view]).duplicated(keep="first").to_numpy()
+    session = np.repeat(np.arange(len(starts), dtype=np.int64), lengths)
+    products = clicks[S.PRODUCT].cat
+    n_products = max(len(products.categories), 1)
+
+    def product_and_reviews() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        code = products.codes.to_numpy()
+        code = (code if rows is None else code[rows]).astype(np.int64)
+        if S.EVENT_TYPE in clicks:
+            event = clicks[S.EVENT_TYPE].to_numpy()
+            event = (event if rows is None else event[rows]).astype(np.int8, copy=False)
+        else:
+            event = np.zeros(n, dtype=np.int8)
+        return code, event, review_flags(session, code, n_products, event == S.EVENT_VIEW)
+
+    def ranks() -> np.ndarray:
+        return np.arange(n, dtype=np.int64) - np.repeat(starts, lengths)
+
+    (product_code, event, is_review), rank = run_parallel(product_and_reviews, ranks)
     return IndexedClicks(
-        clicks=ordered,
-        session_ids=pd.Index(uniques, name=S.SESSION_ID),
+        source=clicks,
+        source_rows=rows,
+        session_ids=session_ids,
         session=session,
         starts=starts,
         lengths=lengths,
@@ -107,22 +292,84 @@ def index_clicks(clicks: pd.DataFrame) -> IndexedClicks:
     )
 
 
-def code_counts(indexed: IndexedClicks, codes: np.ndarray, n_codes: int) -> np.ndarray:
+RANK_CAP = 1 << 20  # dominant_code's tie-break reads ranks up to this
+
+
+def code_cells(indexed: IndexedClicks, codes: np.ndarray, n_codes: int) -> np.ndarray:
+    """Each click's (session, code) cell of the count matrix."""
+    flat = indexed.session * (n_codes + 1)
+    flat += codes
+    return flat
+
+
+def code_counts(indexed: IndexedClicks, codes: np.ndarray, n_codes: int, flat: np.ndarray | None = None) -> np.ndarray:
     """Clicks per (session, code): an ``n_sessions x (n_codes + 1)`` count matrix."""
-    flat = indexed.session * (n_codes + 1) + codes.astype(np.int64)
+    if flat is None:
+        flat = code_cells(indexed, codes, n_codes)
     counts = np.bincount(flat, minlength=indexed.n_sessions * (n_codes + 1))
     return counts.reshape(indexed.n_sessions, n_codes + 1)
 
 
-def dominant_code(indexed: IndexedClicks, codes: np.ndarray, n_codes: int) -> np.ndarray:
-    """Most-clicked code per session; ties go to the code the session viewed first."""
-    counts = code_counts(indexed, codes, n_codes)
-    flat = indexed.session * (n_codes + 1) + codes.astype(np.int64)
-    first_seen = np.full(counts.size, np.iinfo(np.int64).max // 4, dtype=np.int64)
-    is_first = ~pd.Series(flat).duplicated(keep="first").to_numpy()
-    first_seen[flat[is_first]] = indexed.rank[is_first]
-    score = counts * (1 << 20) - np.minimum(first_seen.reshape(counts.shape), (1 << 20) - 1)
-    return score.argmax(axis=1)
+def dominant_code(
+    indexed: IndexedClicks,
+    codes: np.ndarray,
+    n_codes: int,
+    counts: np.ndarray | None = None,
+    flat: np.ndarray | None = None,
+) -> np.ndarray:
+    """Most-clicked code per session; ties go to the code the session viewed first.
+
+    ``counts`` is ``code_counts(indexed, codes, n_codes)`` when the caller has it already (and
+    ``flat`` the clicks' count-matrix cells).
+    """
+    if counts is None:
+        counts = code_counts(indexed, codes, n_codes)
+    if not indexed.n_sessions:
+        return np.zeros(0, dtype=np.int64)
+    if int(indexed.lengths.max()) >= RANK_CAP:
+        # Ranks past the cap tie in the score below; keep exactly what it gives.
+        flat = indexed.session * (n_codes + 1) + codes.astype(np.int64)
+        first_seen = np.full(counts.size, np.iinfo(np.int64).max // 4, dtype=np.int64)
+        np.minimum.at(first_seen, flat, indexed.rank)
+        score = counts * RANK_CAP - np.minimum(first_seen.reshape(counts.shape), RANK_CAP - 1)
+        return score.argmax(axis=1)
+    # Per click: its code's count, less its rank. A session's highest value is the first click on its most
+    # clicked code, on the one clicked first among equals: the rule above.
+    if flat is None:
+        flat = code_cells(indexed, codes, n_codes)
+    key = counts.ravel()[flat]
+    key *= RANK_CAP
+    key -= indexed.rank
+    best_rank = (-np.maximum.reduceat(key, indexed.starts)) & (RANK_CAP - 1)
+    return codes[indexed.starts + best_rank].astype(np.int64)
+
+
+def _unique_pairs(indexed: IndexedClicks, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct (session, code) pairs sorted by session then code, with each pair's first click and click count.
+
+    What ``np.unique(pair, return_index=True, return_counts=True)`` gives,
+    through one sort of the pair key packed with the click's position (the
+    lowest bits make the first click of a pair come first).
+    """
+    codes = codes.astype(np.int64)
+    low = int(codes.min())
+    span = int(codes.max()) - low + 1
+    pair = indexed.session * span
+    pair += codes - low
+    n = len(pair)
+    row_bits = _bits(n)
+    if _bits(int(pair.max()) + 1) + row_bits > 62:
+        unique_pairs, first_index, counts = np.unique(pair, return_index=True, return_counts=True)
+        return unique_pairs // span, unique_pairs % span + low, first_index, counts
+    pair <<= row_bits
+    pair += np.arange(n, dtype=np.int64)
+    pair.sort()
+    keys = pair >> row_bits
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    unique_pairs = keys[starts]
+    first_index = pair[starts] & ((1 << row_bits) - 1)
+    counts = np.diff(np.r_[starts, n])
+    return unique_pairs // span, unique_pairs % span + low, first_index, counts
 
 
 def session_code_pairs(indexed: IndexedClicks, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -132,12 +379,11 @@ def session_code_pairs(indexed: IndexedClicks, codes: np.ndarray) -> tuple[np.nd
     count matrices would need sessions x codes cells (a shop has thousands of
     brands); pairs need at most one row per event.
     """
-    codes = codes.astype(np.int64)
-    low = int(codes.min()) if len(codes) else 0
-    span = int(codes.max()) - low + 1 if len(codes) else 1
-    pair = indexed.session * span + (codes - low)
-    unique_pairs, counts = np.unique(pair, return_counts=True)
-    return unique_pairs // span, unique_pairs % span + low, counts
+    if not len(codes):
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    sessions, pair_codes, _, counts = _unique_pairs(indexed, codes)
+    return sessions, pair_codes, counts
 
 
 def distinct_per_session(indexed: IndexedClicks, codes: np.ndarray) -> np.ndarray:
@@ -148,20 +394,28 @@ def distinct_per_session(indexed: IndexedClicks, codes: np.ndarray) -> np.ndarra
 
 def dominant_code_sparse(indexed: IndexedClicks, codes: np.ndarray) -> np.ndarray:
     """Most frequent code per session, ties to the code seen first: ``dominant_code`` for any number of codes."""
-    codes = codes.astype(np.int64)
+    return distinct_and_dominant(indexed, codes)[1]
+
+
+def distinct_and_dominant(indexed: IndexedClicks, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``distinct_per_session`` and ``dominant_code_sparse`` of one code column, from one sort."""
     if not len(codes):
-        return np.zeros(0, dtype=np.int64)
-    low = int(codes.min())
-    span = int(codes.max()) - low + 1
-    pair = indexed.session * span + (codes - low)
-    unique_pairs, first_index, counts = np.unique(pair, return_index=True, return_counts=True)
-    sessions = unique_pairs // span
+        return np.zeros(indexed.n_sessions, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    sessions, pair_codes, first_index, counts = _unique_pairs(indexed, codes)
+    distinct = np.bincount(sessions, minlength=indexed.n_sessions)
     first_rank = indexed.rank[first_index]
-    order = np.lexsort((first_rank, -counts, sessions))
-    chosen = order[np.r_[True, np.diff(sessions[order]) != 0]]
     out = np.zeros(indexed.n_sessions, dtype=np.int64)
-    out[sessions[chosen]] = unique_pairs[chosen] % span + low
-    return out
+    if int(indexed.lengths.max()) >= RANK_CAP:
+        order = np.lexsort((first_rank, -counts, sessions))
+        chosen = order[np.r_[True, np.diff(sessions[order]) != 0]]
+    else:
+        # Pairs are sorted by session: the highest (count, -first rank) of each session's run of pairs.
+        key = counts * RANK_CAP - first_rank
+        runs = np.flatnonzero(np.r_[True, sessions[1:] != sessions[:-1]])
+        best = np.maximum.reduceat(key, runs)
+        chosen = np.flatnonzero(key == np.repeat(best, np.diff(np.r_[runs, len(key)])))
+    out[sessions[chosen]] = pair_codes[chosen]
+    return distinct, out
 
 
 def position_in_group(groups: np.ndarray) -> np.ndarray:

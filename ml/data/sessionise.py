@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ml.data.clicks import sorted_rows
+
 
 def cut_sessions(users: pd.Series, timestamps: np.ndarray, gap_minutes: float) -> pd.Series:
     """Session ID per event (``"<user>:<n>"``), a new session after more than ``gap_minutes`` idle.
@@ -21,10 +23,10 @@ def cut_sessions(users: pd.Series, timestamps: np.ndarray, gap_minutes: float) -
     n = len(users)
     if n == 0:
         return pd.Series([], dtype="string")
-    user_codes, user_labels = pd.factorize(users, sort=True)
+    # The users' order does not change any ID (an ID names its user and the session's number in time order).
+    user_codes, user_labels = pd.factorize(users, sort=False)
     times = timestamps.astype("datetime64[ms]").astype(np.int64)
-    order = np.lexsort((times, user_codes))
-    sorted_users = user_codes[order]
+    order, sorted_users = sorted_rows(user_codes, times)  # np.lexsort((times, user_codes)), faster
     sorted_times = times[order]
     gap_ms = gap_minutes * 60_000.0
     new_user = np.r_[True, sorted_users[1:] != sorted_users[:-1]]

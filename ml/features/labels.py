@@ -95,10 +95,9 @@ def _review_proxy(indexed: IndexedClicks) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 def _input_label(indexed: IndexedClicks) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    clicks = indexed.clicks
-    converted = np.maximum.reduceat(clicks[S.LABEL_CONVERTED].to_numpy(), indexed.starts) > 0
-    if S.LABEL_REVENUE in clicks:
-        basket = np.maximum.reduceat(clicks[S.LABEL_REVENUE].to_numpy(dtype=np.float64), indexed.starts)
+    converted = np.maximum.reduceat(indexed.column(S.LABEL_CONVERTED), indexed.starts) > 0
+    if S.LABEL_REVENUE in indexed.source:
+        basket = np.maximum.reduceat(indexed.column(S.LABEL_REVENUE, np.float64), indexed.starts)
     else:
         basket = _reviewed_basket(indexed)
     basket = np.where(converted, basket, 0.0)
@@ -151,10 +150,9 @@ def _purchases(indexed: IndexedClicks) -> tuple[np.ndarray, np.ndarray, np.ndarr
     if len(bought):
         sessions = indexed.session[bought]
         np.minimum.at(rank, sessions, indexed.rank[bought])
-        clicks = indexed.clicks
-        amount = clicks[S.PRICE].to_numpy(dtype=np.float64)[bought]
-        if S.LABEL_REVENUE in clicks:
-            revenue = clicks[S.LABEL_REVENUE].to_numpy(dtype=np.float64)[bought]
+        amount = indexed.at(S.PRICE, bought, np.float64)
+        if S.LABEL_REVENUE in indexed.source:
+            revenue = indexed.at(S.LABEL_REVENUE, bought, np.float64)
             amount = np.where(np.isnan(revenue), amount, revenue)
         basket = np.bincount(sessions, weights=np.nan_to_num(amount), minlength=n)
     return rank != NEVER, basket, rank
@@ -213,5 +211,5 @@ def definition_for_scoring(clicks: pd.DataFrame, trained_with: str) -> LabelDefi
 
 def session_targets(indexed: IndexedClicks, definition: LabelDefinition | None = None) -> SessionTargets:
     """Targets for every session under ``definition`` (default: chosen from the columns)."""
-    definition = definition or choose_definition(indexed.clicks)
-    return definition.targets(indexed)
+    definition = definition or choose_definition(indexed.source)
+    return indexed.once(("targets", definition), lambda: definition.targets(indexed))

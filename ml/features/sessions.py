@@ -9,18 +9,23 @@ is vectorised over sorted event arrays (see ``ml.data.clicks``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
 from ml.data import schema as S
 from ml.data.clicks import (
     IndexedClicks,
+    code_cells,
     code_counts,
+    distinct_and_dominant,
     distinct_per_session,
     dominant_code,
     dominant_code_sparse,
     index_clicks,
 )
+from ml.data.threads import run_parallel
 from ml.features.labels import TARGET_BASKET, TARGET_CONVERTED, LabelDefinition, SessionTargets, session_targets
 from ml.features.layout import FAMILY_UCI, FeatureLayout, layout_of
 
@@ -62,7 +67,17 @@ def main_column(dimension: str) -> str:
 
 # ---------------------------------------------------------------- whole session
 def _share(indexed: IndexedClicks, mask: np.ndarray) -> np.ndarray:
-    return indexed.per_session_sum(mask.astype(np.float64)) / indexed.lengths
+    # Counted as integers (exact), then divided: the same floats as summing 1.0s.
+    return indexed.per_session_count(mask) / indexed.lengths
+
+
+def _top_row(location: np.ndarray) -> np.ndarray:
+    """``np.isin(location, S.TOP_ROW_LOCATIONS)`` through a lookup table (int8 codes)."""
+    if location.dtype != np.int8:
+        return np.isin(location, S.TOP_ROW_LOCATIONS)
+    table = np.zeros(256, dtype=bool)
+    table[np.asarray(S.TOP_ROW_LOCATIONS, dtype=np.int8).view(np.uint8)] = True
+    return table[location.view(np.uint8)]
 
 
 def session_features(
@@ -71,27 +86,35 @@ def session_features(
 ) -> pd.DataFrame:
     """One row per session: behaviour over the whole visit plus its targets."""
     indexed = data if isinstance(data, IndexedClicks) else index_clicks(data)
-    targets = session_targets(indexed, definition)
-    layout = layout_of(indexed.clicks)
+    layout = layout_of(indexed.source)
     if not indexed.n_sessions:
+        session_targets(indexed, definition)  # still checks the definition fits the data
         return pd.DataFrame(index=indexed.session_ids)
-    table = _uci_table(indexed, targets) if layout.family == FAMILY_UCI else _event_table(indexed, targets, layout)
+    if layout.family == FAMILY_UCI:
+        table = _uci_table(indexed, lambda: session_targets(indexed, definition))
+        targets = session_targets(indexed, definition)
+    else:
+        targets = session_targets(indexed, definition)
+        table = _event_table(indexed, targets, layout)
     return table.assign(**_event_counts(indexed, targets))
 
 
 def _event_counts(indexed: IndexedClicks, targets: SessionTargets) -> dict[str, np.ndarray]:
     """Per-session counts by event type and orders, for the KPIs and the funnel."""
+    n_types = len(S.EVENT_NAMES)
+    flat = indexed.session * n_types
+    flat += indexed.event
+    by_type = np.bincount(flat, minlength=indexed.n_sessions * n_types).reshape(indexed.n_sessions, n_types)
     counts = {
-        name: indexed.per_session_sum((indexed.event == code).astype(np.int64))
+        name: by_type[:, code]
         for name, code in (("n_views", S.EVENT_VIEW), ("n_carts", S.EVENT_CART), ("n_purchases", S.EVENT_PURCHASE))
     }
-    clicks = indexed.clicks
-    if S.TRANSACTION in clicks:
-        bought = indexed.event == S.EVENT_PURCHASE
-        transactions = clicks[S.TRANSACTION]
-        has_id = bought & transactions.notna().to_numpy()
-        codes = pd.factorize(transactions.where(pd.Series(has_id)))[0]
-        pairs = pd.DataFrame({"s": indexed.session[has_id], "t": codes[has_id]}).drop_duplicates()
+    if S.TRANSACTION in indexed.source:
+        bought = np.flatnonzero(indexed.event == S.EVENT_PURCHASE)
+        transactions = indexed.source[S.TRANSACTION].take(indexed.rows(bought))
+        has_id = transactions.notna().to_numpy()
+        codes = pd.factorize(transactions[has_id])[0]
+        pairs = pd.DataFrame({"s": indexed.session[bought[has_id]], "t": codes}).drop_duplicates()
         orders = np.bincount(pairs["s"].to_numpy(), minlength=indexed.n_sessions)
         # A purchasing session without any transaction ID still placed one order.
         orders = np.where((orders == 0) & (counts["n_purchases"] > 0), 1, orders)
@@ -103,56 +126,100 @@ def _event_counts(indexed: IndexedClicks, targets: SessionTargets) -> dict[str, 
 
 
 def _event_table(indexed: IndexedClicks, targets: SessionTargets, layout: FeatureLayout) -> pd.DataFrame:
-    """The session table of any event log."""
+    """The session table of any event log (products and dimensions beside times, categories and prices)."""
     n = indexed.lengths
-    date = indexed.first(S.DATE)
-    category = indexed.column(S.CATEGORY)
-    columns: dict[str, np.ndarray] = {
-        "date": date,
-        "month": pd.DatetimeIndex(date).month.to_numpy().astype(np.int8),
-        "day_of_week": pd.DatetimeIndex(date).day_of_week.to_numpy().astype(np.int8),
-    }
-    if layout.has_time:
-        stamps = indexed.column(S.TIMESTAMP).astype("datetime64[ms]").astype(np.int64)
-        columns["hour"] = ((stamps[indexed.starts] // 3_600_000) % 24).astype(np.int8)
-        last = indexed.starts + n - 1
-        columns["duration_s"] = (stamps[last] - stamps[indexed.starts]) / 1000.0
-    n_reviews = indexed.per_session_sum(indexed.is_review.astype(np.int64))
-    columns |= {
-        "n_clicks": n,
-        "n_products": distinct_per_session(indexed, indexed.product_code),
-        "n_reviews": n_reviews,
-        "n_categories": distinct_per_session(indexed, category),
-        "main_category": dominant_code_sparse(indexed, category).astype(np.int32),
-    }
-    if layout.has_price:
-        price = indexed.column(S.PRICE)
-        known = ~np.isnan(price)
-        n_known = indexed.per_session_sum(known.astype(np.int64))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            columns["price_mean"] = np.where(
-                n_known > 0, indexed.per_session_sum(np.nan_to_num(price)) / np.maximum(n_known, 1), 0.0
-            )
-        columns["price_min"] = np.nan_to_num(np.fmin.reduceat(price, indexed.starts))
-        columns["price_max"] = np.nan_to_num(np.fmax.reduceat(price, indexed.starts))
-    for dimension in layout.dimensions:
-        columns[main_column(dimension)] = dominant_code_sparse(indexed, indexed.column(dimension)).astype(np.int32)
+
+    def codes_half() -> dict[str, np.ndarray]:
+        out = {"n_products": distinct_per_session(indexed, indexed.product_code)}
+        for dimension in layout.dimensions:
+            out[main_column(dimension)] = dominant_code_sparse(indexed, indexed.column(dimension)).astype(np.int32)
+        return out
+
+    def values_half() -> dict[str, np.ndarray]:
+        date = indexed.first(S.DATE)
+        out: dict[str, np.ndarray] = {
+            "date": date,
+            "month": pd.DatetimeIndex(date).month.to_numpy().astype(np.int8),
+            "day_of_week": pd.DatetimeIndex(date).day_of_week.to_numpy().astype(np.int8),
+        }
+        if layout.has_time:
+            first = indexed.at(S.TIMESTAMP, indexed.starts).astype("datetime64[ms]").astype(np.int64)
+            last = indexed.at(S.TIMESTAMP, indexed.starts + n - 1).astype("datetime64[ms]").astype(np.int64)
+            out["hour"] = ((first // 3_600_000) % 24).astype(np.int8)
+            out["duration_s"] = (last - first) / 1000.0
+        out["n_reviews"] = indexed.per_session_count(indexed.is_review)
+        out["n_categories"], main_category = distinct_and_dominant(indexed, indexed.column(S.CATEGORY))
+        out["main_category"] = main_category.astype(np.int32)
+        if layout.has_price:
+            price = indexed.column(S.PRICE)
+            known = ~np.isnan(price)
+            n_known = indexed.per_session_count(known)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out["price_mean"] = np.where(
+                    n_known > 0, indexed.per_session_sum(np.nan_to_num(price)) / np.maximum(n_known, 1), 0.0
+                )
+            out["price_min"] = np.nan_to_num(np.fmin.reduceat(price, indexed.starts))
+            out["price_max"] = np.nan_to_num(np.fmax.reduceat(price, indexed.starts))
+        return out
+
+    codes, values = run_parallel(codes_half, values_half)
+    names = ["date", "month", "day_of_week", *(["hour", "duration_s"] if layout.has_time else [])]
+    names += ["n_clicks", "n_products", "n_reviews", "n_categories", "main_category"]
+    names += ["price_mean", "price_min", "price_max"] if layout.has_price else []
+    names += [main_column(d) for d in layout.dimensions]
+    both = {**codes, **values, "n_clicks": n}
+    columns = {name: both[name] for name in names}
     columns[TARGET_CONVERTED] = targets.converted
     columns[TARGET_BASKET] = targets.basket_value
     return pd.DataFrame(columns, index=indexed.session_ids)
 
 
-def _uci_table(indexed: IndexedClicks, targets: SessionTargets) -> pd.DataFrame:
-    """The UCI file's session table, exactly as before the event-log rewrite (pinned by a test)."""
+def _uci_table(indexed: IndexedClicks, targets: Callable[[], SessionTargets]) -> pd.DataFrame:
+    """The UCI file's session table, exactly as before the event-log rewrite (pinned by a test).
+
+    Two independent halves (categories and colours; prices, pages, photos and the targets) run side by side.
+    """
     n = indexed.lengths
-    category = indexed.column(S.CATEGORY)
-    colour = indexed.column(S.COLOUR)
-    price = indexed.column(S.PRICE)
-    page = indexed.column(S.PAGE)
-    category_counts = code_counts(indexed, category, 4)[:, 1:]
-    colour_counts = code_counts(indexed, colour, 14)[:, 1:]
-    n_reviews = indexed.per_session_sum(indexed.is_review.astype(np.int64))
+
+    def codes_half() -> dict[str, np.ndarray]:
+        category = indexed.column(S.CATEGORY)
+        colour = indexed.column(S.COLOUR)
+        category_cells, colour_cells = code_cells(indexed, category, 4), code_cells(indexed, colour, 14)
+        all_category_counts = code_counts(indexed, category, 4, category_cells)
+        all_colour_counts = code_counts(indexed, colour, 14, colour_cells)
+        category_counts, colour_counts = all_category_counts[:, 1:], all_colour_counts[:, 1:]
+        return {
+            "n_categories": (category_counts > 0).sum(axis=1),
+            "n_colours": (colour_counts > 0).sum(axis=1),
+            "main_category": dominant_code(indexed, category, 4, all_category_counts, category_cells).astype(np.int8),
+            "main_colour": dominant_code(indexed, colour, 14, all_colour_counts, colour_cells).astype(np.int8),
+            "sale_share": category_counts[:, S.SALE_CATEGORY - 1] / n,
+            "trousers_share": category_counts[:, 0] / n,
+            "skirts_share": category_counts[:, 1] / n,
+            "blouses_share": category_counts[:, 2] / n,
+        }
+
+    def values_half() -> dict[str, object]:
+        price = indexed.column(S.PRICE)
+        page = indexed.column(S.PAGE)
+        n_reviews = indexed.per_session_count(indexed.is_review)
+        return {
+            "n_reviews": n_reviews,
+            "price_mean": indexed.per_session_sum(price) / n,
+            "price_min": np.minimum.reduceat(price, indexed.starts),
+            "price_max": np.maximum.reduceat(price, indexed.starts),
+            "premium_share": _share(indexed, indexed.column(S.PRICE_2) == S.PREMIUM_PRICE_2),
+            "profile_share": _share(indexed, indexed.column(S.PHOTOGRAPHY) == S.PROFILE_PHOTOGRAPHY),
+            "top_row_share": _share(indexed, _top_row(indexed.column(S.LOCATION))),
+            "max_page": np.maximum.reduceat(page, indexed.starts),
+            # Whole pages: their float sum is exact in any order, so an integer sum gives the same floats.
+            "mean_page": indexed.per_session_count(page) / n,
+            "targets": targets(),
+        }
+
+    codes, values = run_parallel(codes_half, values_half)
     date = indexed.first(S.DATE)
+    done = values["targets"]
     table = pd.DataFrame(
         {
             "date": date,
@@ -160,26 +227,26 @@ def _uci_table(indexed: IndexedClicks, targets: SessionTargets) -> pd.DataFrame:
             "month": indexed.first(S.MONTH),
             "day_of_week": pd.DatetimeIndex(date).day_of_week.to_numpy().astype(np.int8),
             "n_clicks": n,
-            "n_products": n - n_reviews,
-            "n_reviews": n_reviews,
-            "n_categories": (category_counts > 0).sum(axis=1),
-            "n_colours": (colour_counts > 0).sum(axis=1),
-            "main_category": dominant_code(indexed, category, 4).astype(np.int8),
-            "main_colour": dominant_code(indexed, colour, 14).astype(np.int8),
-            "price_mean": indexed.per_session_sum(price) / n,
-            "price_min": np.minimum.reduceat(price, indexed.starts),
-            "price_max": np.maximum.reduceat(price, indexed.starts),
-            "premium_share": _share(indexed, indexed.column(S.PRICE_2) == S.PREMIUM_PRICE_2),
-            "sale_share": category_counts[:, S.SALE_CATEGORY - 1] / n,
-            "trousers_share": category_counts[:, 0] / n,
-            "skirts_share": category_counts[:, 1] / n,
-            "blouses_share": category_counts[:, 2] / n,
-            "profile_share": _share(indexed, indexed.column(S.PHOTOGRAPHY) == S.PROFILE_PHOTOGRAPHY),
-            "top_row_share": _share(indexed, np.isin(indexed.column(S.LOCATION), S.TOP_ROW_LOCATIONS)),
-            "max_page": np.maximum.reduceat(page, indexed.starts),
-            "mean_page": indexed.per_session_sum(page.astype(np.float64)) / n,
-            TARGET_CONVERTED: targets.converted,
-            TARGET_BASKET: targets.basket_value,
+            "n_products": n - values["n_reviews"],
+            "n_reviews": values["n_reviews"],
+            "n_categories": codes["n_categories"],
+            "n_colours": codes["n_colours"],
+            "main_category": codes["main_category"],
+            "main_colour": codes["main_colour"],
+            "price_mean": values["price_mean"],
+            "price_min": values["price_min"],
+            "price_max": values["price_max"],
+            "premium_share": values["premium_share"],
+            "sale_share": codes["sale_share"],
+            "trousers_share": codes["trousers_share"],
+            "skirts_share": codes["skirts_share"],
+            "blouses_share": codes["blouses_share"],
+            "profile_share": values["profile_share"],
+            "top_row_share": values["top_row_share"],
+            "max_page": values["max_page"],
+            "mean_page": values["mean_page"],
+            TARGET_CONVERTED: done.converted,
+            TARGET_BASKET: done.basket_value,
         },
         index=indexed.session_ids,
     )

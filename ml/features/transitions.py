@@ -70,17 +70,22 @@ def _steps(grid: np.ndarray) -> np.ndarray:
     return np.diff(np.asarray(grid, dtype=np.float64), axis=1)
 
 
-def transition_features(grids: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def transition_features(
+    grids: Mapping[str, np.ndarray], product_parts: tuple[np.ndarray, np.ndarray] | None = None
+) -> dict[str, np.ndarray]:
     """The transition features of every session, from ``(sessions x k)`` grids of its first ``k`` clicks.
 
     ``grids`` maps each name in ``TRANSITION_COLUMNS`` to its grid (row: a
-    session; column ``j``: its click ``j``). Returns one array per name in
+    session; column ``j``: its click ``j``). ``product_parts`` is
+    ``product_code_parts`` of the product grid when the caller has it (then the
+    product grid itself is not needed). Returns one array per name in
     ``TRANSITION_FEATURE_NAMES``, in that order.
     """
-    missing = [name for name in TRANSITION_COLUMNS if name not in grids]
+    needed = [name for name in TRANSITION_COLUMNS if name != S.CLOTHING_MODEL or product_parts is None]
+    missing = [name for name in needed if name not in grids]
     if missing:
         raise KeyError(f"transition features need grids of {', '.join(missing)}")
-    letters, numbers = product_code_parts(grids[S.CLOTHING_MODEL])
+    letters, numbers = product_parts if product_parts is not None else product_code_parts(grids[S.CLOTHING_MODEL])
     price = np.asarray(grids[S.PRICE], dtype=np.float64)
     same_letter = letters[:, 1:] == letters[:, :-1]
     with np.errstate(invalid="ignore"):  # NaN numbers (unparsed codes) compare False

@@ -19,10 +19,17 @@ import pandas as pd
 
 from ml.data import schema as S
 from ml.data.clicks import IndexedClicks, index_clicks
+from ml.data.threads import run_parallel
 from ml.features.labels import TARGET_BASKET, TARGET_CONVERTED, LabelDefinition, SessionTargets, session_targets
 from ml.features.layout import FAMILY_UCI, TOP_SHARES, FeatureLayout, layout_of, pool_codes
 from ml.features.specs import FeatureSpec  # re-exported: callers import it from here
-from ml.features.transitions import TRANSITION_COLUMNS, TRANSITION_FEATURES, transition_features
+from ml.features.transitions import (
+    TRANSITION_COLUMNS,
+    TRANSITION_FEATURE_NAMES,
+    TRANSITION_FEATURES,
+    product_code_parts,
+    transition_features,
+)
 
 # Session status in the early-prediction framing.
 STATUS_SCORED = "scored"
@@ -153,43 +160,78 @@ class _Grid:
         self.window = window
         self.first = indexed.starts[scoreable]
         self.rows = (self.first[:, None] + np.arange(window)[None, :]).ravel()
+        self.source_rows = indexed.rows(self.rows)
 
     def __call__(self, name: str) -> np.ndarray:
-        return self.of(self.indexed.clicks[name].to_numpy())
+        return self.indexed.at(name, self.rows, rows=self.source_rows).reshape(-1, self.window)
 
     def of(self, values: np.ndarray) -> np.ndarray:
         return values[self.rows].reshape(-1, self.window)
 
     def at_first(self, name: str) -> np.ndarray:
-        return self.indexed.clicks[name].to_numpy()[self.first]
+        return self.indexed.at(name, self.first)
+
+    def product_parts(self) -> tuple[np.ndarray, np.ndarray]:
+        """Catalogue letter and number grids of the products, parsing each distinct product once."""
+        names = self.indexed.source[S.PRODUCT].cat.categories
+        # Code -1 (no product) reads as the text "nan", as the product's value would.
+        letters, numbers = product_code_parts(
+            np.r_[np.asarray(names, dtype=object), np.asarray([np.nan], dtype=object)]
+        )
+        codes = self.of(self.indexed.product_code)
+        return letters[codes], numbers[codes]
 
 
 def _uci_features(grid: _Grid) -> dict[str, np.ndarray]:
-    """The UCI file's 19 features, exactly as before the event-log rewrite (pinned by a test)."""
-    category, colour, page, price = grid(S.CATEGORY), grid(S.COLOUR), grid(S.PAGE), grid(S.PRICE)
-    dates = grid.at_first(S.DATE)
-    return {
-        "country": grid.at_first(S.COUNTRY),
-        "day_of_week": pd.DatetimeIndex(dates).day_of_week.to_numpy().astype(np.int8),
-        "month": grid.at_first(S.MONTH),
-        "first_category": category[:, 0],
-        "last_category": category[:, -1],
-        "first_page": page[:, 0],
-        "first_price": price[:, 0],
-        "w_price_mean": price.mean(axis=1),
-        "w_price_min": price.min(axis=1),
-        "w_price_max": price.max(axis=1),
-        "w_premium_share": (grid(S.PRICE_2) == S.PREMIUM_PRICE_2).mean(axis=1),
-        "w_sale_share": (category == S.SALE_CATEGORY).mean(axis=1),
-        "w_profile_share": (grid(S.PHOTOGRAPHY) == S.PROFILE_PHOTOGRAPHY).mean(axis=1),
-        "w_top_row_share": np.isin(grid(S.LOCATION), S.TOP_ROW_LOCATIONS).mean(axis=1),
-        "w_n_categories": _distinct_per_row(category),
-        "w_n_colours": _distinct_per_row(colour),
-        "w_max_page": page.max(axis=1),
-        "w_page_changes": _changes_per_row(page),
-        "w_category_switches": _changes_per_row(category),
-        **transition_features({name: grid(name) for name in TRANSITION_COLUMNS}),
-    }
+    """The UCI file's 19 features, exactly as before the event-log rewrite (pinned by a test).
+
+    Two independent halves (categories, prices and pages; photos, colours and steps) run side by side.
+    """
+
+    def first_half() -> dict[str, np.ndarray]:
+        category, page, price = grid(S.CATEGORY), grid(S.PAGE), grid(S.PRICE)
+        dates = grid.at_first(S.DATE)
+        return {
+            "country": grid.at_first(S.COUNTRY),
+            "day_of_week": pd.DatetimeIndex(dates).day_of_week.to_numpy().astype(np.int8),
+            "month": grid.at_first(S.MONTH),
+            "first_category": category[:, 0],
+            "last_category": category[:, -1],
+            "first_page": page[:, 0],
+            "first_price": price[:, 0],
+            "w_price_mean": price.mean(axis=1),
+            "w_price_min": price.min(axis=1),
+            "w_price_max": price.max(axis=1),
+            "w_sale_share": (category == S.SALE_CATEGORY).mean(axis=1),
+            "w_n_categories": _distinct_per_row(category),
+            "w_max_page": page.max(axis=1),
+            "w_page_changes": _changes_per_row(page),
+            "w_category_switches": _changes_per_row(category),
+        }
+
+    def second_half() -> dict[str, np.ndarray]:
+        colour = grid(S.COLOUR)
+        return {
+            "w_premium_share": (grid(S.PRICE_2) == S.PREMIUM_PRICE_2).mean(axis=1),
+            "w_profile_share": (grid(S.PHOTOGRAPHY) == S.PROFILE_PHOTOGRAPHY).mean(axis=1),
+            "w_top_row_share": np.isin(grid(S.LOCATION), S.TOP_ROW_LOCATIONS).mean(axis=1),
+            "w_n_colours": _distinct_per_row(colour),
+            **transition_features(
+                {name: grid(name) for name in TRANSITION_COLUMNS if name != S.CLOTHING_MODEL},
+                product_parts=grid.product_parts(),
+            ),
+        }
+
+    first, second = run_parallel(first_half, second_half)
+    both = first | second
+    order = (
+        *("country", "day_of_week", "month", "first_category", "last_category", "first_page", "first_price"),
+        *("w_price_mean", "w_price_min", "w_price_max", "w_premium_share", "w_sale_share", "w_profile_share"),
+        *("w_top_row_share", "w_n_categories", "w_n_colours", "w_max_page", "w_page_changes"),
+        "w_category_switches",
+        *TRANSITION_FEATURE_NAMES,
+    )
+    return {name: both[name] for name in order}
 
 
 def _repeat_views(products: np.ndarray, events: np.ndarray) -> np.ndarray:
@@ -212,57 +254,64 @@ def _nan_filled(price: np.ndarray) -> np.ndarray:
 
 
 def _event_features(grid: _Grid, layout: FeatureLayout) -> dict[str, np.ndarray]:
-    """Features of any event log's first ``window`` events."""
+    """Features of any event log's first ``window`` events (two independent halves, side by side)."""
     indexed = grid.indexed
-    category = pool_codes(grid(S.CATEGORY))
-    events = grid.of(indexed.event)
-    products = grid.of(indexed.product_code)
-    dates = grid.at_first(S.DATE)
-    out: dict[str, np.ndarray] = {
-        "day_of_week": pd.DatetimeIndex(dates).day_of_week.to_numpy().astype(np.int8),
-        "month": pd.DatetimeIndex(dates).month.to_numpy().astype(np.int8),
-    }
-    if layout.has_time:
-        stamps = grid(S.TIMESTAMP).astype("datetime64[ms]").astype(np.int64)
-        out["hour"] = ((stamps[:, 0] // 3_600_000) % 24).astype(np.int8)
-    out |= {
-        "first_category": category[:, 0],
-        "last_category": category[:, -1],
-        "w_n_products": _distinct_per_row(products),
-        "w_n_categories": _distinct_per_row(grid(S.CATEGORY)),
-        "w_category_switches": _changes_per_row(grid(S.CATEGORY)),
-        "w_same_category_repeats": (np.diff(grid(S.CATEGORY), axis=1) == 0).sum(axis=1),
-        "w_repeat_views": _repeat_views(products, events),
-        "w_carts": (events == S.EVENT_CART).sum(axis=1),
-        "w_other_events": (events == S.EVENT_OTHER).sum(axis=1),
-    }
-    raw_category = grid(S.CATEGORY)
-    for i in range(1, TOP_SHARES + 1):
-        out[f"w_category_top{i}_share"] = (raw_category == i).mean(axis=1)
-    if layout.has_price:
-        price = _nan_filled(grid(S.PRICE))
-        out |= {
-            "first_price": price[:, 0],
-            "w_price_mean": price.mean(axis=1),
-            "w_price_min": price.min(axis=1),
-            "w_price_max": price.max(axis=1),
-            "w_price_change": np.abs(np.diff(price, axis=1)).mean(axis=1) if grid.window > 1 else price[:, 0] * 0,
+
+    def events_half() -> dict[str, np.ndarray]:
+        raw_category = grid(S.CATEGORY)
+        category = pool_codes(raw_category)
+        events = grid.of(indexed.event)
+        products = grid.of(indexed.product_code)
+        out = {
+            "first_category": category[:, 0],
+            "last_category": category[:, -1],
+            "w_n_products": _distinct_per_row(products),
+            "w_n_categories": _distinct_per_row(raw_category),
+            "w_category_switches": _changes_per_row(raw_category),
+            "w_same_category_repeats": (np.diff(raw_category, axis=1) == 0).sum(axis=1),
+            "w_repeat_views": _repeat_views(products, events),
+            "w_carts": (events == S.EVENT_CART).sum(axis=1),
+            "w_other_events": (events == S.EVENT_OTHER).sum(axis=1),
         }
-    if layout.has_time:
-        seconds = stamps / 1000.0
-        gaps = np.diff(seconds, axis=1) if grid.window > 1 else np.zeros((len(seconds), 1))
-        out |= {
-            "w_duration_s": seconds[:, -1] - seconds[:, 0],
-            "w_max_gap_s": gaps.max(axis=1),
-            "w_last_gap_s": gaps[:, -1],
-        }
-    for name in layout.dimensions:
-        values = grid(name)
-        out[f"first_{name}"] = pool_codes(values[:, 0])
-        out[f"w_n_{name}"] = _distinct_per_row(values)
         for i in range(1, TOP_SHARES + 1):
-            out[f"w_{name}_top{i}_share"] = (values == i).mean(axis=1)
-    return out
+            out[f"w_category_top{i}_share"] = (raw_category == i).mean(axis=1)
+        return out
+
+    def values_half() -> dict[str, np.ndarray]:
+        dates = grid.at_first(S.DATE)
+        out: dict[str, np.ndarray] = {
+            "day_of_week": pd.DatetimeIndex(dates).day_of_week.to_numpy().astype(np.int8),
+            "month": pd.DatetimeIndex(dates).month.to_numpy().astype(np.int8),
+        }
+        if layout.has_time:
+            stamps = grid(S.TIMESTAMP).astype("datetime64[ms]").astype(np.int64)
+            out["hour"] = ((stamps[:, 0] // 3_600_000) % 24).astype(np.int8)
+            seconds = stamps / 1000.0
+            gaps = np.diff(seconds, axis=1) if grid.window > 1 else np.zeros((len(seconds), 1))
+            out |= {
+                "w_duration_s": seconds[:, -1] - seconds[:, 0],
+                "w_max_gap_s": gaps.max(axis=1),
+                "w_last_gap_s": gaps[:, -1],
+            }
+        if layout.has_price:
+            price = _nan_filled(grid(S.PRICE))
+            out |= {
+                "first_price": price[:, 0],
+                "w_price_mean": price.mean(axis=1),
+                "w_price_min": price.min(axis=1),
+                "w_price_max": price.max(axis=1),
+                "w_price_change": np.abs(np.diff(price, axis=1)).mean(axis=1) if grid.window > 1 else price[:, 0] * 0,
+            }
+        for name in layout.dimensions:
+            values = grid(name)
+            out[f"first_{name}"] = pool_codes(values[:, 0])
+            out[f"w_n_{name}"] = _distinct_per_row(values)
+            for i in range(1, TOP_SHARES + 1):
+                out[f"w_{name}_top{i}_share"] = (values == i).mean(axis=1)
+        return out
+
+    events, values = run_parallel(events_half, values_half)
+    return {**events, **values}
 
 
 def window_features(
@@ -278,7 +327,7 @@ def window_features(
     if window < 1:
         raise ValueError(f"the observation window must be at least 1 click, got {window}")
     indexed = data if isinstance(data, IndexedClicks) else index_clicks(data)
-    layout = layout_of(indexed.clicks)
+    layout = layout_of(indexed.source)
     specs = window_feature_specs(layout)
     targets = session_targets(indexed, definition)
     status = window_status(indexed, targets, window)

@@ -53,6 +53,17 @@ def at_share(table: Mapping[str, Sequence[float]], share: float) -> dict[str, fl
     return {k: table[k][i] for k in ROW_KEYS} | {"sessions": table["sessions"], "base_rate": table["base_rate"]}
 
 
+def share_at_or_above(table: Mapping[str, Sequence[float]], p: float) -> float:
+    """The smallest capacity share whose cut ``p`` clears: "this P is in the top N% of held-out sessions".
+
+    Read from the table to its 1% resolution; 1.0 when ``p`` is below every cut.
+    """
+    for share, cut in zip(table["share"], table["threshold"], strict=True):
+        if p >= cut:
+            return float(share)
+    return 1.0
+
+
 def at_threshold(y_true: Sequence[int], p: Sequence[float], threshold: float) -> dict[str, float]:
     """What the decision threshold flags on the same sessions: share, precision, recall, lift."""
     y = np.asarray(y_true).astype(int)

@@ -1,28 +1,38 @@
-"""Segments of the bundled (or uploaded) sessions per setting, computed once and cached.
+"""Segments of any dataset's sessions per setting, computed once and cached in memory and on disk.
 
 The segments tab asks for one setting at a time (K-Means with some k, or
 DBSCAN with some eps and min_samples). Each setting's labels, metrics,
-profiles, projection sample and typical early-window session per segment are
-built once per data set and kept in a small LRU, so moving a slider back is
-instant. What every setting shares (silhouette by k, the PCA projection, the
-default eps) is built once per data set.
+profiles, projection sample and representative early-window session per
+segment are built once per data set and kept in a small LRU, so moving a
+slider back is instant. What every setting shares (silhouette by k, the PCA
+projection, the default eps) is built once per data set.
+
+Given a ``cache_dir``, both are also kept on disk, one folder per dataset key
+and data hash, so a restart (or another worker) reads them instead of fitting
+again: the segments tab's first visit then costs a file read.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import shutil
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+import joblib
 import numpy as np
 import pandas as pd
 from sklearn.decomposition import PCA
 
 from ml.config import RANDOM_SEED
-from ml.features.window import feature_ranges, window_features
+from ml.features.window import window_features
 from ml.models.segments import (
     DEFAULT_MIN_SAMPLES,
     NOISE,
@@ -44,6 +54,9 @@ EXPLORE_K_RANGE = (2, 10)  # the k slider of the segments tab
 DISPLAY_POINTS = 5_000  # projection points sent to the browser
 PCA_SAMPLE = 50_000  # sessions the projection is fitted on
 RUN_CACHE_SIZE = 32  # settings kept per data set
+DISK_CACHE_VERSION = 2  # bump when SegmentBase or SegmentRun change shape: old files are then ignored
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -89,11 +102,17 @@ class SegmentRun:
     labels: np.ndarray  # one per row of ``data.sessions``; segments numbered by size (0 largest), noise -1
     metrics: dict[str, float]
     note: str
-    profiles: pd.DataFrame  # segment_profiles plus "scoreable" (sessions in the window population)
+    # segment_profiles plus "scoreable" (sessions in the window population) and "scoreable_rate"
+    # (the share of those that converted after the window)
+    profiles: pd.DataFrame
     display: pd.DataFrame  # x, y, segment of at most DISPLAY_POINTS sessions
-    typical: dict[int, dict[str, float | int] | None]  # window feature -> typical value; None if unscoreable
+    # The what-if start of each segment: the window features of its representative session; None if unscoreable.
+    typical: dict[int, dict[str, float | int] | None]
     window: int
     seconds: float
+    # Each segment's representative session: the scoreable session nearest the segment's centre (None if none).
+    representatives: dict[int, object] | None = None
+    from_disk: bool = False  # read from the disk cache rather than computed in this process
 
 
 class RunCache:
@@ -142,19 +161,31 @@ def _build_base(data: PreparedData, seed: int) -> SegmentBase:
     )
 
 
-def segment_base(data: PreparedData, seed: int = RANDOM_SEED) -> SegmentBase:
-    """Scaled features, silhouette by k and the fitted projection, built once per data set."""
-    return data.once(f"segments.base.{seed}", lambda d: _build_base(d, seed))
+def segment_base(data: PreparedData, seed: int = RANDOM_SEED, cache_dir: Path | None = None) -> SegmentBase:
+    """Scaled features, silhouette by k and the fitted projection, built once per data set (and kept on disk)."""
+    return data.once(
+        f"segments.base.{seed}", lambda d: on_disk(cache_dir, d, f"base-s{seed}.joblib", lambda: _build_base(d, seed))
+    )
+
+
+def _window(data: PreparedData, window: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    def build(d: PreparedData) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+        windowed = window_features(d.indexed, window, d.definition)
+        positions = d.sessions.index.get_indexer(windowed.features.index)
+        return windowed.features, positions, windowed.converted.to_numpy().astype(bool)
+
+    return data.once(f"segments.window.{window}", build)
 
 
 def window_population(data: PreparedData, window: int) -> tuple[pd.DataFrame, np.ndarray]:
     """Window features of the scoreable sessions and their row positions in ``data.sessions`` (built once)."""
+    features, positions, _ = _window(data, window)
+    return features, positions
 
-    def build(d: PreparedData) -> tuple[pd.DataFrame, np.ndarray]:
-        features = window_features(d.indexed, window, d.definition).features
-        return features, d.sessions.index.get_indexer(features.index)
 
-    return data.once(f"segments.window.{window}", build)
+def window_converted(data: PreparedData, window: int) -> np.ndarray:
+    """Whether each session of the window population converted after its first ``window`` clicks."""
+    return _window(data, window)[2]
 
 
 def _numbered_by_size(labels: np.ndarray) -> np.ndarray:
@@ -169,21 +200,35 @@ def _numbered_by_size(labels: np.ndarray) -> np.ndarray:
     return out
 
 
-def typical_session(features: pd.DataFrame, window: int) -> dict[str, float | int] | None:
-    """The typical value of every window feature (as the what-if tab starts from), or None if empty."""
-    if features.empty:
-        return None
-    typical = {}
-    for name, spec in feature_ranges(features, window).items():
-        value = spec["typical"]
-        typical[name] = value if isinstance(value, int) else round(float(value), 4)
-    return typical
+def representative_rows(scaled: np.ndarray, labels: np.ndarray, candidates: np.ndarray) -> dict[int, int]:
+    """Per segment, the candidate row nearest the segment's centre (the mean of all its rows, scaled).
+
+    ``candidates`` are the rows that may represent a segment (the scoreable
+    sessions); a segment with none is left out. Nearest the centre rather than
+    the exact medoid, which would cost the square of the segment's size.
+    """
+    out: dict[int, int] = {}
+    cand_labels = labels[candidates]
+    for seg in np.unique(cand_labels):
+        members = scaled[labels == seg]
+        centre = members.mean(axis=0)
+        rows = candidates[cand_labels == seg]
+        distances = ((scaled[rows] - centre) ** 2).sum(axis=1)
+        out[int(seg)] = int(rows[int(np.argmin(distances))])
+    return out
 
 
-def build_segment_run(data: PreparedData, setting: SegmentSetting, window: int, seed: int) -> SegmentRun:
-    """One setting computed afresh, bypassing the cache (``segment_run`` caches it; benchmarks time this)."""
+def _plain(value: object) -> float | int:
+    value = value.item() if hasattr(value, "item") else value
+    return value if isinstance(value, int) else round(float(value), 4)
+
+
+def build_segment_run(
+    data: PreparedData, setting: SegmentSetting, window: int, seed: int, cache_dir: Path | None = None
+) -> SegmentRun:
+    """One setting computed afresh, bypassing the run cache (``segment_run`` caches it; benchmarks time this)."""
     start = time.perf_counter()
-    base = segment_base(data, seed)
+    base = segment_base(data, seed, cache_dir)
     if setting.method == "kmeans":
         labels, _, metrics, note = kmeans_on_scaled(base.scaled, setting.k, seed)
     elif setting.method == "dbscan":
@@ -191,21 +236,107 @@ def build_segment_run(data: PreparedData, setting: SegmentSetting, window: int, 
     else:
         raise ValueError(f"unknown segmentation method {setting.method!r}; use 'kmeans' or 'dbscan'")
     labels = _numbered_by_size(labels)
-    profiles = segment_profiles(data.sessions, labels)
+    profiles = segment_profiles(data.sessions, labels, dict(data.codebooks))
     features, positions = window_population(data, window)
+    converted = window_converted(data, window)
     window_labels = labels[positions]
-    groups = dict(list(features.groupby(window_labels)))
-    profiles["scoreable"] = [len(groups.get(seg, ())) for seg in profiles.index]
-    typical = {int(seg): typical_session(groups.get(seg, features.iloc[:0]), window) for seg in profiles.index}
+    counts = pd.Series(window_labels).value_counts()
+    rates = pd.Series(converted).groupby(window_labels).mean()
+    profiles["scoreable"] = [int(counts.get(seg, 0)) for seg in profiles.index]
+    profiles["scoreable_rate"] = [float(rates.get(seg, np.nan)) for seg in profiles.index]
+    rows = representative_rows(base.scaled, labels, positions)
+    where = {row: i for i, row in enumerate(positions)}
+    typical: dict[int, dict[str, float | int] | None] = {}
+    representatives: dict[int, object] = {}
+    for seg in profiles.index:
+        row = rows.get(int(seg))
+        if row is None:
+            typical[int(seg)] = None
+            representatives[int(seg)] = None
+            continue
+        i = where[row]
+        typical[int(seg)] = {name: _plain(features[name].iat[i]) for name in features.columns}
+        session_id = data.sessions.index[row]
+        representatives[int(seg)] = session_id.item() if hasattr(session_id, "item") else session_id
     xy = base.display_xy
     display = pd.DataFrame(
         {"x": xy[:, 0], "y": xy[:, 1], "segment": labels[base.display_positions]},
         index=data.sessions.index[base.display_positions],
     )
-    return SegmentRun(setting, labels, metrics, note, profiles, display, typical, window, time.perf_counter() - start)
+    return SegmentRun(
+        setting,
+        labels,
+        metrics,
+        note,
+        profiles,
+        display,
+        typical,
+        window,
+        time.perf_counter() - start,
+        representatives,
+    )
 
 
-def segment_run(data: PreparedData, setting: SegmentSetting, window: int, seed: int = RANDOM_SEED) -> SegmentRun:
-    """Labels, metrics, profiles, display sample and typical sessions for a setting, cached per setting."""
+def segment_run(
+    data: PreparedData,
+    setting: SegmentSetting,
+    window: int,
+    seed: int = RANDOM_SEED,
+    cache_dir: Path | None = None,
+) -> SegmentRun:
+    """Labels, metrics, profiles, display sample and representative sessions for a setting, cached per setting.
+
+    With ``cache_dir``, a run computed once is read back from disk by later processes.
+    """
     cache = data.once("segments.runs", lambda _: RunCache(RUN_CACHE_SIZE))
-    return cache.get((setting, window, seed), lambda: build_segment_run(data, setting, window, seed))
+    name = f"run-{setting.method}-k{setting.k}-e{setting.eps:g}-m{setting.min_samples}-w{window}-s{seed}.joblib"
+
+    def build() -> SegmentRun:
+        return on_disk(cache_dir, data, name, lambda: build_segment_run(data, setting, window, seed, cache_dir))
+
+    return cache.get((setting, window, seed), build)
+
+
+# ---------------------------------------------------------------- the disk cache
+def disk_folder(cache_dir: Path, data: PreparedData) -> Path:
+    """Where a dataset's segment files live: one folder per dataset key, one below it per data hash."""
+    return Path(cache_dir) / data.key / f"v{DISK_CACHE_VERSION}-{data.loaded.data_hash[:24]}"
+
+
+def _read(path: Path) -> object | None:
+    try:
+        return joblib.load(path)
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # a damaged or foreign file costs one rebuild, never a crash
+        log.warning("ignoring the unreadable segment cache file %s: %s", path, exc)
+        return None
+
+
+def _write(path: Path, value: object) -> None:
+    """Write atomically; drop the folders of older data of the same dataset. Errors only cost the next start."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        joblib.dump(value, tmp)
+        os.replace(tmp, path)
+        for old in path.parent.parent.iterdir():
+            if old.is_dir() and old != path.parent:
+                shutil.rmtree(old, ignore_errors=True)
+    except OSError as exc:
+        log.warning("could not keep the segment cache file %s: %s", path, exc)
+
+
+def on_disk(cache_dir: Path | None, data: PreparedData, name: str, build: Callable[[], object]) -> object:
+    """``build()``, read from ``cache_dir`` when an earlier process wrote it for the same data, else written there."""
+    if cache_dir is None:
+        return build()
+    path = disk_folder(cache_dir, data) / name
+    found = _read(path)
+    if isinstance(found, SegmentRun):
+        return replace(found, from_disk=True)
+    if found is not None:
+        return found
+    value = build()
+    _write(path, value)
+    return value

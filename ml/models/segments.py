@@ -31,6 +31,7 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from ml.config import DBSCAN_MAX_ROWS, KMEANS_K_RANGE, SILHOUETTE_SAMPLE
 from ml.data import schema as S
+from ml.features.kpis import codebook_of
 from ml.features.labels import TARGET_BASKET, TARGET_CONVERTED
 from ml.features.sessions import segment_feature_names
 
@@ -278,6 +279,12 @@ def _top_codes(values: pd.Series, labels: np.ndarray, codebook: Mapping[int, str
     return out
 
 
+def profile_dimension(sessions: pd.DataFrame) -> str | None:
+    """The dimension a segment's profile lists its top values of: country where the data has it, else the first."""
+    mains = [c for c in sessions.columns if c.startswith("main_") and c not in ("main_category", "main_colour")]
+    return next((c for c in ("country", "main_country", *mains) if c in sessions), None)
+
+
 def profile_records(profile: pd.DataFrame) -> list[dict[str, object]]:
     """Segment profiles as JSON-friendly records (saved with the K-Means model)."""
     keep = ["sessions", "share", "conversion_rate", "basket_value", "revenue_per_session", "persona", "traits"]
@@ -288,9 +295,11 @@ def profile_records(profile: pd.DataFrame) -> list[dict[str, object]]:
 def segment_profiles(
     sessions: pd.DataFrame, labels: np.ndarray, codebooks: Mapping[str, Mapping[int, str]] | None = None
 ) -> pd.DataFrame:
-    """One row per segment: size, share, conversion, basket, revenue, top categories and countries, persona.
+    """One row per segment: size, share, conversion, basket, revenue, top categories and values, persona.
 
-    ``codebooks`` decodes the category and country codes (the UCI codebook by default).
+    ``top_values`` lists the segment's top values of ``profile_dimension`` (country
+    on the UCI file, the profile's first dimension elsewhere; named in
+    ``attrs["dimension"]``). ``codebooks`` decodes the codes (the UCI codebook by default).
     """
     codebooks = codebooks or S.CODEBOOK
     frame = sessions.assign(segment=labels)
@@ -304,11 +313,14 @@ def segment_profiles(
     profile["basket_value"] = converted_basket.groupby(frame["segment"]).mean().fillna(0.0)
     profile["revenue_per_session"] = grouped[TARGET_BASKET].mean()
     profile["top_categories"] = pd.Series(_top_codes(frame["main_category"], labels, codebooks.get(S.CATEGORY, {})))
-    country = next((c for c in ("country", "main_country") if c in frame), None)
-    if country is not None:
-        profile["top_countries"] = pd.Series(_top_codes(frame[country], labels, codebooks.get(S.COUNTRY, {})))
+    dimension = profile_dimension(frame)
+    if dimension is not None:
+        book = codebooks.get(codebook_of(dimension), {})
+        profile["top_values"] = pd.Series(_top_codes(frame[dimension], labels, book))
     else:
-        profile["top_countries"] = pd.Series({int(seg): [] for seg in profile.index})
+        profile["top_values"] = pd.Series({int(seg): [] for seg in profile.index})
+    profile["top_countries"] = profile["top_values"] if dimension in ("country", "main_country") else None
+    profile.attrs["dimension"] = dimension
     values = sessions[columns].to_numpy(dtype=float)
     centre = pd.Series(values.mean(axis=0), index=columns)
     spread = pd.Series(values.std(axis=0, ddof=1), index=columns)

@@ -203,7 +203,7 @@ class DatasetStore:
         bundled_name = BUNDLED_DATA_NAME if settings.uses_bundled_data else settings.data_file.name
         return cls(
             root=settings.datasets_dir,
-            models=ModelStore(settings.models_dir),
+            models=ModelStore.for_settings(settings),
             bundled_file=settings.data_file,
             bundled_name=bundled_name,
         )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import NamedTuple
 
 import pandas as pd
 
@@ -22,6 +24,15 @@ TASK_METRICS = {
     REGRESSION: REGRESSION_METRICS,
     CLUSTERING: ("silhouette", "davies_bouldin", "inertia", "n_clusters", "noise_share"),
 }
+
+
+class CurveSeries(NamedTuple):
+    """One run's curve data, named for a legend."""
+
+    run_id: str
+    name: str
+    curves: Mapping
+    metrics: Mapping = {}  # held-out metrics from the run's metadata, for the legend
 
 
 def run_row(run: RunInfo) -> dict[str, object]:

@@ -8,6 +8,7 @@ Reading a missing or corrupt artifact raises ``ArtifactError`` naming the file.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -17,7 +18,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,7 +26,8 @@ import joblib
 import numpy as np
 
 from ml.config import BUNDLED_DATA_FILE, BUNDLED_DATASET_KEY, Settings
-from ml.errors import ArtifactError, NoModelError
+from ml.errors import ArtifactError, ClickstreamError, NoModelError
+from ml.serving.locking import FileTrainingLock, ModelStoreReadOnly, lock_for
 from ml.tasks import ARTIFACT_TASKS, LOWER_IS_BETTER, PRIMARY_METRIC, TASKS
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,34 @@ STAGING_DIR = ".staging"
 LOCK_FILE = ".training.lock"
 RUN_ID_PATTERN = re.compile(r"^\d{8}T\d{6}\d{6}Z-[0-9a-f]{6}$")
 STALE_STAGING_SECONDS = 6 * 3600
+
+
+NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+class StorageFull(ClickstreamError):
+    """The disk of the model store filled up while a job wrote its runs; nothing of the job was kept."""
+
+    def __init__(self, where: str = ""):
+        at = f" while saving {where}" if where else ""
+        super().__init__(
+            f"The disk holding the model store is full{at}: training stopped and nothing from this job was "
+            "saved; the models in use are unchanged. Free some space and train again."
+        )
+
+
+def is_no_space(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(run: RunInfo, action: str) -> None:
+    """Log a damaged run once per process, not at every request that lists the registry."""
+    if run.run_id not in _WARNED:
+        _WARNED.add(run.run_id)
+        log.warning("damaged run %s/%s/%s: %s; %s", run.task, run.model, run.run_id, run.error, action)
 
 
 def new_run_id() -> str:
@@ -97,6 +127,7 @@ class LoadedRun:
     info: RunInfo
     pipeline: object
     metadata: dict
+    skipped: tuple[str, ...] = ()  # newer runs of this model that were damaged, named for the user
 
     @property
     def window(self) -> int:
@@ -134,14 +165,19 @@ class Staging:
         return run_id
 
     def commit(self) -> list[str]:
-        """Move every staged run into place (one atomic rename each)."""
-        committed = []
-        for staged, final in self._runs:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staged, final)
-            committed.append(final.name)
+        """Move every staged run into place (one atomic rename each); all of them or, on an error, none."""
+        moved: list[tuple[Path, Path]] = []
+        try:
+            for staged, final in self._runs:
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(staged, final)
+                moved.append((staged, final))
+        except OSError:
+            for staged, final in reversed(moved):  # put back what was already moved: the job lands whole or not
+                os.replace(final, staged)
+            raise
         self.discard()
-        return committed
+        return [final.name for _, final in moved]
 
     def discard(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
@@ -154,9 +190,27 @@ class Registry:
     store's root, so a job on any dataset holds it.
     """
 
-    def __init__(self, root: Path | str, lock_dir: Path | str | None = None):
+    def __init__(self, root: Path | str, lock_dir: Path | str | None = None, lock: object | None = None):
         self.root = Path(root)
         self.lock_dir = Path(lock_dir) if lock_dir is not None else self.root
+        # The one-job-at-a-time lock: the file lock in lock_dir, or the Redis lock (``locking.lock_for``).
+        self.lock = lock if lock is not None else FileTrainingLock(self.lock_dir)
+
+    def check_writable(self) -> None:
+        """Raise ``ModelStoreReadOnly`` at once if runs cannot be written here (before any training)."""
+        probe_dir = self.root / STAGING_DIR
+        try:
+            probe_dir.mkdir(parents=True, exist_ok=True)
+            probe = probe_dir / f".probe-{uuid.uuid4().hex[:8]}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            if isinstance(exc, PermissionError) or exc.errno == errno.EROFS:
+                reason = "read-only file system" if exc.errno == errno.EROFS else "permission denied"
+                raise ModelStoreReadOnly(reason) from exc
+            if is_no_space(exc):
+                raise StorageFull() from exc
+            raise
 
     # ------------------------------------------------------------------ writing
     @contextmanager
@@ -168,7 +222,13 @@ class Registry:
         except BaseException:
             staging.discard()
             raise
-        staging.commit()
+        try:
+            staging.commit()
+        except OSError as exc:
+            staging.discard()
+            if is_no_space(exc):
+                raise StorageFull() from None
+            raise
 
     def clean_stale_staging(self, max_age_seconds: float = STALE_STAGING_SECONDS) -> None:
         """Remove staging folders left behind by killed jobs."""
@@ -221,11 +281,40 @@ class Registry:
         return runs[0] if runs else None
 
     def latest_per_model(self, task: str) -> list[RunInfo]:
-        """The newest run of each model of a task (the runs in use)."""
+        """The run in use of each model of a task: its newest run whose metadata can be read.
+
+        A model whose runs are all unreadable is listed by its newest run (``metadata`` ``None``),
+        so the leaderboard can name it.
+        """
         seen: dict[str, RunInfo] = {}
         for run in self.runs(task):
-            seen.setdefault(run.model, run)
+            current = seen.get(run.model)
+            if current is None or (current.metadata is None and run.metadata is not None):
+                if current is not None:
+                    _warn_once(current, f"using the previous run of {task}/{run.model}")
+                seen[run.model] = run
         return list(seen.values())
+
+    def load_intact(self, run: RunInfo) -> LoadedRun:
+        """Load ``run`` or, when it is damaged, the newest earlier run of the same model that loads.
+
+        The damaged runs skipped are logged and listed in the result's ``skipped`` (named
+        without server folders); ``ArtifactError`` for ``run`` if no run of the model loads.
+        """
+        skipped: list[str] = []
+        first_error: ArtifactError | None = None
+        earlier = [r for r in self.runs(run.task, run.model) if r.run_id < run.run_id]
+        for candidate in [run, *earlier]:
+            try:
+                loaded = self.load(candidate)
+            except ArtifactError as exc:
+                log.warning("damaged run: %s; trying the previous run of %s/%s", exc, run.task, run.model)
+                skipped.append(str(exc))
+                first_error = first_error or exc
+                continue
+            return replace(loaded, skipped=tuple(skipped)) if skipped else loaded
+        assert first_error is not None
+        raise first_error
 
     def champion(self, task: str, metric: str | None = None) -> RunInfo:
         """The model in use for a task: the best CV score among each model's newest run."""
@@ -293,15 +382,21 @@ class ModelStore:
     and are moved under it the first time they are asked for.
     """
 
-    def __init__(self, root: Path | str):
+    def __init__(self, root: Path | str, lock: object | None = None):
         self.root = Path(root)
+        self.lock = lock if lock is not None else FileTrainingLock(self.root)  # one job at a time, any dataset
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> ModelStore:
+        """The settings' model store, with the training lock they call for (Redis when ``REDIS_URL`` is set)."""
+        return cls(settings.models_dir, lock=lock_for(settings))
 
     def registry(self, dataset: str) -> Registry:
         if not DATASET_KEY.match(dataset):
             raise ValueError(f"dataset key {dataset!r} must be lowercase letters, digits, '-' or '_'")
         if dataset == BUNDLED_DATASET_KEY and not self._adopt_legacy_runs():
-            return Registry(self.root)  # legacy runs that could not be moved are read where they are
-        return Registry(self.root / dataset, lock_dir=self.root)
+            return Registry(self.root, lock=self.lock)  # legacy runs that could not be moved are read where they are
+        return Registry(self.root / dataset, lock_dir=self.root, lock=self.lock)
 
     def datasets(self) -> list[str]:
         """Dataset keys that have at least one complete run."""
@@ -342,4 +437,4 @@ def dataset_key_for_file(data_file: Path) -> str:
 
 def registry_for(settings: Settings) -> Registry:
     """The registry of the data file the settings name (the bundled data's by default)."""
-    return ModelStore(settings.models_dir).registry(dataset_key_for_file(settings.data_file))
+    return ModelStore.for_settings(settings).registry(dataset_key_for_file(settings.data_file))

@@ -8,13 +8,23 @@ short``; sessions that already converted inside the window say so. Every
 session gets a behavioural segment from the K-Means model, and, when the
 dataset has a saved product recommender, the top 3 products to show it next
 (from every product it viewed, none it has seen), for campaigns.
+
+The classifier that scores is **pinned** per dataset (``scoring_pin.json`` in
+the dataset's registry folder): the first scoring pins the champion, and a
+later training job (one model, another window) does not change what scores
+until someone picks another model. ``target_list`` turns the scores into the
+ranked list a campaign uses, by capacity (the top N%) or by the threshold.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -23,10 +33,11 @@ from ml.data import schema as S
 from ml.data.clicks import index_clicks
 from ml.data.codes import Codebook, codebook_from_json, recode
 from ml.data.profiles import UCI_PROFILE
-from ml.errors import ClickstreamError, NoModelError
+from ml.errors import ArtifactError, ClickstreamError, NoModelError
 from ml.features.labels import definition_for_scoring
 from ml.features.sessions import segment_feature_names, session_features
 from ml.features.window import STATUS_SCORED, window_features
+from ml.models.capacity import top_share_mask
 from ml.models.recommend import ProductRecommender, recommend_sessions
 from ml.serving.recommendations import load_saved
 from ml.serving.registry import LoadedRun, ModelStore, Registry, RunInfo
@@ -82,17 +93,26 @@ class ScoringModels:
     def threshold(self) -> float:
         return self.classifier.threshold
 
+    @property
+    def basket_interval(self) -> dict | None:
+        """The regressor's held-out residual quantiles (basket values are ranges), or ``None``."""
+        interval = (self.regressor.metadata.get("interval") or {}) if self.regressor else {}
+        return dict(interval) if interval.get("n") else None
+
     def describe(self) -> dict[str, object]:
         def name(run: LoadedRun | None) -> str | None:
             return f"{run.info.model} ({run.info.run_id})" if run else None
 
         return {
             "classifier": name(self.classifier),
+            "classifier_title": str(self.classifier.metadata.get("title", self.classifier.info.model)),
+            "run_id": self.classifier.info.run_id,
             "regressor": name(self.regressor),
             "segmenter": name(self.segmenter),
             "recommender": "product_recommender" if self.recommender is not None else None,
             "window": self.window,
             "threshold": self.threshold,
+            "interval": self.basket_interval,
         }
 
 
@@ -104,17 +124,80 @@ def best_regressor(runs: Sequence[RunInfo], window: int) -> RunInfo | None:
     return max(same_window, key=lambda r: np.nan_to_num(r.metric("r2", "cv"), nan=-np.inf))
 
 
+# ---------------------------------------------------------------- the pinned scoring model
+PIN_FILE = "scoring_pin.json"
+
+
+def read_pin(registry: Registry) -> dict | None:
+    """The pinned scoring model of a dataset (``run_id``, ``title``, ``pinned_at``, ``by``), or ``None``."""
+    try:
+        pin = json.loads((registry.root / PIN_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return pin if isinstance(pin, dict) and isinstance(pin.get("run_id"), str) else None
+
+
+def pin_model(registry: Registry, run_id: str, by: str | None = None) -> dict:
+    """Pin a classifier run as the dataset's scoring model (written atomically beside its runs)."""
+    run = registry.find(run_id)
+    if run.task != CLASSIFICATION or run.metadata is None:
+        raise ArtifactError(run.path, "only a readable classifier run can be the scoring model")
+    pin = {
+        "run_id": run.run_id,
+        "model": run.model,
+        "title": run.metadata.get("title", run.model),
+        "window": run.metadata.get("window"),
+        "pinned_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "by": by,
+    }
+    registry.root.mkdir(parents=True, exist_ok=True)
+    tmp = registry.root / f".{PIN_FILE}.{uuid.uuid4().hex[:8]}"
+    tmp.write_text(json.dumps(pin), encoding="utf-8")
+    os.replace(tmp, registry.root / PIN_FILE)
+    return pin
+
+
+@dataclass(frozen=True)
+class ScoringChoice:
+    """Which classifier scores a dataset, and why: pinned, or the champion when nothing usable is pinned."""
+
+    run: RunInfo
+    pinned: bool
+    champion: RunInfo
+    note: str | None = None  # e.g. the pinned run is gone
+
+    @property
+    def newer_champion(self) -> bool:
+        return self.pinned and self.champion.run_id != self.run.run_id
+
+
+def scoring_choice(registry: Registry) -> ScoringChoice:
+    """The pinned classifier if it is still readable, else the champion (``NoModelError`` when none)."""
+    champion = registry.champion(CLASSIFICATION)
+    pin = read_pin(registry)
+    if pin is None:
+        return ScoringChoice(champion, False, champion)
+    try:
+        run = registry.find(pin["run_id"])
+    except ArtifactError:
+        run = None
+    if run is None or run.metadata is None:
+        note = f"the pinned model {pin.get('title', '')} (run {pin['run_id']}) is gone; the champion scores instead"
+        return ScoringChoice(champion, False, champion, note)
+    return ScoringChoice(run, True, champion)
+
+
 def load_scoring_models(registry: Registry, classifier_run: str | None = None) -> ScoringModels:
-    """The champion classifier (or a chosen run), a regressor with the same window, and K-Means."""
-    info = registry.find(classifier_run) if classifier_run else registry.champion(CLASSIFICATION)
-    classifier = registry.load(info)
+    """The pinned classifier (else the champion, or a chosen run), a regressor of its window, and K-Means."""
+    info = registry.find(classifier_run) if classifier_run else scoring_choice(registry).run
+    classifier = registry.load(info) if classifier_run else registry.load_intact(info)
     window = classifier.window
     best = best_regressor(registry.latest_per_model(REGRESSION), window)
-    regressor = registry.load(best) if best else None
+    regressor = registry.load_intact(best) if best else None
     if regressor is None:
         log.warning("no regressor trained with a %d-click window; basket values are left empty", window)
-    kmeans = registry.latest(CLUSTERING, "kmeans")
-    segmenter = registry.load(kmeans) if kmeans else None
+    kmeans = next(iter(r for r in registry.latest_per_model(CLUSTERING) if r.model == "kmeans"), None)
+    segmenter = registry.load_intact(kmeans) if kmeans else None
     saved = load_saved(registry)
     if saved is None:
         log.info("no saved product recommender; recommended_products is left empty (run 'python -m ml recommend')")
@@ -225,6 +308,48 @@ def score_summary(scores: pd.DataFrame) -> dict[str, object]:
         "expected_revenue": float(scored["expected_revenue"].sum()) if len(scored) else 0.0,
         "clicks": int(scores["clicks"].sum()),
     }
+
+
+def expected_revenue_range(scores: pd.DataFrame, interval: Mapping[str, float] | None) -> tuple[float, float] | None:
+    """Total expected revenue as a range: each scored basket +/- the held-out residual quantiles (never below 0)."""
+    if not interval:
+        return None
+    scored = scores[scores["status"] == STATUS_SCORED]
+    p = scored["p_convert"].to_numpy(dtype=float)
+    basket = scored["predicted_basket_value"].to_numpy(dtype=float)
+    if not len(p) or np.isnan(basket).all():
+        return None
+    low = np.nansum(p * np.clip(basket + float(interval["low"]), 0, None))
+    high = np.nansum(p * np.clip(basket + float(interval["high"]), 0, None))
+    return float(low), float(high)
+
+
+RULE_CAPACITY = "capacity"
+RULE_THRESHOLD = "threshold"
+TARGET_COLUMNS = ("rank", "session_id", "p_convert", "decile", "segment")
+
+
+def target_list(scores: pd.DataFrame, rule: str, share: float = 0.1, threshold: float = 0.5) -> pd.DataFrame:
+    """The sessions to contact, best first: rank, session, P, decile (1 = the top 10% of scored sessions), segment.
+
+    ``rule`` is ``capacity`` (the top ``share`` of scored sessions) or
+    ``threshold`` (P at or above ``threshold``).
+    """
+    scored = scores[scores["status"] == STATUS_SCORED].sort_values("p_convert", ascending=False, kind="stable")
+    p = scored["p_convert"].to_numpy(dtype=float)
+    n = len(scored)
+    rank = np.arange(1, n + 1)
+    out = pd.DataFrame(
+        {
+            "rank": rank,
+            "session_id": scored["session_id"].to_numpy(),
+            "p_convert": p,
+            "decile": np.minimum(10, (rank - 1) * 10 // max(n, 1) + 1),
+            "segment": scored["segment"].to_numpy() if "segment" in scored else pd.NA,
+        }
+    )
+    keep = top_share_mask(p, share) if rule == RULE_CAPACITY else p >= threshold
+    return out[keep].reset_index(drop=True)[list(TARGET_COLUMNS)]
 
 
 def trained_profiles(store: ModelStore) -> dict[str, str]:

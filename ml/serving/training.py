@@ -37,8 +37,7 @@ from ml.models.training_data import (  # re-exported: callers import the job's t
     prepare_training_data,
 )
 from ml.models.zoo import all_specs
-from ml.serving.locking import training_lock
-from ml.serving.registry import Registry, Staging, new_run_id
+from ml.serving.registry import Registry, Staging, StorageFull, is_no_space, new_run_id
 from ml.tasks import CLASSIFICATION, CLUSTERING, PRIMARY_METRIC, REGRESSION
 
 log = logging.getLogger(__name__)
@@ -296,7 +295,8 @@ def train(
     entries = select_models(config.models, config.seed)
     job_id = new_run_id()
     started = time.perf_counter()
-    with training_lock(registry.lock_dir, f"job {job_id}, {len(entries)} models"):
+    registry.check_writable()  # a read-only or full store says so now, not after the training
+    with registry.lock.hold(f"job {job_id}, {len(entries)} models"):
         registry.clean_stale_staging(max_age_seconds=0)  # we hold the lock: leftovers are dead jobs'
         reporter = _Reporter(entries, progress, should_stop)
         reporter.emit()
@@ -311,7 +311,11 @@ def train(
                     _train_one(entry, data, config, specs, reporter, staging)
                 except TrainingCancelled:
                     raise
-                except Exception as exc:  # one model's failure must not sink the job
+                except Exception as exc:
+                    if is_no_space(exc):  # the disk is full: the whole job goes, with one message
+                        log.error("training job %s stopped: no space left while saving %s/%s", job_id, *entry[:2])
+                        raise StorageFull(entry[2]) from None
+                    # one model's failure must not sink the job
                     log.exception("training %s/%s failed", entry[0], entry[1])
                     reporter.update((entry[0], entry[1]), state="failed", detail=f"{type(exc).__name__}: {exc}")
             run_ids = [s.run_id for s in reporter.statuses.values() if s.run_id]

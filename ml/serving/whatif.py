@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ml.data import schema as S
+from ml.data.codes import codebook_from_json
 from ml.features.prepared import PreparedData
 from ml.features.window import STATUS_CONVERTED_IN_WINDOW, STATUS_TOO_SHORT, WindowData, window_features
 from ml.models.explain import Contributions, Explainer, FastPipeline, fast_pipeline, make_explainer, one_thread
@@ -69,24 +70,33 @@ def _positions(low: float, high: float, step: float) -> tuple[float, ...]:
     return (*(round(low + i * step, 6) for i in range(count)), high)
 
 
-def _options(spec: Mapping[str, object], values: Sequence[int]) -> tuple[tuple[int, str], ...]:
-    """Codes with decoded names: by code when few (weekdays, categories), else most frequent first."""
+def _options(
+    spec: Mapping[str, object], values: Sequence[int], codebooks: Mapping[str, Mapping[str, str]] | None = None
+) -> tuple[tuple[int, str], ...]:
+    """Codes with decoded names: by code when few (weekdays, categories), else most frequent first.
+
+    Names come from the codebooks saved with the run (the dataset's own), and
+    from the UCI codebook only for runs saved before datasets had codebooks.
+    """
     codes = [int(v) for v in values]
     if len(codes) <= 7:
         codes = sorted(codes)
-    book = S.CODEBOOK.get(spec.get("codebook") or "", {})
+    name = str(spec.get("codebook") or "")
+    saved = (codebooks or {}).get(name)
+    book = codebook_from_json(saved) if saved else S.CODEBOOK.get(name, {})
     return tuple((code, book.get(code, f"code {code}")) for code in codes)
 
 
 def controls_from_metadata(metadata: Mapping[str, object]) -> tuple[Control, ...]:
-    """One control per model input, bounded and stepped as the training data was."""
+    """One control per model input, bounded and stepped as the training data was, named by its codebook."""
     ranges = metadata["feature_ranges"]
+    codebooks = metadata.get("codebooks") or {}
     controls = []
     for spec in metadata["features"]:
         name = spec["name"]
         saved = ranges[name]
         if saved["kind"] == "categorical":
-            options = _options(spec, saved["values"])
+            options = _options(spec, saved["values"], codebooks)
             controls.append(Control(name, spec["label"], "categorical", int(saved["typical"]), options=options))
             continue
         low, high, step = float(saved["min"]), float(saved["max"]), float(saved["step"])
@@ -187,6 +197,19 @@ class WhatIfModel:
     @property
     def roc_auc(self) -> float:
         return self.classifier.info.metric("roc_auc", "test")
+
+    @property
+    def capacity(self) -> dict | None:
+        """The classifier's held-out capacity table (``ml.models.capacity``), if saved with the run."""
+        return self.classifier.metadata.get("capacity") or None
+
+    @property
+    def basket_interval(self) -> dict | None:
+        """The regressor's held-out residual quantiles, so the basket value is shown as a range."""
+        if self.regressor is None:
+            return None
+        interval = self.regressor.metadata.get("interval") or {}
+        return interval if interval.get("n") else None
 
     @property
     def label_title(self) -> str:
@@ -297,6 +320,12 @@ class WhatIfPrediction:
     @property
     def expected_revenue(self) -> float | None:
         return None if self.basket is None else self.p * self.basket
+
+    def basket_range(self, interval: Mapping[str, float] | None) -> tuple[float, float] | None:
+        """The basket value's range from held-out residual quantiles (never below 0)."""
+        if self.basket is None or not interval:
+            return None
+        return max(self.basket + float(interval["low"]), 0.0), max(self.basket + float(interval["high"]), 0.0)
 
 
 def sensitivity_grid(control: Control, current: Value) -> tuple[Value, ...]:

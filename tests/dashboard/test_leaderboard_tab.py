@@ -11,10 +11,10 @@ import pytest
 from dashboard import ids
 from dashboard.app_factory import render_tab
 from dashboard.layout import shell
-from dashboard.leaderboard_data import SnapshotRegistry, grid_rows, setup_warnings, snapshot, training_setup
-from dashboard.leaderboard_grid import column_defs
 from dashboard.tabs import leaderboard as tab
-from dashboard.training_panel import training_panel
+from dashboard.tabs.leaderboard.data import SnapshotRegistry, grid_rows, setup_warnings, snapshot, training_setup
+from dashboard.tabs.leaderboard.grid import column_defs
+from dashboard.tabs.leaderboard.training_panel import training_panel
 from ml.models.evaluation import classification_metrics
 from ml.serving.leaderboard import TASK_METRICS
 from ml.serving.registry import CURVES_FILE, METADATA_FILE, Registry
@@ -274,3 +274,47 @@ def test_a_run_listing_is_read_once_until_the_run_folders_change(registry_copy, 
     shutil.rmtree(registry_copy.latest(CLUSTERING, "dbscan").path)
     assert {r["model"] for r in grid_rows(view, CLUSTERING)} == {"kmeans"}
     assert reads  # the listing changed on disk, so it was read again
+
+
+# ---------------------------------------------------------------- the capacity rule
+def _capacity_texts(children) -> dict[str, str]:
+    found: dict[str, str] = {}
+
+    def walk(node):
+        if isinstance(node, list | tuple):
+            for child in node:
+                walk(child)
+            return
+        if getattr(node, "data-capacity", None):
+            found[getattr(node, "data-capacity")] = node.children
+        inner = getattr(node, "children", None)
+        if inner is not None and not isinstance(inner, str):
+            walk(inner)
+
+    walk(children)
+    return found
+
+
+def test_the_capacity_rule_shows_the_saved_held_out_numbers_beside_the_threshold(registry):
+    from ml.models.capacity import at_share
+
+    run_id = _run_id(registry, CLASSIFICATION, "xgboost")
+    meta = registry.run(run_id).metadata
+    children = tab.capacity_panel_view(registry, run_id, 10)
+    texts = _capacity_texts(children)
+    row = at_share(meta["capacity"], 0.10)
+    assert texts["flagged"] == f"{row['flagged']:,} of {meta['capacity']['sessions']:,}"
+    assert texts["expected-conversions"] == f"{row['converted']:,}"
+    assert texts["precision"] == f"{row['precision']:.1%}" and texts["lift"] == f"{row['lift']:.2f}×"
+    rule = meta["threshold_rule"]
+    assert f"flags {rule['share']:.0%} of the held-out sessions" in str(children)
+    wider = _capacity_texts(tab.capacity_panel_view(registry, run_id, 50))
+    assert int(wider["flagged"].split(" of ")[0].replace(",", "")) > row["flagged"]
+
+
+def test_the_leaderboard_reads_the_active_dataset_s_registry(context, trained_registry, tmp_path):
+    """Another dataset's models are not this one's: the views read ``context.models_for(key)``."""
+    bundled = context.models_for("bundled").snapshot
+    assert bundled.root == context.registry_for("bundled").root
+    other = context.models_for("no-such-dataset").snapshot  # an unknown key reads the bundled data's
+    assert other is bundled

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 from dataclasses import replace
 
 import dash_ag_grid as dag
@@ -21,7 +22,7 @@ from dashboard import ids
 from dashboard.figures.scoring import NO_SCORED_SESSIONS, column_defs, p_convert_histogram
 from dashboard.layout import shell
 from dashboard.tabs import TABS, scoring
-from dashboard.training_panel import training_panel
+from dashboard.tabs.leaderboard.training_panel import training_panel
 from dashboard.uploads import INPUT_FILE, UploadStore, check_upload, run_scoring_job
 from ml.data.synthetic_logs import multi_category_store_log
 from ml.features.window import STATUS_CONVERTED_IN_WINDOW, STATUS_SCORED, STATUS_TOO_SHORT
@@ -150,7 +151,9 @@ def test_the_report_of_an_event_log_names_purchases_as_its_label(settings):
 def test_a_broken_upload_lists_its_problems_with_a_fix_and_is_not_kept(settings, data, name, expected):
     report, upload = scoring.receive_upload(settings, Registry(settings.models_dir), data_url(data), name, None)
     text = text_of(report)
-    assert upload == {"id": None, "filename": name, "valid": False}
+    assert {k: upload[k] for k in ("id", "filename", "valid")} == {"id": None, "filename": name, "valid": False}
+    assert upload["report"]["kind"] == "problems"  # the store holds the report's data, not a component
+    assert json.loads(json.dumps(upload)) == upload
     assert f"'{name}' cannot be scored" in text and "Nothing was scored" in text
     for words in expected:
         assert words in text
@@ -177,7 +180,7 @@ def test_no_model_hides_scoring_and_shows_the_training_link(settings):
 def test_scoring_is_offered_for_a_valid_upload_until_it_is_scored(trained_registry):
     upload = {"id": "A" * 32, "valid": True}
     hidden, no_model, note = scoring.readiness(trained_registry, upload, None)
-    assert (hidden, no_model) == (False, False) and "window k = 3" in note
+    assert (hidden, no_model) == (False, False) and "window k = 3" in text_of(note)
     assert scoring.readiness(trained_registry, {"id": None, "valid": False}, None)[0] is True
     assert scoring.readiness(trained_registry, upload, {"id": upload["id"], "ok": True})[0] is True
     assert scoring.readiness(trained_registry, upload, {"id": "B" * 32, "ok": True})[0] is False
@@ -190,7 +193,7 @@ def test_results_show_counts_histogram_and_preview_only_for_this_upload(scored_s
     assert not hidden and len(rows) == 50 and list(rows[0]) == list(SCORE_COLUMNS)
     text = text_of(summary)
     counts = result["summary"]["status_counts"]
-    assert f"{counts[STATUS_SCORED]:,}" in text and "Expected revenue" in text and "logreg" in text
+    assert f"{counts[STATUS_SCORED]:,}" in text and "Expected revenue" in text and "Logistic regression" in text
     assert isinstance(figure, go.Figure) and sum(figure.data[0].y) == counts[STATUS_SCORED]
     assert scoring.results_view({"id": "other", "valid": True}, result)[0] is True
     assert scoring.results_view(upload, None)[0] is True
@@ -246,7 +249,7 @@ def test_the_app_registers_the_background_job_and_the_training_link(app):
     assert link["callback"].__wrapped__(1) == scoring.TRAIN_TAB == "leaderboard"
     contents = [{"id": ids.SCORING_UPLOAD, "property": "contents"}]
     upload = next(v for v in callbacks.values() if v["inputs"] == contents)
-    assert upload["callback"].__wrapped__(None, None, None)[0].__class__.__name__ == "NoUpdate"
+    assert upload["callback"].__wrapped__(None, None, None, None)[0].__class__.__name__ == "NoUpdate"
 
 
 def test_uploaded_bytes_are_never_unpickled(settings, tmp_path):
@@ -269,3 +272,128 @@ class eval_on_load:  # named for what it does
 
     def __reduce__(self):
         return (open, (self.path, "w"))
+
+
+# ---------------------------------------------------------------- pinned model, rules, ranges, encodings
+@pytest.fixture
+def registry_copy(trained_registry, tmp_path) -> Registry:
+    """A private copy of the trained registry (bundled dataset), safe to pin and retrain in."""
+    import shutil
+
+    root = tmp_path / "models" / "bundled"
+    shutil.copytree(trained_registry.root, root)
+    (root / "scoring_pin.json").unlink(missing_ok=True)  # earlier tests scored with (and pinned) the shared one
+    return Registry(root, lock_dir=tmp_path / "models")
+
+
+def test_the_scoring_model_is_pinned_and_a_partial_retrain_does_not_change_it(
+    settings, registry_copy, small_clicks, small_csv
+):
+    from dashboard.tabs.scoring.rules import model_choices, model_note, pin_choice
+    from dashboard.uploads import model_info
+    from ml.serving.scoring import read_pin, scoring_choice
+    from ml.serving.training import TrainConfig, train
+
+    scored = settings.with_overrides(models_dir=registry_copy.root.parent)
+    champion = registry_copy.champion("classification").run_id
+    assert read_pin(registry_copy) is None
+    _, upload = scoring.receive_upload(scored, registry_copy, data_url(small_csv), "a.csv", None)
+    result = run_scoring_job(scored, upload["id"], lambda _: None)
+    assert result["ok"] and result["models"]["run_id"] == champion
+    assert read_pin(registry_copy)["run_id"] == champion  # the first scoring pinned the champion
+    # A partial retrain: one classifier, another window. It may well be the champion now; scoring stays.
+    train(small_clicks, registry_copy, TrainConfig(window=4, quick=True, models=("tree",)), source="s", data_hash="s")
+    retrained = registry_copy.latest("classification", "tree").run_id
+    for run in registry_copy.runs("classification"):  # make the new run the champion for certain
+        if run.run_id == retrained:
+            meta = dict(run.metadata)
+            meta["metrics"]["cv"]["roc_auc"] = {"mean": 0.99, "std": 0.0}
+            (run.path / "metadata.json").write_text(json.dumps(meta))
+    assert registry_copy.champion("classification").run_id == retrained
+    choice = scoring_choice(registry_copy)
+    assert choice.run.run_id == champion and choice.pinned and choice.newer_champion
+    info = model_info(registry_copy)
+    assert info["run_id"] == champion and info["pinned"] and info["champion"] == "Decision tree"
+    note = text_of(model_note(info))
+    assert "pinned for this dataset" in note and "newer training run made Decision tree the champion" in note
+    options, value = model_choices(registry_copy)
+    assert value == champion and any("pinned" in o["label"] for o in options if o["value"] == champion)
+    _, upload = scoring.receive_upload(scored, registry_copy, data_url(small_csv), "b.csv", None)
+    again = run_scoring_job(scored, upload["id"], lambda _: None)
+    assert again["models"]["run_id"] == champion and again["models"]["window"] == 3
+    # Choosing another model in the dropdown pins it.
+    assert pin_choice(registry_copy, retrained, "ann") is True
+    assert read_pin(registry_copy)["run_id"] == retrained and read_pin(registry_copy)["by"] == "ann"
+    info = model_info(registry_copy)
+    assert info["basket_model"] is None  # no regressor with a 4-click window
+    assert "No basket-value model was trained with a 4-click window" in text_of(model_note(info))
+
+
+def test_expected_revenue_is_a_range_or_says_there_is_no_basket_model(scored_settings, trained_registry, small_csv):
+    from dashboard.figures.scoring import revenue_text
+    from ml.serving.scoring import expected_revenue_range
+
+    _, upload = scoring.receive_upload(scored_settings, trained_registry, data_url(small_csv), "r.csv", None)
+    result = run_scoring_job(scored_settings, upload["id"], lambda _: None)
+    interval = result["models"]["interval"]
+    low, high = result["summary"]["expected_revenue_range"]
+    scores = pd.read_parquet(UploadStore.for_settings(scored_settings).folder(upload["id"]) / "scores.parquet")
+    assert (low, high) == pytest.approx(expected_revenue_range(scores, interval))
+    assert low <= result["summary"]["expected_revenue"] <= high
+    value, note = revenue_text(result)
+    assert value == f"${low:,.0f} – ${high:,.0f}" and "range of held-out errors" in note
+    no_basket = {**result, "models": {**result["models"], "regressor": None}}
+    value, note = revenue_text(no_basket)
+    assert value == "no basket model" and "$0" not in value and "window k = 3" in note
+
+
+def test_the_target_list_ranks_sessions_by_capacity_or_threshold(scored_settings, trained_registry, small_csv):
+    _, upload = scoring.receive_upload(scored_settings, trained_registry, data_url(small_csv), "t.csv", None)
+    result = run_scoring_job(scored_settings, upload["id"], lambda _: None)
+    scored = result["summary"]["status_counts"][STATUS_SCORED]
+    data, note = scoring.download_targets(scored_settings, result, "capacity", 20)
+    lines = data["content"].splitlines()
+    assert lines[0].startswith("# target list: top 20% of scored sessions; model Logistic regression")
+    targets = pd.read_csv(io.StringIO("\n".join(lines[1:])))
+    assert list(targets.columns) == ["rank", "session_id", "p_convert", "decile", "segment"]
+    assert len(targets) == -(-scored * 20 // 100)  # ceil: the top 20% of scored sessions
+    assert targets["rank"].tolist() == list(range(1, len(targets) + 1))
+    assert targets["p_convert"].is_monotonic_decreasing and set(targets["decile"]) <= {1, 2}
+    assert data["filename"] == "targets-t-top20pct.csv" and "sessions, best first" in text_of(note)
+    data, _ = scoring.download_targets(scored_settings, result, "threshold", None)
+    by_threshold = pd.read_csv(io.StringIO(data["content"].split("\n", 1)[1]))
+    assert len(by_threshold) == result["target_counts"]["threshold"]
+    assert (by_threshold["p_convert"] >= result["models"]["threshold"] - 1e-6).all()
+    assert scoring.download_targets(scored_settings, None, "capacity", 10)[0] is dash_no_update()
+
+
+def dash_no_update():
+    from dash import no_update
+
+    return no_update
+
+
+@pytest.mark.parametrize(
+    ("encoding", "expected"),
+    [("utf-16", "UTF-16 (little-endian) text"), ("utf-16-be", "UTF-16 (big-endian, without a byte-order mark)")],
+)
+def test_utf16_text_is_named_with_its_encoding_and_how_to_convert_it(settings, small_csv, encoding, expected):
+    data = small_csv.decode().encode(encoding)
+    report, upload = scoring.receive_upload(settings, Registry(settings.models_dir), data_url(data), "u16.csv", None)
+    text = text_of(report)
+    assert expected in text and "iconv -f UTF-16" in text and "CSV UTF-8" in text
+    assert "binary" not in text and "Parquet" not in text
+    assert len(upload["report"]["problems"]) == 1
+
+
+def test_mixed_delimiters_get_one_message_and_a_rejected_upload_replaces_the_report(settings, small_csv):
+    registry = Registry(settings.models_dir)
+    _, good = scoring.receive_upload(settings, registry, data_url(small_csv), "good.csv", None)
+    assert good["valid"]
+    lines = small_csv.decode().splitlines()
+    mixed = "\n".join([lines[0].replace(",", ";"), *lines[1:]]).encode()
+    _, upload = scoring.receive_upload(settings, registry, data_url(mixed), "mixed.csv", good)
+    problems = upload["report"]["problems"]
+    assert len(problems) == 1 and "separated by semicolons but the rows by commas" in problems[0]["message"]
+    assert not upload["valid"] and "Validation report" not in text_of(scoring.report_view(upload))
+    assert not (UploadStore.for_settings(settings).root / good["id"]).exists()  # the earlier file is gone

@@ -5,9 +5,11 @@ Uses the ``context`` and ``app`` fixtures of ``tests/dashboard/conftest.py`` (bu
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import replace
 
+import pandas as pd
 import plotly.graph_objects as go
 import pytest
 from dash import dcc, no_update
@@ -17,14 +19,26 @@ from dashboard.context import AppContext
 from dashboard.figures.segments import (
     MAX_CARDS,
     NO_SEGMENTS,
+    OKABE_ITO,
+    download_button_id,
     open_button_id,
     projection_figure,
     segment_colour,
+    segment_symbol,
     silhouette_figure,
 )
 from dashboard.tabs import TABS, segments
-from ml.models.segment_runs import SegmentSetting, segment_base
+from dashboard.tabs.segments.champion import champion_scores, lift_table
+from ml.config import BUNDLED_DATASET_KEY
+from ml.data.loading import load_events
+from ml.data.synthetic_logs import multi_category_store_log
+from ml.features.prepared import prepare
+from ml.models.capacity import at_share, top_share_mask
+from ml.models.segment_runs import SegmentSetting, disk_folder, segment_base
 from ml.models.segments import DEFAULT_MIN_SAMPLES, NOISE_NAME
+from ml.serving.datasets import DatasetStore
+from ml.serving.whatif import cached_window_features
+from ml.tasks import CLASSIFICATION
 
 KMEANS_4 = SegmentSetting.kmeans(4)
 DENSE = SegmentSetting.dbscan(0.5, 20)  # dozens of small dense groups plus much noise on the bundled data
@@ -49,8 +63,8 @@ def _text(component: object) -> str:
     return _text(children) if children is not None else ""
 
 
-def _buttons(component: object) -> list:
-    return [c for c in _walk(component) if isinstance(getattr(c, "id", None), dict)]
+def _buttons(component: object, kind: str = ids.SEGMENTS_OPEN_WHATIF) -> list:
+    return [c for c in _walk(component) if isinstance(getattr(c, "id", None), dict) and c.id["type"] == kind]
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +107,9 @@ def test_the_silhouette_curve_marks_the_best_and_the_chosen_k():
 
 # ---------------------------------------------------------------- views
 def test_the_view_fills_every_output_with_one_card_per_segment(context: AppContext, kmeans_run):
-    projection, silhouette, tiles, note, cards, others = segments.segments_view(context, KMEANS_4)
+    projection, silhouette, tiles, note, cards, others, capacity = segments.segments_view(context, KMEANS_4)
     assert isinstance(projection, go.Figure) and isinstance(silhouette, go.Figure)
+    assert capacity.startswith("No model is trained on this dataset yet")
     assert len(cards) == 4 and others is None
     assert note.startswith("K-Means") and "Computed in" in note
     tiles_text = _text(tiles)
@@ -104,14 +119,17 @@ def test_the_view_fills_every_output_with_one_card_per_segment(context: AppConte
     text = _text(cards)
     for persona in kmeans_run.profiles["persona"]:
         assert persona in text
-    for label in ("Conversion (proxy)", "Basket value", "Revenue / session", "Categories", "Countries"):
+    for label in ("Conversion (proxy)", "Basket value", "Potential revenue / session", "Categories", "Countries"):
         assert label in text
-    assert "Typical first 3 clicks" in text
+    assert "What-if start: first 3 clicks of session" in text
+    assert "Lift by capacity: train a model on this dataset first." in text
     assert [b.id for b in _buttons(cards)] == [open_button_id(KMEANS_4, s) for s in range(4)]
+    downloads = [b.id for b in _buttons(cards, ids.SEGMENTS_DOWNLOAD_BUTTON)]
+    assert downloads == [download_button_id(KMEANS_4, s) for s in range(4)]
 
 
 def test_a_dense_dbscan_view_has_a_noise_card_and_a_table_of_the_smaller_groups(context: AppContext):
-    _, _, tiles, note, cards, others = segments.segments_view(context, DENSE)
+    _, _, tiles, note, cards, others, _ = segments.segments_view(context, DENSE)
     run = segments.run_for(context, DENSE)
     assert len(cards) == MAX_CARDS + 1
     assert NOISE_NAME in _text(cards[-1])
@@ -146,6 +164,9 @@ def test_opening_a_segment_in_whatif_stores_its_typical_session_and_switches_tab
         "sessions": int(row["sessions"]),
         "window": context.settings.window,
         "typical": kmeans_run.typical[1],
+        "session_id": kmeans_run.representatives[1],
+        "conversion_rate": round(float(row["conversion_rate"]), 4),
+        "dataset": BUNDLED_DATASET_KEY,
     }
     assert len(json.dumps(choice)) < 2_000, "small JSON"
 
@@ -179,21 +200,24 @@ def test_missing_inputs_fall_back_to_the_defaults(context: AppContext):
 # ---------------------------------------------------------------- layout and the app
 def test_the_sliders_start_at_the_silhouette_k_and_the_default_eps_and_update_on_release(context: AppContext):
     sliders = {s.id: s for s in _walk(segments.layout(context)) if isinstance(s, dcc.Slider)}
-    assert set(sliders) == {ids.SEGMENTS_K, ids.SEGMENTS_EPS, ids.SEGMENTS_MIN_SAMPLES}
+    assert set(sliders) == {ids.SEGMENTS_K, ids.SEGMENTS_EPS, ids.SEGMENTS_MIN_SAMPLES, ids.SEGMENTS_CAPACITY}
     k, eps, min_samples = sliders[ids.SEGMENTS_K], sliders[ids.SEGMENTS_EPS], sliders[ids.SEGMENTS_MIN_SAMPLES]
     assert (k.min, k.max, k.value) == (2, 10, segment_base(context.data, context.settings.seed).best_k)
     assert (eps.min, eps.max, eps.step, eps.value) == (0.3, 3.0, 0.05, segments.default_eps(context))
     assert (min_samples.min, min_samples.max, min_samples.value) == (5, 100, DEFAULT_MIN_SAMPLES)
     assert {s.updatemode for s in sliders.values()} == {"mouseup"}
+    capacity = sliders[ids.SEGMENTS_CAPACITY]
+    assert (capacity.min, capacity.max, capacity.value) == (1, 50, 10)
 
 
 def test_the_app_registers_the_segments_callbacks(app):
     assert segments in TABS
     callbacks = app.callback_map.values()
-    controls = [ids.SEGMENTS_METHOD, ids.SEGMENTS_K, ids.SEGMENTS_EPS, ids.SEGMENTS_MIN_SAMPLES]
+    controls = [ids.SEGMENTS_METHOD, ids.SEGMENTS_K, ids.SEGMENTS_EPS, ids.SEGMENTS_MIN_SAMPLES, ids.SEGMENTS_CAPACITY]
     main = next(c for c in callbacks if [i["id"] for i in c["inputs"]] == controls)
-    outputs = main["callback"].__wrapped__("kmeans", 3, 1.2, 20)
-    assert len(outputs) == 6 and len(outputs[4]) == 3
+    assert [s["id"] for s in main["state"]] == [ids.APP_DATASET_STORE]
+    outputs = main["callback"].__wrapped__("kmeans", 3, 1.2, 20, 10, BUNDLED_DATASET_KEY)
+    assert len(outputs) == 7 and len(outputs[4]) == 3
     key, opener = next((k, c) for k, c in app.callback_map.items() if ids.APP_SEGMENT_STORE in k)
     assert f"{ids.APP_TABS}.active_tab@" in key, "switches tabs (allow_duplicate)"
     pattern = json.loads(opener["inputs"][0]["id"])
@@ -201,3 +225,127 @@ def test_the_app_registers_the_segments_callbacks(app):
     assert set(pattern) == set(open_button_id(KMEANS_4, 0)) - {"type"}
     assert all(value == ["ALL"] for value in pattern.values())
     assert opener["state"] == [], "no State: the tab's components are gone when the buttons unmount"
+
+
+# ---------------------------------------------------------------- with the dataset's champion model
+@pytest.fixture(scope="module")
+def trained(bundled, small_clicks, dash_settings, trained_registry, tmp_path_factory) -> AppContext:
+    """The small sample as the active dataset, with the quick models trained on it (same data hash)."""
+    small = prepare(replace(bundled, events=small_clicks, data_hash="small"), display_name="small")
+    settings = dash_settings.with_overrides(
+        models_dir=trained_registry.root.parent, cache_dir=tmp_path_factory.mktemp("segment-cache")
+    )
+    datasets = DatasetStore.for_settings(settings)
+    datasets.remember(BUNDLED_DATASET_KEY, small)
+    return AppContext(settings=settings, datasets=datasets)
+
+
+def test_per_segment_lift_counts_the_held_out_sessions_the_model_was_tested_on(trained: AppContext):
+    scores = champion_scores(trained, BUNDLED_DATASET_KEY)
+    champion = trained.models_for(BUNDLED_DATASET_KEY).champion(CLASSIFICATION)
+    assert scores is not None and scores.run_id == champion.info.run_id
+    assert scores.held_out is not None and len(scores.held_out) == champion.metadata["data"]["test_sessions"]
+    run = segments.run_for(trained, KMEANS_4)
+    lift = lift_table(scores, run, 0.1)
+    saved = at_share(champion.metadata["capacity"], 0.1)  # computed at training time on the held-out sessions
+    assert lift.attrs["flagged"] == saved["flagged"] == lift["flagged"].sum()
+    assert lift.attrs["flagged_converted"] == saved["converted"] == lift["flagged_converted"].sum()
+    assert lift.attrs["precision"] == pytest.approx(saved["precision"])
+    assert lift.attrs["lift"] == pytest.approx(saved["lift"])
+    # each segment's numbers against a count by hand over the same held-out sessions
+    rows = scores.held_out
+    segment_of = run.labels[scores.positions[rows]]
+    flagged = top_share_mask(scores.p[rows], 0.1)
+    y = scores.converted[rows]
+    for seg, row in lift.iterrows():
+        mine = segment_of == seg
+        assert row["sessions"] == mine.sum() and row["flagged"] == (mine & flagged).sum()
+        hits = (mine & flagged & (y == 1)).sum()
+        if row["flagged"]:
+            assert row["precision"] == pytest.approx(hits / (mine & flagged).sum())
+            assert row["lift"] == pytest.approx(hits / (mine & flagged).sum() / y.mean())
+
+
+def test_cards_show_the_lift_and_the_p_of_the_what_if_start_beside_the_segment_rate(trained: AppContext):
+    *_, cards, _, capacity = segments.segments_view(trained, KMEANS_4, BUNDLED_DATASET_KEY, 20)
+    assert capacity.startswith("Top 20% by P(convert) of ") and "held-out sessions" in capacity
+    text = _text(cards)
+    assert text.count("Capacity rule.") == 4 and text.count("Top 20% by P: flags") == 4
+    assert text.count("P(convert) of that start: ") == 4
+    assert text.count("the segment's Conversion (proxy): ") == 4
+    assert text.count("They differ because the rate counts whole visits") == 4
+    run = segments.run_for(trained, KMEANS_4)
+    scores = champion_scores(trained, BUNDLED_DATASET_KEY)
+    p = scores.p_of(run.representatives[0])
+    assert f"P(convert) of that start: {p:.1%}" in text
+
+
+def test_the_what_if_starts_from_a_real_session_of_the_segment(trained: AppContext):
+    run = segments.run_for(trained, KMEANS_4)
+    data = trained.dataset(BUNDLED_DATASET_KEY)
+    windowed = cached_window_features(data, trained.settings.window)
+    for seg, session in run.representatives.items():
+        assert run.labels[data.sessions.index.get_loc(session)] == seg
+        real = {name: windowed.features.at[session, name] for name in windowed.features.columns}
+        assert run.typical[seg] == pytest.approx(real, abs=1e-4)
+    choice = segments.whatif_choice(trained, KMEANS_4, 0)
+    assert choice["session_id"] == run.representatives[0] and choice["typical"] == run.typical[0]
+
+
+# ---------------------------------------------------------------- another profile, and the download
+@pytest.fixture(scope="module")
+def shop(dash_settings, tmp_path_factory) -> AppContext:
+    """A multi-category-store log whose session IDs start with "=": a spreadsheet would run them."""
+    root = tmp_path_factory.mktemp("shop-segments")
+    settings = dash_settings.with_overrides(datasets_dir=root / "datasets", cache_dir=root / "cache")
+    raw = multi_category_store_log(6000, seed=9)
+    raw["user_session"] = "=HYPERLINK(" + raw["user_session"] + ")"
+    datasets = DatasetStore.for_settings(settings)
+    datasets.add(load_events(raw.to_csv(index=False).encode(), name="store.csv"), "store")
+    return AppContext(settings=settings, datasets=datasets)
+
+
+def test_segments_of_a_shop_log_use_its_features_dimension_and_label(shop: AppContext):
+    run = segments.run_for(shop, KMEANS_4, "store")
+    assert run.profiles.attrs["dimension"] == "main_brand"
+    *_, note, cards, _, capacity = segments.segments_view(shop, KMEANS_4, "store")
+    text = _text(cards)
+    assert "Conversion (purchases)" in text and "Main brands: " in text
+    assert "Revenue / session" in text
+    assert "Conversion (purchases) and revenue are from the data" in note
+    assert capacity.startswith("No model is trained")
+    assert all(b.id["dataset"] == "store" for b in _buttons(cards) + _buttons(cards, ids.SEGMENTS_DOWNLOAD_BUTTON))
+
+
+def test_downloading_a_segment_gives_its_sessions_with_formulas_neutralised(shop: AppContext):
+    run = segments.run_for(shop, KMEANS_4, "store")
+    segment = 1
+    sent = segments.download_segment(shop, {"id": download_button_id(KMEANS_4, segment, "store"), "value": 1})
+    persona = run.profiles.loc[segment, "persona"]
+    assert sent["filename"].startswith("store-segment-1-") and sent["filename"].endswith(".csv")
+    table = pd.read_csv(io.StringIO(sent["content"]))
+    data = shop.dataset("store")
+    expected = data.sessions.index[run.labels == segment]
+    assert len(table) == len(expected) == run.profiles.loc[segment, "sessions"]
+    assert list(table["session_id"]) == ["'" + s for s in expected]  # "=HYPERLINK(...)" cannot run
+    assert (table["segment"] == segment).all() and (table["persona"] == persona).all()
+    assert set(table["main_brand_label"]) <= set(data.codebooks["brand"].values())
+    assert table["converted"].sum() == data.sessions.loc[expected, "converted"].sum()
+    assert segments.download_segment(shop, {"id": download_button_id(KMEANS_4, 0, "store"), "value": None}) is no_update
+
+
+def test_segment_colours_are_okabe_ito_with_a_marker_shape_each():
+    assert [segment_colour(s) for s in range(MAX_CARDS)] == list(OKABE_ITO)
+    assert len({segment_symbol(s) for s in range(MAX_CARDS)}) == MAX_CARDS
+
+
+def test_the_app_fits_the_default_run_on_a_start_up_thread_and_keeps_it_on_disk(app):
+    assert app.segments_warmed.wait(600), "the start-up fit ends"
+    context = app.context
+    setting = segments.setting_from_inputs(context, None, None, None, None, BUNDLED_DATASET_KEY)
+    data = context.dataset(BUNDLED_DATASET_KEY)
+    folder = disk_folder(context.settings.cache_dir / "segments", data)
+    names = {p.name for p in folder.iterdir()}
+    assert {f"base-s{context.settings.seed}.joblib"} <= names
+    assert any(n.startswith(f"run-kmeans-k{setting.k}-") for n in names)
+    assert segments.run_for(context, setting) is segments.run_for(context, setting), "kept in memory"

@@ -13,7 +13,7 @@ from dashboard.app_factory import max_request_bytes, render_tab
 from dashboard.datasets.layout import event_value_rows
 from dashboard.layout import shell
 from dashboard.tabs import TAB_IDS, TABS
-from dashboard.training_panel import training_panel
+from dashboard.tabs.leaderboard.training_panel import training_panel
 from dashboard.url_state import ViewState, parse_search, to_search
 from ml.config import BUNDLED_DATASET_KEY, get_settings
 from ml.features.kpis import SessionFilter

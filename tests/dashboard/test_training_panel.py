@@ -7,10 +7,12 @@ import time
 
 import pytest
 
-from dashboard.training_panel import check_request, overall_progress, run_training_job, status_table
+from dashboard.tabs.leaderboard.training_panel import check_request, overall_progress, run_training_job, status_table
+from ml.config import BUNDLED_DATASET_KEY
 from ml.data import schema as S
+from ml.serving import jobs
 from ml.serving.locking import running_job, training_lock
-from ml.serving.registry import STAGING_DIR, registry_for
+from ml.serving.registry import STAGING_DIR, ModelStore
 from tests.ml.factories import lowercase_form
 
 TINY_MODELS = ["classification:logreg", "regression:linear", "clustering:kmeans"]
@@ -25,7 +27,14 @@ def small_data_file(tmp_path_factory, small_clicks):
 
 @pytest.fixture
 def job_settings(dash_settings, small_data_file, tmp_path):
-    return dash_settings.with_overrides(data_file=small_data_file, models_dir=tmp_path / "models")
+    return dash_settings.with_overrides(
+        data_file=small_data_file, models_dir=tmp_path / "models", cache_dir=tmp_path / "cache"
+    )
+
+
+def registry_for(settings):
+    """The registry the panel trains into: the bundled dataset's (the data file the settings name)."""
+    return ModelStore(settings.models_dir).registry(BUNDLED_DATASET_KEY)
 
 
 def _message_text(message) -> str:
@@ -162,3 +171,84 @@ def test_progress_counts_finished_models_and_fold_progress():
     table = str(status_table(statuses))
     assert "roc_auc 0.600" in table and "fit 3 of 6: fold 3/5" in table and "boom" in table
     assert overall_progress(None) == (0.0, "")
+
+
+# ---------------------------------------------------------------- job state on the server
+def test_the_job_state_is_on_the_server_and_quick_states_its_measured_time(job_settings):
+    from dashboard.tabs.leaderboard.training_panel import job_board, mode_options
+
+    board = job_board(job_settings)
+    before = {o["value"]: o["label"] for o in mode_options(board, BUNDLED_DATASET_KEY)}
+    assert "not run on this dataset here yet" in before["quick"] and "not run" in before["full"]
+    run_training_job(job_settings, lambda _: None, 3, TINY_MODELS, "quick", owner="ann")
+    job = board.current(BUNDLED_DATASET_KEY, "ann")
+    assert job["state"] == "done" and "Trained 3 models" in job["message"]
+    assert [s["state"] for s in job["progress"]] == ["done", "done", "done"]
+    assert board.current(BUNDLED_DATASET_KEY, "bob") is None  # another user's page shows no job of ann's
+    timing = board.timing(BUNDLED_DATASET_KEY, "quick")
+    assert timing["items"] == 3 and 0 < timing["seconds"] < 600
+    after = {o["value"]: o["label"] for o in mode_options(board, BUNDLED_DATASET_KEY)}
+    assert f"last run here: {jobs.format_duration(timing['seconds'])} for 3 models" in after["quick"]
+    assert "not run" in after["full"]  # only what was measured
+
+
+def _train_slowly(settings) -> None:
+    run_training_job(settings, lambda _: None, 3, ["classification:svm", "classification:forest"], "full", owner="ann")
+
+
+def test_cancel_from_another_page_stops_the_job_and_no_row_says_fitting(job_settings):
+    from dashboard.tabs.leaderboard.training_panel import job_board, job_view
+
+    board = job_board(job_settings)
+    worker = multiprocessing.get_context("fork").Process(target=_train_slowly, args=(job_settings,))
+    worker.start()
+    deadline = time.monotonic() + 120
+    job = None
+    while time.monotonic() < deadline:
+        job = board.current(BUNDLED_DATASET_KEY, "ann")
+        if job and job.get("progress") and any(s["state"] == "fitting" for s in job["progress"]):
+            break
+        time.sleep(0.1)
+    assert job and job["state"] == "running", job
+    table, _, _, message, _, train_disabled, cancel_disabled, _ = job_view(job, None, None)
+    assert train_disabled and not cancel_disabled and message is None  # a reloaded page: progress and Cancel
+    board.cancel(BUNDLED_DATASET_KEY, "ann", "Training cancelled.")  # what the Cancel button of any page does
+    worker.join(120)
+    assert worker.exitcode == 0  # it stopped by itself, at its next step
+    assert registry_for(job_settings).runs() == []
+    job = board.current(BUNDLED_DATASET_KEY, "ann")
+    assert job["state"] == "cancelled"
+    table, _, _, message, _, train_disabled, cancel_disabled, _ = job_view(job, None, None)
+    assert "fitting" not in str(table) and "waiting" not in str(table) and "cancelled" in str(table)
+    assert not train_disabled and cancel_disabled and "cancelled" in str(message)
+    assert running_job(job_settings.models_dir) is None
+
+
+def test_a_killed_worker_reads_as_cancelled_and_a_new_press_clears_the_old_alert(job_settings):
+    from dashboard.tabs.leaderboard.training_panel import job_board, job_view
+
+    board = job_board(job_settings)
+    job = board.start(BUNDLED_DATASET_KEY, "ann", "test", pid=2**22 + 12345)  # no such process
+    board.progress(
+        BUNDLED_DATASET_KEY,
+        "ann",
+        job["job_id"],
+        [
+            {
+                "task": "classification",
+                "title": "A",
+                "state": "fitting",
+                "step": 1,
+                "steps": 5,
+                "detail": "",
+                "metric": "",
+                "score": None,
+            }
+        ],
+    )
+    state = board.current(BUNDLED_DATASET_KEY, "ann")
+    assert state["state"] == "cancelled"
+    assert "fitting" not in str(job_view(state, None, None)[0])
+    pressed = {"requested": time.time() + 5}  # a Train press after that job
+    view = job_view(state, pressed, None)
+    assert "Starting" in str(view[3]) and view[5] is True  # the old job's alert is gone; no second press

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import plotly.graph_objects as go
 import pytest
 from dash import dcc
@@ -12,6 +13,7 @@ from dashboard.figures.whatif import probability_figure, sensitivity_figure, wat
 from dashboard.tabs import whatif as tab
 from ml.config import BUNDLED_DATASET_KEY
 from ml.features.window import window_features
+from ml.models.explain import METHOD_LINEAR, Contributions, probability
 from ml.serving import whatif as W
 from ml.serving.datasets import DatasetStore
 from ml.tasks import CLASSIFICATION
@@ -39,9 +41,20 @@ def run_id(models) -> str:
 def _inputs(children) -> dict[str, object]:
     """The generated input components by feature name."""
     found = {}
-    for wrapper in children:
-        component = wrapper.children[1]
-        found[component.id["name"]] = component
+
+    def walk(node) -> None:
+        if isinstance(node, list | tuple):
+            for child in node:
+                walk(child)
+            return
+        component_id = getattr(node, "id", None)
+        if isinstance(component_id, dict) and component_id.get("type") == "whatif-feature":
+            found[component_id["name"]] = node
+        inner = getattr(node, "children", None)
+        if inner is not None and not isinstance(inner, str):
+            walk(inner)
+
+    walk(children)
     return found
 
 
@@ -142,15 +155,18 @@ def test_a_segment_arriving_switches_the_start_only_when_it_arrives():
 def test_the_update_view_gives_p_basket_and_expected_revenue(models, run_id):
     model = models.get(run_id)
     values = {**W.typical_values(model.controls), "w_price_mean": 55.0, "w_page_changes": 1.0}
-    p_text, verdict, gauge, basket, revenue, clip_note, waterfall, method, line = tab.update_view(
-        models, run_id, values, "w_price_mean"
+    p_text, verdict, gauge, basket, revenue, clip_note, waterfall, method, line, capacity = tab.update_view(
+        models, run_id, values, "w_price_mean", 10
     )
     p = gauge.data[0].value
     assert 0.0 <= p <= 1.0 and p_text == f"{p:.1%}"
-    basket_value = float(basket.lstrip("$").replace(",", ""))
-    assert float(revenue.lstrip("$").replace(",", "")) == pytest.approx(p * basket_value, abs=0.006)
     result = W.predict(model, values, "w_price_mean")
-    assert p == pytest.approx(result.p) and basket_value == pytest.approx(result.basket, abs=0.005)
+    interval = model.basket_interval
+    low, high = max(result.basket + interval["low"], 0), max(result.basket + interval["high"], 0)
+    assert basket == f"${low:,.0f} – ${high:,.0f}"  # a range from held-out residuals, not to the cent
+    assert revenue == f"${p * low:,.0f} – ${p * high:,.0f}"
+    assert p == pytest.approx(result.p)
+    assert "top" in _text(capacity) and "held-out sessions" in _text(capacity)
     assert ("likely" in verdict) and f"{model.threshold:.1%}" in verdict
     assert clip_note is None
     assert isinstance(waterfall, go.Figure) and isinstance(line, go.Figure)
@@ -160,7 +176,7 @@ def test_the_update_view_gives_p_basket_and_expected_revenue(models, run_id):
 def test_the_update_view_clips_and_says_so(models, run_id):
     model = models.get(run_id)
     values = {**W.typical_values(model.controls), "w_price_max": 10_000.0}
-    *_, clip_note, waterfall, _, _ = tab.update_view(models, run_id, values, None)
+    *_, clip_note, waterfall, _, _, _ = tab.update_view(models, run_id, values, None)
     assert "Highest price viewed" in _text(clip_note)
     assert any(f"= ${model.control('w_price_max').maximum:,.0f}" in label for label in waterfall.data[0].y)
 
@@ -179,10 +195,12 @@ def test_figures_mark_the_threshold_and_end_at_this_sessions_p(models, run_id):
     labels = {c.name: c.label for c in model.controls}
     waterfall = waterfall_figure(result.contributions, labels, result.threshold)
     trace = waterfall.data[0]
-    assert trace.base == pytest.approx(result.contributions.base)
-    assert sum(trace.x[:-1]) + trace.base == pytest.approx(result.contributions.margin)
+    base_p = float(probability(result.contributions.base))
+    assert trace.base == pytest.approx(base_p)  # one unit: P on the axis, percentage points in the bars
+    assert sum(trace.x[:-1]) + trace.base == pytest.approx(result.p, abs=1e-9)
     assert trace.y[-1] == f"This session (P {result.p:.1%})"
-    assert len(trace.y) == len(model.controls) + 1
+    assert all(t.endswith(" pp") or t.endswith(" pp in all") for t in trace.text)
+    assert waterfall.layout.xaxis.tickformat.endswith("%") and not waterfall.layout.xaxis.tickvals
     line = sensitivity_figure(result.sensitivity, result.threshold)
     assert [s.y0 for s in line.layout.shapes if s.xref == "paper"] == [result.threshold]
     assert "Poland" in line.data[0].x
@@ -194,3 +212,56 @@ def test_the_layout_holds_the_outputs_and_the_callbacks_are_registered(context, 
         assert component_id in layout
     inputs = [i for cb in app.callback_map.values() for i in cb["inputs"]]
     assert any(isinstance(i["id"], str) and '"type":"whatif-feature"' in i["id"] for i in inputs)
+
+
+def test_the_waterfall_folds_inputs_that_change_nothing_into_one_unchanged_row():
+    contributions = Contributions(
+        ("a", "b", "c", "d"), np.array([0.4, 0.0, -0.1, 0.0]), base=float(np.log(0.25 / 0.75)), method=METHOD_LINEAR
+    )
+    figure = waterfall_figure(contributions, {"a": "A", "b": "B", "c": "C", "d": "D"}, 0.3)
+    trace = figure.data[0]
+    assert list(trace.y) == [
+        "A",
+        "C",
+        "2 inputs unchanged (under 0.05 pp each)",
+        "This session (P 31.0%)",
+    ]  # logit(0.25) + 0.3
+    p_after_a = float(probability(contributions.base + 0.4))
+    assert trace.x[0] == pytest.approx(p_after_a - 0.25)  # percentage points of P, in the order drawn
+    assert trace.text[0] == f"{100 * (p_after_a - 0.25):+.1f} pp"
+    assert trace.base + sum(trace.x[:-1]) == pytest.approx(float(probability(contributions.margin)))
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "message"),
+    [
+        ("42.5", 42.5, None),
+        ("$1,200", 100.0, "outside"),
+        ("abc", None, "'abc' is not a number"),
+        ("", None, "not a number"),
+        ("nan", None, "not a number"),
+    ],
+)
+def test_the_number_box_applies_numbers_and_refuses_text_with_a_message(text, value, message):
+    from dashboard.tabs.whatif.inputs import number_box_view
+
+    new, shown, note, invalid = number_box_view(True, text, 10.0, 0.0, 100.0, 0.01)
+    assert new == value
+    assert (note is None) if message is None else (message in note)
+    assert invalid == (message is not None)
+    kept, shown, note, invalid = number_box_view(False, "ignored", 33.3, 0.0, 100.0, 0.01)
+    assert kept is None and shown == "33.3" and note is None  # the slider moved: the box follows
+
+
+def test_fine_sliders_have_a_labelled_number_box_and_codes_use_the_run_s_codebook(models, run_id):
+    from dashboard.tabs.whatif.inputs import dom_id, feature_input
+
+    model = models.get(run_id)
+    fine = next(c for c in model.controls if c.is_numeric and not c.positions)
+    text = str(feature_input(fine, fine.typical))
+    assert dom_id(ids.whatif_number(fine.name)) in text and "press Enter" in text
+    country = model.control("country")
+    assert "Poland" in dict(country.options).values()
+    renamed = {**model.classifier.metadata, "codebooks": {"country": {"29": "Polska"}}}
+    controls = W.controls_from_metadata(renamed)
+    assert dict(next(c for c in controls if c.name == "country").options)[29] == "Polska"

@@ -20,7 +20,8 @@ from dashboard import ids
 from ml.config import get_settings
 from ml.data.loading import load_events
 from ml.data.synthetic_logs import multi_category_store_log
-from ml.features.kpis import SessionFilter, session_kpis
+from ml.features import periods
+from ml.features.kpis import SessionFilter, coverage_of, session_kpis
 from ml.features.prepared import prepare
 from ml.serving.datasets import DatasetStore
 from tests.e2e.conftest import AppServer, save_screenshot, serve, wait_for_dash, watched_page
@@ -84,9 +85,10 @@ def page(browser, data_server: AppServer):
 
 
 def engine_conversion(path: Path) -> str:
-    """The conversion rate the engine computes for the whole file, as the KPI card formats it."""
+    """The conversion rate the engine computes for the KPI tab's landing period, as the KPI card formats it."""
     data = prepare(load_events(path))
-    return f"{session_kpis(data.sessions, SessionFilter())['conversion_rate']:.1%}"
+    start, end = periods.default_period(coverage_of(data.cube))  # the latest complete weeks the tab opens on
+    return f"{session_kpis(data.sessions, SessionFilter(start=start, end=end))['conversion_rate']:.1%}"
 
 
 def card_value(page, title: str) -> str:

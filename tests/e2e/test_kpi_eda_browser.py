@@ -302,7 +302,26 @@ def test_the_eda_tab_renders_every_figure(page, app_server):
     )
     assert all(n > 0 for _, n in traces), traces
     assert "converted" in page.locator(f"#{ids.APP_TAB_CONTENT}").inner_text().lower()
+    left_out = page.locator(f"#{ids.EDA_LEFT_OUT_NOTE}").inner_text()
+    assert "Events by type: left out" in left_out and "Sessions by hour: left out" in left_out  # views only, no times
+    assert page.locator(f"#{ids.EDA_DIMENSION_GRAPH}").is_visible()
     save_screenshot(page, "eda")
+
+
+def test_a_bar_of_the_eda_dimension_chart_filters_by_that_dimension(page, app_server):
+    page.goto(app_server.url + "/?tab=eda")
+    graph = f"#{ids.EDA_DIMENSION_GRAPH}"
+    page.wait_for_selector(f"{graph} .main-svg")
+    wait_for_dash(page)
+    labels = page.locator(f"{graph} .js-plotly-plot").evaluate("el => el._fullData[0].y")
+    point = page.locator(f"{graph} g.trace.bars g.point").nth(labels.index("Poland"))
+    point.scroll_into_view_if_needed()
+    bar = point.bounding_box()
+    # Near the bar's start: the longest bar's middle lies under the chart's toolbar in this narrow panel.
+    page.mouse.click(bar["x"] + min(10, bar["width"] / 2), bar["y"] + bar["height"] / 2)
+    wait_for_dash(page)
+    assert "Poland" in page.locator(COUNTRY_FILTER).inner_text()
+    assert "country=29" in page.url
 
 
 def test_every_tab_opens_with_a_clean_console(page, app_server):

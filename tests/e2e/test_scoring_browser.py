@@ -7,6 +7,7 @@ enforces before sending anything. The no-model case uses the shared app without 
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,8 +16,10 @@ import pytest
 
 from dashboard import ids
 from dashboard.uploads import INPUT_FILE, RESULTS_FILE, UPLOADS_DIRNAME, status_counts
+from ml.config import BUNDLED_DATASET_KEY
 from ml.features.window import STATUSES
-from ml.serving.scoring import SCORE_COLUMNS
+from ml.serving.registry import ModelStore
+from ml.serving.scoring import SCORE_COLUMNS, read_pin
 from tests.dashboard.test_uploads import xlsx_bytes
 from tests.e2e.conftest import (
     AppServer,
@@ -91,8 +94,25 @@ def test_upload_score_preview_and_download(scoring_page, scoring_server, small_c
     wait_for_dash(page, WAIT_MS)
     assert page.locator(f"#{ids.SCORING_PREVIEW} .ag-center-cols-container .ag-row").count() == 10  # one page
     summary = page.locator(f"#{ids.SCORING_SUMMARY}").inner_text()
-    assert "60" in summary and "logreg" in summary
+    assert "60" in summary and "Logistic regression" in summary
     assert not page.locator(f"#{ids.SCORING_SCORE_BUTTON}").is_visible()  # the input is used up
+    # The model that scored is named and now pinned for the dataset; revenue is a range.
+    assert "Scoring with Logistic regression" in page.locator(f"#{ids.SCORING_MODEL_NOTE}").inner_text()
+    registry = ModelStore(scoring_server.models_dir).registry(BUNDLED_DATASET_KEY)
+    assert read_pin(registry)["run_id"] == registry.champion("classification").run_id
+    assert "pinned" in page.locator(f"#{ids.SCORING_MODEL_DROPDOWN}").inner_text()
+    assert " – $" in summary  # expected revenue as a range, not to the cent
+
+    # The ranked target list under the capacity rule (top 10% by default).
+    with page.expect_download(timeout=WAIT_MS) as targets_download:
+        page.click(f"#{ids.SCORING_TARGETS_BUTTON}")
+    assert targets_download.value.suggested_filename == "targets-clicks-april-top10pct.csv"
+    lines = Path(targets_download.value.path()).read_text(encoding="utf-8").splitlines()
+    assert lines[0].startswith("# target list: top 10% of scored sessions")
+    targets = pd.read_csv(io.StringIO("\n".join(lines[1:])))
+    assert list(targets.columns) == ["rank", "session_id", "p_convert", "decile", "segment"]
+    assert len(targets) == -(-expected["scored"] * 10 // 100) and targets["p_convert"].is_monotonic_decreasing
+    assert "targets" in page.locator(f"#{ids.SCORING_RULE_NOTE}").inner_text()
 
     with page.expect_download(timeout=WAIT_MS) as download:
         page.click(f"#{ids.SCORING_DOWNLOAD_BUTTON}")
@@ -194,3 +214,33 @@ def test_without_a_model_the_report_works_and_the_tab_links_to_training(page, ap
     wait_for_dash(page, WAIT_MS)
     assert page.locator(f"#{ids.APP_TABS} .nav-link.active").inner_text() == "Model leaderboard"
     assert "tab=leaderboard" in page.url
+
+
+def test_utf16_is_named_and_a_refused_file_clears_the_earlier_report(
+    scoring_page, scoring_server, small_clicks_file, tmp_path
+):
+    page = scoring_page
+    open_scoring(page, scoring_server)
+    assert "valid" in upload(page, small_clicks_file[0])
+    utf16 = tmp_path / "export-utf16.csv"
+    utf16.write_bytes(small_clicks_file[0].read_text(encoding="utf-8").encode("utf-16"))
+    page.set_input_files(FILE_INPUT, str(utf16))
+    page.wait_for_function(
+        f"() => document.querySelector('#{ids.SCORING_REPORT}').innerText.includes('UTF-16')", timeout=WAIT_MS
+    )
+    report = page.locator(f"#{ids.SCORING_REPORT}").inner_text()
+    assert "UTF-16 (little-endian) text, not UTF-8" in report and "iconv" in report and "binary" not in report
+    assert "Validation report: clicks-april.csv" not in report
+    # A file the browser refuses (too large) clears the earlier report too.
+    assert "valid" in upload(page, small_clicks_file[0])
+    big = tmp_path / "too-big.csv"
+    with big.open("wb") as out:
+        out.write(b"session_id,order\n")
+        out.truncate(UPLOAD_LIMIT_MB * 1024 * 1024 + 4096)
+    page.set_input_files(FILE_INPUT, str(big))
+    page.locator(f"#{ids.SCORING_REJECT_NOTE}").wait_for(state="visible", timeout=WAIT_MS)
+    page.wait_for_function(
+        f"() => document.querySelector('#{ids.SCORING_REPORT}').innerText.includes('Upload a file to see')",
+        timeout=WAIT_MS,
+    )
+    assert not page.locator(f"#{ids.SCORING_SCORE_BUTTON}").is_visible()

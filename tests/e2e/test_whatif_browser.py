@@ -94,3 +94,48 @@ def test_a_segment_picked_on_the_segments_tab_is_where_the_whatif_starts(page, t
     assert category in page.locator(feature_selector("first_category")).inner_text()
     assert "%" in probability_text(page)
     save_screenshot(page, "whatif")
+
+
+def number_box(name: str) -> str:
+    component_id = json.dumps(ids.whatif_number(name), sort_keys=True, separators=(",", ":"))
+    return f"[id='{component_id}']"
+
+
+def note_of(name: str) -> str:
+    component_id = json.dumps(ids.whatif_number_note(name), sort_keys=True, separators=(",", ":"))
+    return f"[id='{component_id}']"
+
+
+def test_the_number_box_applies_on_enter_and_refuses_text(page, trained_server):
+    open_whatif(page, trained_server.url)
+    thumb = page.locator(f"{feature_selector('w_price_mean')} [role=slider]")
+    box = page.locator(number_box("w_price_mean"))
+    low, high = float(thumb.get_attribute("aria-valuemin")), float(thumb.get_attribute("aria-valuemax"))
+    target = round(low + (high - low) * 0.75, 2)
+    box.fill(f"{target}")
+    box.press("Enter")
+    page.wait_for_function(
+        "([sel, v]) => Math.abs(parseFloat(document.querySelector(sel).getAttribute('aria-valuenow')) - v) < 0.01",
+        arg=[f"{feature_selector('w_price_mean')} [role=slider]", target],
+        timeout=30_000,
+    )
+    wait_for_dash(page)
+    box.fill("lots")
+    box.press("Enter")
+    page.wait_for_function(
+        "sel => document.querySelector(sel).innerText.includes('not a number')",
+        arg=note_of("w_price_mean"),
+        timeout=30_000,
+    )
+    assert float(thumb.get_attribute("aria-valuenow")) == pytest.approx(target, abs=0.01)  # unchanged by text
+    assert "'lots' is not a number" in page.locator(note_of("w_price_mean")).inner_text()
+
+
+def test_the_waterfall_is_in_percentage_points_and_the_capacity_rank_is_shown(page, trained_server):
+    open_whatif(page, trained_server.url)
+    texts = page.evaluate(f"document.querySelector('#{ids.WHATIF_WATERFALL_GRAPH} .js-plotly-plot').data[0].text")
+    assert texts and all(t.endswith("pp") or t.endswith("pp in all") for t in texts), texts
+    capacity = page.locator(f"#{ids.WHATIF_CAPACITY_TEXT}").inner_text()
+    assert "of the" in capacity and "held-out sessions" in capacity and "Targeting the top 10%" in capacity
+    basket = page.locator(f"#{ids.WHATIF_BASKET_TEXT}").inner_text()
+    assert "–" in basket and "." not in basket  # a range of whole dollars, not to the cent

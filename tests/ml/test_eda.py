@@ -226,3 +226,94 @@ def test_correlation_sample_is_capped_and_reproducible(prepared: PreparedData):
     assert len(first.sample) == 1000
     pd.testing.assert_frame_equal(first.sample, second.sample)
     assert eda.correlation(first, SessionFilter()).attrs == {"sessions": 1000, "sample": 1000}
+
+
+# ---------------------------------------------------------------- any profile: a generated shop log
+@pytest.fixture(scope="module")
+def shop() -> PreparedData:
+    from ml.data.loading import load_events
+    from ml.data.synthetic_logs import multi_category_store_log
+
+    raw = multi_category_store_log(8000, seed=7).to_csv(index=False).encode()
+    return prepare(load_events(raw, name="store.csv"), key="store")
+
+
+@pytest.fixture(scope="module")
+def shop_cubes(shop: PreparedData) -> EdaCubes:
+    return eda.eda_cubes(shop)
+
+
+SHOP_FILTER_DAYS = {"start": date(2019, 10, 5), "end": date(2019, 10, 20)}
+
+
+def _shop_kept(shop: PreparedData, filt: SessionFilter) -> tuple[pd.DataFrame, pd.DataFrame]:
+    sessions = shop.sessions[filt.mask(shop.sessions)]
+    return sessions, shop.clicks[shop.clicks[S.SESSION_ID].isin(sessions.index)]
+
+
+def test_a_shop_log_has_the_generic_cubes_and_not_the_uci_ones(shop_cubes: EdaCubes):
+    assert shop_cubes.category_colour is None and shop_cubes.page_location is None
+    assert shop_cubes.prices is not None and shop_cubes.hours is not None
+    assert shop_cubes.event_types == (S.EVENT_VIEW, S.EVENT_CART, S.EVENT_PURCHASE)
+    assert shop_cubes.missing_note("events") is None
+    assert "colour column" in shop_cubes.missing_note("category_colour")
+    with pytest.raises(ValueError, match="left out"):
+        eda.category_colour(shop_cubes, SessionFilter())
+    assert eda.top_metrics(shop_cubes) == ("views", "review_rate", "cart_rate", "purchase_rate")
+
+
+def test_events_by_type_match_a_hand_count(shop: PreparedData, shop_cubes: EdaCubes):
+    brand = int(shop.sessions["main_brand"].value_counts().index[1])
+    filt = SessionFilter(**SHOP_FILTER_DAYS, main_brand=(brand,))
+    sessions, clicks = _shop_kept(shop, filt)
+    assert 0 < len(sessions) < len(shop.sessions) / 3
+    table = eda.events_by_type(shop_cubes, filt).set_index("label")
+    direct = clicks.groupby(S.EVENT_TYPE).size()
+    assert table.loc["view", "events"] == direct[S.EVENT_VIEW]
+    assert table.loc["cart", "events"] == direct[S.EVENT_CART]
+    assert table.loc["purchase", "events"] == direct[S.EVENT_PURCHASE]
+    purchasing = clicks.loc[clicks[S.EVENT_TYPE] == S.EVENT_PURCHASE, S.SESSION_ID].nunique()
+    assert table.loc["purchase", "sessions"] == purchasing
+    assert table.loc["purchase", "session_share"] == pytest.approx(purchasing / len(sessions))
+
+
+def test_sessions_by_hour_match_the_session_table(shop: PreparedData, shop_cubes: EdaCubes):
+    filt = SessionFilter(**SHOP_FILTER_DAYS)
+    sessions, _ = _shop_kept(shop, filt)
+    table = eda.sessions_by_hour(shop_cubes, filt).set_index("hour")
+    assert list(table.index) == list(range(24))
+    direct = sessions["hour"].value_counts().reindex(range(24), fill_value=0)
+    assert (table["sessions"] == direct).all()
+    converted = sessions.groupby("hour")["converted"].mean()
+    np.testing.assert_allclose(table.loc[converted.index, "conversion_rate"], converted)
+
+
+def test_product_cart_and_purchase_rates_match_a_hand_count(shop: PreparedData, shop_cubes: EdaCubes):
+    filt = SessionFilter(**SHOP_FILTER_DAYS)
+    _, clicks = _shop_kept(shop, filt)
+    top = eda.top_products(shop_cubes, filt, by="purchase_rate", n=5, min_sessions=5).set_index("product")
+    assert len(top) == 5 and top["purchase_rate"].is_monotonic_decreasing
+    for product, row in top.iterrows():
+        mine = clicks[clicks[S.PRODUCT].astype(str) == product]
+        viewing = mine.loc[mine[S.EVENT_TYPE] == S.EVENT_VIEW, S.SESSION_ID].nunique()
+        buying = mine.loc[mine[S.EVENT_TYPE] == S.EVENT_PURCHASE, S.SESSION_ID].nunique()
+        carting = mine.loc[mine[S.EVENT_TYPE] == S.EVENT_CART, S.SESSION_ID].nunique()
+        assert (row["sessions"], row["purchasing_sessions"], row["carting_sessions"]) == (viewing, buying, carting)
+        assert row["purchase_rate"] == pytest.approx(buying / viewing)
+        assert row["category_label"] != "" and not row["category_label"].startswith("code ")
+
+
+def test_dimension_breakdown_decodes_the_profile_dimension(shop: PreparedData, shop_cubes: EdaCubes):
+    assert eda.dimension_choices(shop_cubes) == {"main_category": "Main category", "main_brand": "Main brand"}
+    table = eda.dimension_breakdown(shop_cubes, SessionFilter(), "main_brand")
+    assert table["sessions"].sum() == len(shop.sessions)
+    assert {"apple", "samsung"} <= set(table["label"])
+
+
+def test_views_only_data_leaves_out_the_event_charts(cubes: EdaCubes):
+    assert cubes.views_only
+    assert cubes.missing_note("events") == (
+        "Events by type: left out, this dataset has no event types other than views (carts, purchases)."
+    )
+    assert cubes.missing_note("hours") == "Sessions by hour: left out, this dataset has no event timestamps."
+    assert cubes.missing_note("prices") is None

@@ -107,7 +107,9 @@ def test_corrupt_model_file_names_the_artifact(tmp_path):
     (run.path / MODEL_FILE).write_bytes(b"not a joblib file")
     with pytest.raises(ArtifactError) as excinfo:
         registry.load(run)
-    assert str(run.path / MODEL_FILE) in str(excinfo.value)
+    assert excinfo.value.path == str(run.path / MODEL_FILE)  # the full path, for the log
+    assert f"classification/logreg/{run.run_id}/{MODEL_FILE}" in str(excinfo.value)
+    assert str(tmp_path) not in str(excinfo.value)  # what users see names no server folder
     assert "cannot be loaded" in str(excinfo.value)
 
 

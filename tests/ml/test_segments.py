@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from sklearn.cluster import DBSCAN
 from sklearn.metrics import adjusted_rand_score
+from sklearn.model_selection import train_test_split
 from sklearn.neighbors import NearestNeighbors
 
 from ml.features.prepared import PreparedData, prepare
@@ -21,6 +22,7 @@ from ml.features.sessions import SEGMENT_FEATURES
 from ml.features.window import FEATURE_SPECS, WINDOW_FEATURE_NAMES, feature_ranges
 from ml.models import segment_runs as runs
 from ml.models import segments as sg
+from ml.models.segment_lift import held_out_positions, segment_lift
 from ml.models.segment_runs import RunCache, SegmentSetting, segment_run
 from ml.models.segments import NOISE, NOISE_NAME
 
@@ -195,3 +197,80 @@ def test_repeated_personas_are_told_apart_by_what_differs_between_them():
     profile = sg.segment_profiles(sessions, np.repeat([0, 1, 2], 50))
     assert profile.loc[1, "persona"] == "premium browsers: top-row photos"
     assert profile.loc[2, "persona"] == "premium browsers: lower-row photos"
+
+
+# ---------------------------------------------------------------- lift by capacity, per segment
+def test_segment_lift_matches_a_hand_count():
+    # Ten sessions in two segments; the top 30% by P are rows 0, 1, 2 (P .9, .8, .7).
+    segments = np.array([0, 0, 1, 1, 0, 1, 0, 1, 0, 1])
+    p = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05])
+    y = np.array([1, 0, 1, 0, 1, 0, 0, 0, 0, 1])
+    table = segment_lift(segments, p, y, 0.3)
+    base = 4 / 10
+    # segment 0: rows 0, 1, 4, 6, 8 -> flagged 0, 1 -> one of two converted
+    assert table.loc[0, ["sessions", "converted", "flagged", "flagged_converted"]].tolist() == [5, 2, 2, 1]
+    assert table.loc[0, "precision"] == pytest.approx(0.5)
+    assert table.loc[0, "lift"] == pytest.approx(0.5 / base)
+    assert table.loc[0, "flagged_share"] == pytest.approx(2 / 5)
+    # segment 1: rows 2, 3, 5, 7, 9 -> flagged 2 -> converted
+    assert table.loc[1, ["sessions", "converted", "flagged", "flagged_converted"]].tolist() == [5, 2, 1, 1]
+    assert table.loc[1, "lift"] == pytest.approx(1 / base)
+    assert table.attrs["flagged"] == 3 and table.attrs["flagged_converted"] == 2
+    assert table.attrs["threshold"] == pytest.approx(0.7)
+    assert table.attrs["lift"] == pytest.approx((2 / 3) / base)
+
+
+def test_a_segment_the_rule_misses_has_no_precision():
+    table = segment_lift([0, 0, 1], [0.9, 0.8, 0.1], [1, 0, 0], 0.34)
+    assert table.loc[1, "flagged"] == 0 and np.isnan(table.loc[1, "precision"])
+
+
+def test_held_out_positions_reproduce_the_training_split():
+    rng = np.random.default_rng(3)
+    y = (rng.random(997) < 0.27).astype(int)
+    _, expected = train_test_split(np.arange(len(y)), test_size=0.2, stratify=y, random_state=42)
+    metadata = {"data": {"population": len(y), "test_sessions": len(expected)}, "validation": {"seed": 42}}
+    assert (held_out_positions(y, metadata) == np.sort(expected)).all()
+    assert held_out_positions(y[:-1], metadata) is None  # another population: cannot be told
+    assert held_out_positions(y, {"data": {}}) is None
+
+
+# ---------------------------------------------------------------- the disk cache
+def test_runs_are_kept_on_disk_and_read_back_by_another_process(bundled, small_clicks, tmp_path):
+    def fresh() -> PreparedData:
+        return prepare(replace(bundled, events=small_clicks, data_hash="small-disk"), key="small")
+
+    first = segment_run(fresh(), SegmentSetting.kmeans(3), WINDOW, cache_dir=tmp_path)
+    assert not first.from_disk
+    folder = runs.disk_folder(tmp_path, fresh())
+    assert sorted(p.name for p in folder.iterdir()) == ["base-s42.joblib", "run-kmeans-k3-e0-m20-w3-s42.joblib"]
+    again = segment_run(fresh(), SegmentSetting.kmeans(3), WINDOW, cache_dir=tmp_path)  # a new PreparedData
+    assert again.from_disk and (again.labels == first.labels).all()
+    pd.testing.assert_frame_equal(again.profiles, first.profiles)
+    (folder / "run-kmeans-k3-e0-m20-w3-s42.joblib").write_bytes(b"not a pickle")
+    rebuilt = segment_run(fresh(), SegmentSetting.kmeans(3), WINDOW, cache_dir=tmp_path)
+    assert not rebuilt.from_disk and (rebuilt.labels == first.labels).all()
+    other = prepare(replace(bundled, events=small_clicks, data_hash="changed"), key="small")
+    segment_run(other, SegmentSetting.kmeans(3), WINDOW, cache_dir=tmp_path)
+    assert not folder.exists(), "the folder of the older data is dropped"
+
+
+# ---------------------------------------------------------------- another profile
+def test_segments_of_a_shop_log_cluster_its_features_and_profile_its_brands():
+    from ml.data.loading import load_events
+    from ml.data.synthetic_logs import multi_category_store_log
+
+    raw = multi_category_store_log(5000, seed=11).to_csv(index=False).encode()
+    data = prepare(load_events(raw, name="store.csv"), key="store")
+    run = segment_run(data, SegmentSetting.kmeans(3), WINDOW)
+    assert set(np.unique(run.labels)) == {0, 1, 2}
+    assert run.profiles.attrs["dimension"] == "main_brand"
+    brands = set(data.codebooks["brand"].values())
+    assert all(v.rsplit(" (", 1)[0] in brands for values in run.profiles["top_values"] for v in values)
+    assert run.profiles["conversion_rate"].between(0, 1).all()
+    features, _ = runs.window_population(data, WINDOW)
+    for seg, session in run.representatives.items():
+        if session is None:
+            continue
+        assert session in features.index and run.labels[data.sessions.index.get_loc(session)] == seg
+        assert set(run.typical[seg]) == set(features.columns)

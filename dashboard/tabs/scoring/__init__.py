@@ -21,13 +21,9 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 from dashboard import ids
 from dashboard.components import graph_panel
 from dashboard.context import AppContext
-from dashboard.figures.scoring import (
-    column_defs,
-    p_convert_histogram,
-    problems_report,
-    results_summary,
-    validation_report,
-)
+from dashboard.figures.scoring import column_defs, p_convert_histogram, report_card, results_summary
+from dashboard.tabs.leaderboard.training_panel import owner_name
+from dashboard.tabs.scoring.rules import model_choices, model_note, pin_choice, rule_card, rule_note
 from dashboard.uploads import (
     PREVIEW_ROWS,
     UploadGone,
@@ -36,13 +32,18 @@ from dashboard.uploads import (
     display_name,
     download_name,
     model_info,
+    problems_data,
+    report_data,
     results_file,
     run_scoring_job,
+    target_csv,
+    target_download_name,
 )
 from ml.config import BUNDLED_DATASET_KEY, Settings
 from ml.data.reading import format_size
 from ml.errors import ValidationError
 from ml.serving.registry import Registry
+from ml.serving.scoring import RULE_CAPACITY
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ TRAIN_TAB = "leaderboard"  # where the Train panel lives
 ACCEPT = ".csv,.txt,.gz,.parquet"
 # The browser refuses files over the limit or of another type and sends nothing: say why, next to the box.
 REJECT_JS = """
-function(uploadId, maxBytes, accept, noteId) {
+function(uploadId, maxBytes, accept, noteId, storeId) {
     const dc = window.dash_clientside;
     if (window.clickstreamUploadGuard) { return dc.no_update; }
     window.clickstreamUploadGuard = true;
@@ -72,6 +73,7 @@ function(uploadId, maxBytes, accept, noteId) {
                 + " files are accepted. Save a spreadsheet as CSV (UTF-8) first.";
         }
         dc.set_props(noteId, {children: text, is_open: text !== null});
+        if (text !== null) { dc.set_props(storeId, {data: null}); }  // the previous file's report goes too
     }
     const inside = e => e.target && e.target.closest && e.target.closest("#" + uploadId);
     document.addEventListener("change", e => { if (inside(e)) { check(e.target.files); } }, true);
@@ -91,9 +93,8 @@ def readiness(registry: Registry, upload: dict | None, result: dict | None) -> t
     info = model_info(registry)
     if info is None:
         return True, True, None
-    note = f"Scoring uses {info['model']} (run {info['run_id']}, window k = {info['window']})."
     valid = bool(upload and upload.get("valid"))
-    return not valid or _scored(upload, result), False, note
+    return not valid or _scored(upload, result), False, model_note(info)
 
 
 def results_view(upload: dict | None, result: dict | None) -> tuple[bool, object, go.Figure | object, object]:
@@ -122,7 +123,7 @@ def job_note(triggered: set[str], result: dict | None, upload: dict | None) -> o
 def receive_upload(
     settings: Settings, registry: Registry, contents: str | None, filename: str | None, previous: dict | None
 ) -> tuple[dbc.Card, dict]:
-    """The upload callback's body: (validation report or problems, this tab's upload store)."""
+    """The upload callback's body: (report card, this tab's upload store: small JSON with the report's data)."""
     if previous:
         UploadStore.for_settings(settings).remove(previous.get("id"))  # this tab's earlier upload is replaced
     name = display_name(filename)
@@ -130,16 +131,33 @@ def receive_upload(
     try:
         checked = check_upload(settings, registry, contents, name)
     except ValidationError as exc:
-        return problems_report(exc, name), invalid
+        report = problems_data(exc, name)
+        return report_card(report), {**invalid, "report": report}
     except Exception as exc:  # the tab must answer; the traceback goes to the log
         log.exception("could not read the upload %s", name)
-        return problems_report(ValidationError([], name), name, f"{type(exc).__name__}: {exc}"), invalid
-    return validation_report(checked), {"id": checked.upload_id, "filename": name, "valid": True}
+        report = problems_data(ValidationError([], name), name, f"{type(exc).__name__}: {exc}")
+        return report_card(report), {**invalid, "report": report}
+    report = report_data(checked)
+    return report_card(report), {"id": checked.upload_id, "filename": name, "valid": True, "report": report}
 
 
 def report_view(upload: dict | None) -> object:
-    """The latest upload's report (kept in the tab's store, so it is back after a tab switch)."""
-    return upload["report"] if upload and upload.get("report") else _placeholder()
+    """The latest upload's report, drawn from its data in the tab's store (back after a tab switch)."""
+    return report_card(upload["report"]) if upload and upload.get("report") else _placeholder()
+
+
+def download_targets(
+    settings: Settings, result: dict | None, rule: str | None, percent: float | None
+) -> tuple[object, object]:
+    """The ranked target list (rank, session, P, decile, segment) under the chosen rule, or why not."""
+    rule = rule or RULE_CAPACITY
+    try:
+        text, n = target_csv(settings, result, rule, percent)
+    except UploadGone as exc:
+        return no_update, dbc.Alert(str(exc).capitalize() + ".", color="warning", className="py-1 mb-0")
+    name = target_download_name(result.get("filename"), rule, percent)
+    note = dbc.Alert(f"Target list: {n:,} sessions, best first.", color="success", className="py-1 mb-0")
+    return dcc.send_string(text, filename=name, type="text/csv"), note
 
 
 def download_results(settings: Settings, result: dict | None) -> tuple[object, object]:
@@ -193,11 +211,10 @@ def _upload_card(context: AppContext) -> dbc.Card:
                     ),
                     dbc.Alert(id=ids.SCORING_REJECT_NOTE, color="danger", is_open=False, className="mt-2 mb-0 small"),
                     no_model,
-                    html.Div(id=ids.SCORING_MODEL_NOTE, className="small text-muted mt-2"),
                 ]
             ),
         ],
-        className="h-100",
+        className="mb-3",
     )
 
 
@@ -276,11 +293,17 @@ def layout(context: AppContext, key: str = BUNDLED_DATASET_KEY) -> html.Div:
                                     [
                                         html.H6(f"Preview: the first {PREVIEW_ROWS} sessions", className="mb-0"),
                                         dbc.Button(
+                                            "Download target list (CSV)",
+                                            id=ids.SCORING_TARGETS_BUTTON,
+                                            color="success",
+                                            size="sm",
+                                            className="ms-auto me-2",
+                                        ),
+                                        dbc.Button(
                                             "Download all scores (CSV)",
                                             id=ids.SCORING_DOWNLOAD_BUTTON,
                                             color="primary",
                                             size="sm",
-                                            className="ms-auto",
                                         ),
                                     ],
                                     className="d-flex align-items-center",
@@ -295,6 +318,7 @@ def layout(context: AppContext, key: str = BUNDLED_DATASET_KEY) -> html.Div:
                 className="g-3",
             ),
             dcc.Download(id=ids.SCORING_DOWNLOAD),
+            dcc.Download(id=ids.SCORING_TARGETS_DOWNLOAD),
         ],
         id=ids.SCORING_RESULTS,
         hidden=True,
@@ -303,7 +327,7 @@ def layout(context: AppContext, key: str = BUNDLED_DATASET_KEY) -> html.Div:
         [
             dbc.Row(
                 [
-                    dbc.Col(_upload_card(context), lg=4),
+                    dbc.Col([_upload_card(context), rule_card()], lg=4),
                     dbc.Col(dcc.Loading(html.Div(_placeholder(), id=ids.SCORING_REPORT), type="dot"), lg=8),
                 ],
                 className="g-3 mb-3",
@@ -324,6 +348,7 @@ def register_callbacks(app, context: AppContext) -> None:
         State(ids.SCORING_UPLOAD, "max_size"),
         State(ids.SCORING_UPLOAD, "accept"),
         State(ids.SCORING_REJECT_NOTE, "id"),
+        State(ids.SCORING_UPLOAD_STORE, "id"),
     )
 
     @app.callback(
@@ -332,13 +357,14 @@ def register_callbacks(app, context: AppContext) -> None:
         Input(ids.SCORING_UPLOAD, "contents"),
         State(ids.SCORING_UPLOAD, "filename"),
         State(ids.SCORING_UPLOAD_STORE, "data"),
+        State(ids.APP_DATASET_STORE, "data"),
         prevent_initial_call=True,
     )
-    def upload_file(contents, filename, previous):
+    def upload_file(contents, filename, previous, dataset):
         if contents is None:
             return no_update, no_update
-        report, upload = receive_upload(context.settings, context.registry, contents, filename, previous)
-        return {**upload, "report": report}, None  # the browser drops its copy of the bytes
+        _, upload = receive_upload(context.settings, context.registry_for(dataset), contents, filename, previous)
+        return upload, None  # small JSON; the browser drops its copy of the bytes
 
     @app.callback(
         Output(ids.SCORING_REPORT, "children"),
@@ -352,14 +378,17 @@ def register_callbacks(app, context: AppContext) -> None:
         Output(ids.SCORING_REQUEST_STORE, "data"),
         Input(ids.SCORING_SCORE_BUTTON, "n_clicks"),
         State(ids.SCORING_UPLOAD_STORE, "data"),
+        State(ids.SCORING_MODEL_DROPDOWN, "value"),
+        State(ids.APP_DATASET_STORE, "data"),
         prevent_initial_call=True,
     )
-    def request_scoring(n_clicks, upload):
+    def request_scoring(n_clicks, upload, run_id, dataset):
         # The job listens to this shell-level store, not to the button: re-rendering the tab
         # re-inserts the button, which would otherwise start (and spend) a worker process.
         if not n_clicks or not upload or not upload.get("valid"):
             return no_update
-        return {"id": upload["id"], "press": n_clicks}
+        key = context.known(dataset)
+        return {"id": upload["id"], "press": n_clicks, "dataset": key, "run_id": run_id, "by": owner_name()}
 
     @app.callback(
         Output(ids.SCORING_RESULT_STORE, "data"),
@@ -379,7 +408,14 @@ def register_callbacks(app, context: AppContext) -> None:
     def score_upload(set_progress, request):
         if not request:
             return no_update
-        return run_scoring_job(context.settings, request["id"], set_progress)
+        return run_scoring_job(
+            context.settings,
+            request["id"],
+            set_progress,
+            dataset=context.known(request.get("dataset")),
+            run_id=request.get("run_id"),
+            by=request.get("by"),
+        )
 
     @app.callback(
         Output(ids.SCORING_SCORE_AREA, "hidden"),
@@ -388,9 +424,58 @@ def register_callbacks(app, context: AppContext) -> None:
         Input(ids.SCORING_UPLOAD_STORE, "data"),
         Input(ids.SCORING_RESULT_STORE, "data"),
         Input(ids.APP_MODELS_STORE, "data"),
+        Input(ids.SCORING_MODEL_DROPDOWN, "value"),
+        State(ids.APP_DATASET_STORE, "data"),
     )
-    def show_readiness(upload, result, _models_version):
-        return readiness(context.registry, upload, result)
+    def show_readiness(upload, result, _models_version, _run_id, dataset):
+        return readiness(context.registry_for(dataset), upload, result)
+
+    @app.callback(
+        Output(ids.SCORING_MODEL_DROPDOWN, "options"),
+        Output(ids.SCORING_MODEL_DROPDOWN, "value"),
+        Input(ids.APP_MODELS_STORE, "data"),
+        Input(ids.SCORING_RESULT_STORE, "data"),  # a scoring job may have pinned the model
+        State(ids.APP_DATASET_STORE, "data"),
+    )
+    def list_models(_version, _result, dataset):
+        return model_choices(context.registry_for(dataset))
+
+    @app.callback(
+        Output(ids.SCORING_MODEL_DROPDOWN, "options", allow_duplicate=True),
+        Input(ids.SCORING_MODEL_DROPDOWN, "value"),
+        State(ids.APP_DATASET_STORE, "data"),
+        prevent_initial_call=True,
+    )
+    def pin_model_choice(run_id, dataset):
+        registry = context.registry_for(dataset)
+        if not pin_choice(registry, run_id, owner_name()):
+            return no_update
+        return model_choices(registry)[0]  # the labels now say which one is pinned
+
+    @app.callback(
+        Output(ids.SCORING_RULE_NOTE, "children"),
+        Input(ids.SCORING_MODEL_DROPDOWN, "value"),
+        Input(ids.SCORING_RULE_RADIO, "value"),
+        Input(ids.SCORING_CAPACITY_SLIDER, "value"),
+        Input(ids.SCORING_RESULT_STORE, "data"),
+        State(ids.APP_DATASET_STORE, "data"),
+    )
+    def show_rule(run_id, rule, percent, result, dataset):
+        return rule_note(context.registry_for(dataset), run_id, rule, percent, result)
+
+    @app.callback(
+        Output(ids.SCORING_TARGETS_DOWNLOAD, "data"),
+        Output(ids.SCORING_DOWNLOAD_NOTE, "children", allow_duplicate=True),
+        Input(ids.SCORING_TARGETS_BUTTON, "n_clicks"),
+        State(ids.SCORING_RESULT_STORE, "data"),
+        State(ids.SCORING_RULE_RADIO, "value"),
+        State(ids.SCORING_CAPACITY_SLIDER, "value"),
+        prevent_initial_call=True,
+    )
+    def download_target_list(n_clicks, result, rule, percent):
+        if not n_clicks:
+            return no_update, no_update
+        return download_targets(context.settings, result, rule, percent)
 
     @app.callback(
         Output(ids.SCORING_RESULTS, "hidden"),

@@ -17,18 +17,20 @@ from __future__ import annotations
 import logging
 
 import dash_bootstrap_components as dbc
-from dash import ALL, Input, Output, State, ctx, dcc, html
+from dash import ALL, MATCH, Input, Output, State, ctx, dcc, html, no_update
 
 from dashboard import ids
 from dashboard.components import error_alert, graph_panel
 from dashboard.context import AppContext
 from dashboard.figures.style import empty_figure
 from dashboard.figures.whatif import probability_figure, sensitivity_figure, waterfall_figure
+from dashboard.tabs.whatif.inputs import feature_input, number_box_view
 from ml.config import BUNDLED_DATASET_KEY
+from ml.models.capacity import at_share, share_at_or_above
 from ml.serving.whatif import (
-    Control,
     PreparedModels,
     WhatIfModel,
+    WhatIfPrediction,
     clip_values,
     format_value,
     predict,
@@ -55,9 +57,26 @@ DEFAULT_SENSITIVITY = "w_price_mean"
 HIDDEN = {"display": "none"}
 
 
-def prepared_models(context: AppContext) -> PreparedModels:
-    """The what-if models of this app, loading runs through the app's model cache."""
-    return PreparedModels(context.registry, context.models.load)
+DEFAULT_CAPACITY = 10  # percent
+
+
+def prepared_models(context: AppContext, key: str = BUNDLED_DATASET_KEY) -> PreparedModels:
+    """The what-if models of one dataset, loading runs through that dataset's model cache."""
+    return PreparedModels(context.registry_for(key), context.models_for(key).load)
+
+
+class ModelsByDataset:
+    """One ``PreparedModels`` per dataset, made on first use (a dataset's models are its own)."""
+
+    def __init__(self, context: AppContext) -> None:
+        self.context = context
+        self._by_key: dict[str, PreparedModels] = {}
+
+    def __call__(self, dataset: object) -> PreparedModels:
+        key = self.context.known(dataset)
+        if key not in self._by_key:
+            self._by_key[key] = prepared_models(self.context, key)
+        return self._by_key[key]
 
 
 # ---------------------------------------------------------------- views (callback bodies)
@@ -110,7 +129,12 @@ def _segment_note(segment: dict, model: WhatIfModel, app_window: int) -> list:
 
 
 def start_values(
-    context: AppContext, model: WhatIfModel, mode: str | None, session_id: object, segment: dict | None
+    context: AppContext,
+    model: WhatIfModel,
+    mode: str | None,
+    session_id: object,
+    segment: dict | None,
+    key: str = BUNDLED_DATASET_KEY,
 ) -> tuple[dict, list, str]:
     """Control values for a starting point, what to say about it, and the alert colour."""
     typical = typical_values(model.controls)
@@ -125,45 +149,20 @@ def start_values(
     if mode == START_SESSION:
         if session_id in (None, ""):
             return typical, ["Type a session ID and press Load. Showing the typical session."], "secondary"
-        found = session_start(context.data, model.window, session_id)
+        found = session_start(context.dataset(key), model.window, session_id)
         if found.values is None:
             return typical, [found.message, " Showing the typical session."], "warning"
         return found.values, [html.Strong(found.message)], "info"
     return typical, ["Starting from the typical session in training: the median number, the most common code."], "light"
 
 
-def feature_input(control: Control, value: object) -> html.Div:
-    """A dropdown of decoded names for a code; a slider bounded and stepped as in training for a number."""
-    label = dbc.Label(control.label, className="whatif-label small mb-0")
-    if not control.is_numeric:
-        component = dcc.Dropdown(
-            id=ids.whatif_feature(control.name),
-            options=[{"label": name, "value": code} for code, name in control.options],
-            value=value,
-            clearable=False,
-            searchable=len(control.options) > 10,
-        )
-    else:
-        component = dcc.Slider(
-            id=ids.whatif_feature(control.name),
-            min=control.minimum,
-            max=control.maximum,
-            step=control.step,
-            value=value if control.positions else round(float(value), 2),  # a fine slider's box shows cents
-            marks={p: format_value(control, p) for p in control.positions or (control.minimum, control.maximum)},
-            allow_direct_input=not control.positions,  # a fine slider shows its value in a box
-            className="whatif-slider",
-        )
-    return html.Div([label, component], className="whatif-control")
-
-
 def model_info(model: WhatIfModel, app_window: int) -> list:
     regressor = model.regressor
     basket = (
         f"basket value from {regressor.metadata.get('title', regressor.info.model)} "
-        f"(held-out R² {regressor.info.metric('r2'):.2f})"
+        f"(held-out R² {regressor.info.metric('r2'):.2f}, shown as its held-out range)"
         if regressor
-        else f"no basket-value model trained with a {model.window}-click window"
+        else f"no basket-value model trained with a {model.window}-click window, so no basket value or revenue"
     )
     info: list = [
         html.Strong(model.title),
@@ -183,6 +182,7 @@ def controls_view(
     session_id: object,
     segment: dict | None,
     sensitivity: str | None,
+    key: str = BUNDLED_DATASET_KEY,
 ) -> tuple:
     """Inputs for the chosen model and starting point, the start note, model facts, sensitivity options."""
     session_style = {} if mode == START_SESSION else HIDDEN
@@ -190,7 +190,7 @@ def controls_view(
         return [], None, None, [], None, session_style
     try:
         model = models.get(run_id)
-        values, note, colour = start_values(context, model, mode, session_id, segment)
+        values, note, colour = start_values(context, model, mode, session_id, segment, key)
     except Exception as exc:  # a broken artifact or a bug: say so, keep the app running
         log.exception("what-if: cannot prepare run %s", run_id)
         return [], error_alert(str(exc), "This model cannot be used"), None, [], None, session_style
@@ -210,22 +210,70 @@ def _labels(model: WhatIfModel, names: tuple[str, ...]) -> str:
     return ", ".join(model.control(n).label for n in names)
 
 
-def update_view(models: PreparedModels, run_id: str | None, values: dict, sensitivity: str | None) -> tuple:
-    """Everything that follows the inputs: P, verdict, gauge, basket, revenue, clip note, figures, method."""
+def money_range(low: float, high: float) -> str:
+    """A dollar range rounded to what the estimate can carry: "$40 – $120"."""
+    return f"${low:,.0f} – ${high:,.0f}"
+
+
+def basket_texts(model: WhatIfModel, result: WhatIfPrediction) -> tuple[str, str]:
+    """Basket value and expected revenue as ranges from the regressor's held-out residuals, or why there is none."""
+    if result.basket is None:
+        return "no basket model", "needs a basket model"
+    interval = model.basket_interval
+    span = result.basket_range(interval)
+    if span is None:  # a run saved before intervals: the point value, rounded
+        return f"≈ ${result.basket:,.0f}", f"≈ ${result.expected_revenue:,.0f}"
+    return money_range(*span), money_range(result.p * span[0], result.p * span[1])
+
+
+def capacity_text(model: WhatIfModel, p: float, percent: float | None) -> list:
+    """Where this P ranks among held-out sessions, and whether a top-N% capacity rule would contact it."""
+    table = model.capacity
+    if not table:
+        return ["This run has no held-out capacity table (saved by newer training runs); retrain to see it."]
+    rank = share_at_or_above(table, p)
+    share = float(percent or DEFAULT_CAPACITY) / 100
+    row = at_share(table, share)
+    contacted = p >= row["threshold"]
+    ranked = f"top {rank:.0%}" if rank < 1 else "bottom part"
+    return [
+        html.Div(
+            [
+                "This P is in the ",
+                html.Strong(ranked, **{"data-capacity": "rank"}),
+                f" of the {table['sessions']:,} held-out sessions.",
+            ]
+        ),
+        html.Div(
+            [
+                f"Targeting the top {row['share']:.0%} contacts sessions with P ≥ {row['threshold']:.1%}: this one ",
+                html.Strong("would be contacted" if contacted else "would not be contacted"),
+                f". On held-out sessions that flags {row['flagged']:,}, with {row['converted']:,} conversions "
+                f"expected (precision {row['precision']:.1%}, lift {row['lift']:.2f}× over the "
+                f"{row['base_rate']:.1%} base rate).",
+            ],
+            className="text-muted",
+        ),
+    ]
+
+
+def update_view(
+    models: PreparedModels, run_id: str | None, values: dict, sensitivity: str | None, capacity: float | None = None
+) -> tuple:
+    """Everything that follows the inputs: P, verdict, gauge, basket, revenue, clip note, figures, method, capacity."""
     if not run_id or not values:
         blank = empty_figure("")
-        return "–", "", blank, "–", "–", None, blank, "", blank
+        return "–", "", blank, "–", "–", None, blank, "", blank, []
     try:
         model = models.get(run_id)
         result = predict(model, values, sensitivity)
     except Exception as exc:  # a broken artifact or a bug: say so, keep the app running
         log.exception("what-if: update failed for run %s", run_id)
         blank = empty_figure("")
-        return "–", "", blank, "–", "–", error_alert(str(exc)), blank, "", blank
+        return "–", "", blank, "–", "–", error_alert(str(exc)), blank, "", blank, []
     side = "above" if result.predicted else "below"
     verdict = f"{side} the threshold of {result.threshold:.1%}: {'' if result.predicted else 'un'}likely to convert"
-    basket = "–" if result.basket is None else f"${result.basket:,.2f}"
-    revenue = "–" if result.expected_revenue is None else f"${result.expected_revenue:,.2f}"
+    basket, revenue = basket_texts(model, result)
     clip_note = None
     if result.clipped:
         text = f"Clipped to the training range: {_labels(model, result.clipped)}."
@@ -234,8 +282,12 @@ def update_view(models: PreparedModels, run_id: str | None, values: dict, sensit
     waterfall = waterfall_figure(result.contributions, labels, result.threshold)
     line = sensitivity_figure(result.sensitivity, result.threshold) if result.sensitivity else empty_figure("")
     gauge = probability_figure(result.p, result.threshold)
-    method = f"Contributions: {result.contributions.description}."
-    return f"{result.p:.1%}", verdict, gauge, basket, revenue, clip_note, waterfall, method, line
+    method = (
+        f"Contributions: {result.contributions.description}; drawn as percentage points of P, "
+        "largest first (each bar is the change of P when that input is added to the ones above it)."
+    )
+    capacity_note = capacity_text(model, result.p, capacity)
+    return f"{result.p:.1%}", verdict, gauge, basket, revenue, clip_note, waterfall, method, line, capacity_note
 
 
 def start_mode(segment: dict | None, current: str | None, segment_arrived: bool) -> str:
@@ -297,8 +349,10 @@ def _results(title: str) -> dbc.Row:
         figure=empty_figure(""),
     )
     verdict = html.Span(id=ids.WHATIF_VERDICT_TEXT)
-    basket = _result_card("Predicted basket value", ids.WHATIF_BASKET_TEXT, "if the session converts (USD)")
-    revenue = _result_card("Expected revenue", ids.WHATIF_REVENUE_TEXT, "P(convert) × basket value")
+    basket = _result_card(
+        "Predicted basket value", ids.WHATIF_BASKET_TEXT, "if it converts (USD; 80% range of held-out errors)"
+    )
+    revenue = _result_card("Expected revenue", ids.WHATIF_REVENUE_TEXT, "P(convert) × basket value (range)")
     return dbc.Row(
         [
             dbc.Col(_result_card(f"P(convert) · {title}", ids.WHATIF_PROBABILITY_TEXT, verdict, gauge), md=6),
@@ -306,6 +360,33 @@ def _results(title: str) -> dbc.Row:
             dbc.Col(revenue, md=3),
         ],
         className="g-2 mb-2",
+    )
+
+
+def _capacity_card() -> dbc.Card:
+    slider = dcc.Slider(
+        id=ids.WHATIF_CAPACITY_SLIDER,
+        min=1,
+        max=100,
+        step=1,
+        value=DEFAULT_CAPACITY,
+        marks={p: f"{p}%" for p in (1, 10, 25, 50, 100)},
+        tooltip={"placement": "bottom", "template": "top {value}%"},
+    )
+    return dbc.Card(
+        dbc.CardBody(
+            [
+                dbc.Label(
+                    "Decision by capacity: target the top N% of sessions",
+                    html_for=ids.WHATIF_CAPACITY_SLIDER,
+                    className="small fw-semibold mb-0",
+                ),
+                slider,
+                html.Div(id=ids.WHATIF_CAPACITY_TEXT, className="small", **{"aria-live": "polite"}),
+            ],
+            className="py-2",
+        ),
+        className="mb-2",
     )
 
 
@@ -317,10 +398,11 @@ def layout(context: AppContext, key: str = BUNDLED_DATASET_KEY) -> html.Div:
         ]
     )
     sensitivity = dcc.Dropdown(id=ids.WHATIF_SENSITIVITY_DROPDOWN, clearable=False, className="whatif-sensitivity")
-    waterfall_note = "log-odds from the base to this session; green raises P, red lowers it"
+    waterfall_note = "percentage points of P(convert) from the base to this session; green raises P, red lowers it"
     sensitivity_note = "P(convert) across one input, the others held at this session's values"
     outputs = [
-        _results(context.data.definition.title),
+        _results(context.dataset(key).definition.title),
+        _capacity_card(),
         html.Div(id=ids.WHATIF_CLIP_NOTE),
         html.Div(
             graph_panel(ids.WHATIF_WATERFALL_GRAPH, "Why this P: what each input adds", waterfall_note, height=520)
@@ -358,11 +440,12 @@ UPDATE_OUTPUTS = (
     (ids.WHATIF_WATERFALL_GRAPH, "figure"),
     (ids.WHATIF_METHOD_NOTE, "children"),
     (ids.WHATIF_SENSITIVITY_GRAPH, "figure"),
+    (ids.WHATIF_CAPACITY_TEXT, "children"),
 )
 
 
 def register_callbacks(app, context: AppContext) -> None:
-    models = prepared_models(context)
+    models_of = ModelsByDataset(context)
 
     @app.callback(
         [Output(i, p) for i, p in MODEL_OUTPUTS],
@@ -370,10 +453,11 @@ def register_callbacks(app, context: AppContext) -> None:
         Input(ids.APP_SEGMENT_STORE, "data"),
         State(ids.WHATIF_MODEL_DROPDOWN, "value"),
         State(ids.WHATIF_START_RADIO, "value"),
+        State(ids.APP_DATASET_STORE, "data"),
     )
-    def refresh_models(_version, segment, current, mode):
+    def refresh_models(_version, segment, current, mode, dataset):
         arrived = ctx.triggered_id in (None, ids.APP_SEGMENT_STORE)  # None: the tab just opened
-        return (*model_choices_view(models, current), start_mode(segment, mode, arrived))
+        return (*model_choices_view(models_of(dataset), current), start_mode(segment, mode, arrived))
 
     @app.callback(
         [Output(i, p) for i, p in CONTROL_OUTPUTS],
@@ -385,16 +469,38 @@ def register_callbacks(app, context: AppContext) -> None:
         Input(ids.APP_SEGMENT_STORE, "data"),
         State(ids.WHATIF_SESSION_INPUT, "value"),
         State(ids.WHATIF_SENSITIVITY_DROPDOWN, "value"),
+        State(ids.APP_DATASET_STORE, "data"),
     )
-    def build_controls(run_id, mode, _reset, _load, _submit, segment, session_id, sensitivity):
-        return controls_view(context, models, run_id, mode, session_id, segment, sensitivity)
+    def build_controls(run_id, mode, _reset, _load, _submit, segment, session_id, sensitivity, dataset):
+        key = context.known(dataset)
+        return controls_view(context, models_of(key), run_id, mode, session_id, segment, sensitivity, key)
 
     @app.callback(
         [Output(i, p) for i, p in UPDATE_OUTPUTS],
         Input(ids.whatif_feature(ALL), "value"),
         Input(ids.WHATIF_SENSITIVITY_DROPDOWN, "value"),
+        Input(ids.WHATIF_CAPACITY_SLIDER, "value"),
         State(ids.WHATIF_MODEL_DROPDOWN, "value"),
+        State(ids.APP_DATASET_STORE, "data"),
     )
-    def update(_values, sensitivity, run_id):
+    def update(_values, sensitivity, capacity, run_id, dataset):
         values = {item["id"]["name"]: item["value"] for item in ctx.inputs_list[0]}
-        return update_view(models, run_id, values, sensitivity)
+        return update_view(models_of(dataset), run_id, values, sensitivity, capacity)
+
+    @app.callback(
+        Output(ids.whatif_feature(MATCH), "value"),
+        Output(ids.whatif_number(MATCH), "value"),
+        Output(ids.whatif_number_note(MATCH), "children"),
+        Output(ids.whatif_number(MATCH), "invalid"),
+        Input(ids.whatif_number(MATCH), "n_submit"),
+        Input(ids.whatif_feature(MATCH), "value"),
+        State(ids.whatif_number(MATCH), "value"),
+        State(ids.whatif_feature(MATCH), "min"),
+        State(ids.whatif_feature(MATCH), "max"),
+        State(ids.whatif_feature(MATCH), "step"),
+        prevent_initial_call=True,
+    )
+    def number_box(_submit, slider_value, text, minimum, maximum, step):
+        by_box = isinstance(ctx.triggered_id, dict) and ctx.triggered_id.get("type") == "whatif-number"
+        value, shown, note, invalid = number_box_view(by_box, text, slider_value, minimum, maximum, step)
+        return (no_update if value is None else value), shown, note, invalid

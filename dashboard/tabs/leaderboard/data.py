@@ -10,89 +10,22 @@ fitted pipeline: every number and curve comes from ``metadata.json`` and
 from __future__ import annotations
 
 import math
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from dashboard.figures.leaderboard import CurveSeries
-from ml.errors import ArtifactError, NoModelError
+from dashboard.model_cache import SnapshotRegistry
+from ml.errors import ArtifactError
+from ml.models.capacity import at_share, at_threshold, capacity_table
 from ml.models.evaluation import classification_metrics
-from ml.serving.leaderboard import leaderboard
-from ml.serving.registry import METADATA_FILE, RUN_ID_PATTERN, Registry, RunInfo
+from ml.serving.leaderboard import CurveSeries, leaderboard
+from ml.serving.registry import METADATA_FILE, Registry, RunInfo
 from ml.tasks import CLASSIFICATION, CLUSTERING, REGRESSION, TASKS
-
-CURVES_CACHE_SIZE = 64
-
-
-# ---------------------------------------------------------------- cached registry
-class SnapshotRegistry(Registry):
-    """A registry that re-reads run metadata only when the run folders change, and caches curve data by run id."""
-
-    def __init__(self, root: Path | str):
-        super().__init__(root)
-        self._lock = threading.Lock()
-        self._fingerprint: tuple[str, ...] | None = None
-        self._all_runs: list[RunInfo] = []
-        self._curves: OrderedDict[str, dict] = OrderedDict()
-
-    def _scan(self) -> tuple[str, ...]:
-        """The complete run folders on disk (a few directory listings, no file reads)."""
-        found = []
-        for task in TASKS:
-            for model_dir in self._subdirs(self.root / task, None):
-                found += [
-                    f"{task}/{model_dir.name}/{run_dir.name}"
-                    for run_dir in self._subdirs(model_dir, None)
-                    if RUN_ID_PATTERN.match(run_dir.name) and (run_dir / METADATA_FILE).exists()
-                ]
-        return tuple(sorted(found))
-
-    def runs(self, task: str | None = None, model: str | None = None) -> list[RunInfo]:
-        fingerprint = self._scan()
-        with self._lock:
-            if fingerprint != self._fingerprint:
-                self._all_runs = super().runs()
-                self._fingerprint = fingerprint
-            runs = self._all_runs
-        return [r for r in runs if (task is None or r.task == task) and (model is None or r.model == model)]
-
-    def curves(self, run: RunInfo) -> dict:
-        """A run's curve data, read from disk once; ``ArtifactError`` (not cached) when unreadable."""
-        with self._lock:
-            if run.run_id in self._curves:
-                self._curves.move_to_end(run.run_id)
-                return self._curves[run.run_id]
-        data = super().curves(run)
-        with self._lock:
-            self._curves[run.run_id] = data
-            while len(self._curves) > CURVES_CACHE_SIZE:
-                self._curves.popitem(last=False)
-        return data
-
-    def run(self, run_id: str | None) -> RunInfo | None:
-        return next((r for r in self.runs() if r.run_id == run_id), None) if run_id else None
-
-    def champion_id(self, task: str) -> str | None:
-        try:
-            return self.champion(task).run_id
-        except NoModelError:
-            return None
-
-
-_SNAPSHOTS: dict[Path, SnapshotRegistry] = {}
-_SNAPSHOTS_LOCK = threading.Lock()
 
 
 def snapshot(registry: Registry) -> SnapshotRegistry:
-    """The process-wide cached view of a registry folder."""
-    root = Path(registry.root).resolve()
-    with _SNAPSHOTS_LOCK:
-        if root not in _SNAPSHOTS:
-            _SNAPSHOTS[root] = SnapshotRegistry(root)
-        return _SNAPSHOTS[root]
+    """A metadata-caching view of a registry (the app keeps one per dataset: ``context.models_for(key).snapshot``)."""
+    return registry if isinstance(registry, SnapshotRegistry) else SnapshotRegistry(registry.root)
 
 
 # ---------------------------------------------------------------- grid rows and columns
@@ -212,6 +145,30 @@ def threshold_view(curves: dict, threshold: float) -> ThresholdView:
     )
     share = float(flagged.mean()) if len(p) else float("nan")
     return ThresholdView(float(threshold), classification_metrics(y_true, p, threshold), counts, share)
+
+
+@dataclass(frozen=True)
+class CapacityView:
+    """What "target the top N% of sessions" buys on the held-out sessions, next to what the threshold flags."""
+
+    capacity: dict[str, float]  # a row of ml.models.capacity: share, flagged, threshold, converted, precision, ...
+    threshold: dict[str, float] | None
+    source: str  # "every held-out session" or "a sample of held-out sessions"
+
+
+def capacity_view(metadata: dict, curves: dict, share: float) -> CapacityView | None:
+    """The capacity row at ``share`` (0..1) from the run's saved table; for older runs, from its saved predictions."""
+    table = metadata.get("capacity")
+    source = "every held-out session"
+    rule = metadata.get("threshold_rule")
+    if not table:
+        predictions = (curves or {}).get("predictions") or {}
+        if not predictions.get("p"):
+            return None
+        table = capacity_table(predictions["y_true"], predictions["p"])
+        rule = at_threshold(predictions["y_true"], predictions["p"], float(metadata.get("threshold") or 0.5))
+        source = "the held-out sessions saved with the run"
+    return CapacityView(at_share(table, share), rule, source)
 
 
 def feature_labels(metadata: dict) -> dict[str, str]:

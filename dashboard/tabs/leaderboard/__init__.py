@@ -1,9 +1,12 @@
 """Model leaderboard tab: sortable leaderboards per task, curves of the chosen model, and the Train panel.
 
-Every view reads the registry through ``leaderboard_data.snapshot`` (metadata
-and curve data read once per run, never a pipeline), and re-reads it whenever
-``APP_MODELS_STORE`` changes, so a training job's models appear without a
-restart. A run that cannot be read shows as an alert naming its file.
+Every view reads the active dataset's registry (``ids.APP_DATASET_STORE``)
+through the app context's snapshot of it (metadata and curve data read once
+per run, never a pipeline), and re-reads it whenever ``APP_MODELS_STORE``
+changes, so a training job's models appear without a reload. Beside the
+decision threshold, a capacity rule ("target the top N% of sessions") shows
+what it flags, converts, and lifts on the held-out sessions. A run that cannot
+be read shows as an alert naming its file.
 """
 
 from __future__ import annotations
@@ -25,10 +28,12 @@ from dashboard.figures.leaderboard import (
     roc_figure,
 )
 from dashboard.figures.style import empty_figure
-from dashboard.leaderboard_data import (
+from dashboard.tabs.leaderboard.data import (
+    CapacityView,
     SnapshotRegistry,
     ThresholdView,
     broken_runs,
+    capacity_view,
     classifier_series,
     default_selection,
     feature_labels,
@@ -37,11 +42,10 @@ from dashboard.leaderboard_data import (
     note_items,
     readable_run,
     setup_warnings,
-    snapshot,
     threshold_view,
     training_setup,
 )
-from dashboard.leaderboard_grid import column_defs, grid_height, leaderboard_grid, run_options
+from dashboard.tabs.leaderboard.grid import column_defs, grid_height, leaderboard_grid, run_options
 from ml.config import BUNDLED_DATASET_KEY
 from ml.tasks import CLASSIFICATION, CLUSTERING, REGRESSION
 
@@ -65,7 +69,8 @@ CARD_TITLES = {
     REGRESSION: ("Basket value regressors", "potential revenue of a converting session, USD"),
     CLUSTERING: ("Segment models", "behavioural segments of whole sessions; no label, so no held-out split"),
 }
-EMPTY_TEXT = "Train them with the panel above: pick the models, keep Quick, and press Train (seconds)."
+EMPTY_TEXT = "Train them on this dataset with the panel above: pick the models, keep Quick, and press Train."
+DEFAULT_CAPACITY = 10  # percent of sessions
 
 
 # ---------------------------------------------------------------- views (callback bodies)
@@ -160,6 +165,59 @@ def confusion_view(registry: SnapshotRegistry, run_id: str | None, threshold: fl
     return confusion_figure(view.counts), threshold_text(view, run.metadata.get("threshold"))
 
 
+def capacity_text(view: CapacityView | None) -> list:
+    """The capacity rule's numbers (held-out), and what the saved threshold flags for comparison."""
+    if view is None:
+        return [html.Div("No held-out predictions saved for this run.", className="text-muted")]
+    c = view.capacity
+    parts = [
+        ("Flagged", f"{c['flagged']:,} of {view.capacity['sessions']:,}"),
+        ("Expected conversions", f"{c['converted']:,}"),
+        ("Precision", f"{c['precision']:.1%}"),
+        ("Lift", f"{c['lift']:.2f}×"),
+    ]
+    lines = [
+        html.Div(
+            [
+                html.Span(
+                    [
+                        html.Span(f"{name} ", className="text-muted"),
+                        html.Strong(value, **{"data-capacity": name.lower().replace(" ", "-")}),
+                    ]
+                )
+                for name, value in parts
+            ],
+            className="d-flex flex-wrap gap-3",
+        ),
+        html.Div(
+            f"Top {c['share']:.0%} by P(convert) = P ≥ {c['threshold']:.3f}; recall {c['recall']:.1%}; "
+            f"base rate {c['base_rate']:.1%} (lift = precision ÷ base rate); on {view.source}.",
+            className="text-muted mt-1",
+        ),
+    ]
+    rule = view.threshold
+    if rule:
+        lines.append(
+            html.Div(
+                f"For comparison, the saved threshold {rule['threshold']:.3f} flags {rule['share']:.0%} of the "
+                f"held-out sessions ({rule['flagged']:,}), precision {rule['precision']:.1%}, "
+                f"lift {rule['lift']:.2f}×.",
+                className="text-muted mt-1",
+                **{"data-threshold-rule": "1"},
+            )
+        )
+    return lines
+
+
+def capacity_panel_view(registry: SnapshotRegistry, run_id: str | None, percent: float | None) -> list:
+    """The capacity numbers of the chosen classifier at the slider's share."""
+    run, _ = readable_run(registry, run_id)
+    if run is None or percent is None:
+        return []
+    curves, _ = load_curves(registry, run)
+    return capacity_text(capacity_view(run.metadata, curves, float(percent) / 100))
+
+
 def regressor_view(registry: SnapshotRegistry, run_id: str | None) -> tuple:
     """Predicted against actual, residuals and feature importance of the chosen regressor."""
     run, problem = readable_run(registry, run_id)
@@ -172,7 +230,22 @@ def regressor_view(registry: SnapshotRegistry, run_id: str | None) -> tuple:
         predicted_actual_figure(curves, name),
         residuals_figure(curves, name),
         importance_figure(run.metadata.get("feature_importance", []), feature_labels(run.metadata), "R²"),
-        _alert(problem, "Curve data cannot be read"),
+        html.Div([_alert(problem, "Curve data cannot be read"), interval_note(run.metadata)]),
+    )
+
+
+def interval_note(metadata: dict) -> html.Div:
+    """How wide a basket-value prediction really is: the held-out residual quantiles saved with the run."""
+    interval = metadata.get("interval") or {}
+    if not interval.get("n"):
+        return html.Div()
+    r2 = (metadata.get("metrics") or {}).get("test", {}).get("r2")
+    skill = f"held-out R² {r2:.2f}; " if r2 is not None else ""
+    return html.Div(
+        f"{skill}{interval['coverage']:.0%} of held-out baskets fell between the prediction "
+        f"{interval['low']:+,.0f} and {interval['high']:+,.0f} USD, so the what-if and scoring show basket values "
+        "as that range, not to the cent.",
+        className="small text-muted mb-2",
     )
 
 
@@ -222,6 +295,17 @@ def threshold_panel() -> dbc.Card:
     slider = dcc.Slider(
         id=ids.LEADERBOARD_THRESHOLD_SLIDER, min=0, max=1, step=0.01, value=0.5, updatemode="drag", included=False
     )
+    capacity = dcc.Slider(
+        id=ids.LEADERBOARD_CAPACITY_SLIDER,
+        min=1,
+        max=100,
+        step=1,
+        value=DEFAULT_CAPACITY,
+        marks={p: f"{p}%" for p in (1, 10, 25, 50, 100)},
+        updatemode="drag",
+        included=True,
+        tooltip={"placement": "bottom", "template": "top {value}%"},
+    )
     return dbc.Card(
         [
             dbc.CardHeader(
@@ -233,6 +317,12 @@ def threshold_panel() -> dbc.Card:
                     dbc.Label("Decision threshold on P(convert)", html_for=ids.LEADERBOARD_THRESHOLD_SLIDER),
                     slider,
                     html.Div(id=ids.LEADERBOARD_THRESHOLD_METRICS, className="small mt-2"),
+                    html.Hr(className="my-2"),
+                    dbc.Label(
+                        "Or by capacity: target the top N% of sessions", html_for=ids.LEADERBOARD_CAPACITY_SLIDER
+                    ),
+                    capacity,
+                    html.Div(id=ids.LEADERBOARD_CAPACITY_METRICS, className="small mt-2", **{"aria-live": "polite"}),
                 ],
                 className="p-2",
             ),
@@ -327,8 +417,8 @@ def layout(context: AppContext, key: str = BUNDLED_DATASET_KEY) -> html.Div:
 
 # ---------------------------------------------------------------- callbacks
 def register_callbacks(app, context: AppContext) -> None:
-    def registry() -> SnapshotRegistry:
-        return snapshot(context.registry)
+    def registry(dataset: object) -> SnapshotRegistry:
+        return context.models_for(dataset).snapshot
 
     @app.callback(
         Output(ids.LEADERBOARD_SUMMARY, "children"),
@@ -336,9 +426,10 @@ def register_callbacks(app, context: AppContext) -> None:
         Output(ids.LEADERBOARD_NOTE, "children"),
         Input(ids.APP_MODELS_STORE, "data"),
         Input(ids.LEADERBOARD_HISTORY, "value"),
+        State(ids.APP_DATASET_STORE, "data"),
     )
-    def update_summary(_version, history):
-        return summary_view(registry(), bool(history))
+    def update_summary(_version, history, dataset):
+        return summary_view(registry(dataset), bool(history))
 
     for task, (grid_id, card_id) in GRIDS.items():
         outputs = [
@@ -350,15 +441,15 @@ def register_callbacks(app, context: AppContext) -> None:
         inputs = [Input(ids.APP_MODELS_STORE, "data"), Input(ids.LEADERBOARD_HISTORY, "value")]
         if task not in SELECTORS:
 
-            def update_table(_version, history, task=task):
-                return table_view(registry(), task, bool(history))[:4]
+            def update_table(_version, history, dataset, task=task):
+                return table_view(registry(dataset), task, bool(history))[:4]
 
-            app.callback(*outputs, *inputs)(update_table)
+            app.callback(*outputs, *inputs, State(ids.APP_DATASET_STORE, "data"))(update_table)
             continue
         dropdown_id, section_id = SELECTORS[task]
 
-        def update_selectable_table(_version, history, current, task=task):
-            return table_view(registry(), task, bool(history), current)
+        def update_selectable_table(_version, history, current, dataset, task=task):
+            return table_view(registry(dataset), task, bool(history), current)
 
         app.callback(
             *outputs,
@@ -367,6 +458,7 @@ def register_callbacks(app, context: AppContext) -> None:
             Output(dropdown_id, "value"),
             *inputs,
             State(dropdown_id, "value"),
+            State(ids.APP_DATASET_STORE, "data"),
         )(update_selectable_table)
         app.callback(
             Output(dropdown_id, "value", allow_duplicate=True),
@@ -387,18 +479,29 @@ def register_callbacks(app, context: AppContext) -> None:
         Output(ids.LEADERBOARD_THRESHOLD_SLIDER, "value"),
         Output(ids.LEADERBOARD_THRESHOLD_SLIDER, "marks"),
         Input(ids.LEADERBOARD_CLASSIFIER_DROPDOWN, "value"),
+        State(ids.APP_DATASET_STORE, "data"),
     )
-    def update_classifier(run_id):
-        return classifier_view(registry(), run_id)
+    def update_classifier(run_id, dataset):
+        return classifier_view(registry(dataset), run_id)
 
     @app.callback(
         Output(ids.LEADERBOARD_CONFUSION_GRAPH, "figure"),
         Output(ids.LEADERBOARD_THRESHOLD_METRICS, "children"),
         Input(ids.LEADERBOARD_CLASSIFIER_DROPDOWN, "value"),
         Input(ids.LEADERBOARD_THRESHOLD_SLIDER, "value"),
+        State(ids.APP_DATASET_STORE, "data"),
     )
-    def update_threshold(run_id, threshold):
-        return confusion_view(registry(), run_id, threshold)
+    def update_threshold(run_id, threshold, dataset):
+        return confusion_view(registry(dataset), run_id, threshold)
+
+    @app.callback(
+        Output(ids.LEADERBOARD_CAPACITY_METRICS, "children"),
+        Input(ids.LEADERBOARD_CLASSIFIER_DROPDOWN, "value"),
+        Input(ids.LEADERBOARD_CAPACITY_SLIDER, "value"),
+        State(ids.APP_DATASET_STORE, "data"),
+    )
+    def update_capacity(run_id, percent, dataset):
+        return capacity_panel_view(registry(dataset), run_id, percent)
 
     @app.callback(
         Output(ids.LEADERBOARD_ACTUAL_GRAPH, "figure"),
@@ -406,6 +509,7 @@ def register_callbacks(app, context: AppContext) -> None:
         Output(ids.LEADERBOARD_REGRESSOR_IMPORTANCE_GRAPH, "figure"),
         Output(ids.LEADERBOARD_REGRESSOR_ALERT, "children"),
         Input(ids.LEADERBOARD_REGRESSOR_DROPDOWN, "value"),
+        State(ids.APP_DATASET_STORE, "data"),
     )
-    def update_regressor(run_id):
-        return regressor_view(registry(), run_id)
+    def update_regressor(run_id, dataset):
+        return regressor_view(registry(dataset), run_id)

@@ -1,0 +1,169 @@
+"""Job state on the server: what a training or scoring job is doing, readable from any process or browser tab.
+
+A job writes one small JSON file, ``<root>/<dataset>/<kind>-<owner>.json``:
+its id, state (``running``, ``done``, ``failed``, ``cancelled``), progress,
+final message, the worker's pid and whether a cancel was asked for. Any page
+(after a reload, or in another browser tab) reads it to show the running job
+and offer Cancel; the job reads it between steps to honour that Cancel. A
+``running`` job whose process is gone (killed, or the server restarted) reads
+as ``cancelled``. Files are replaced atomically, so a reader never sees half
+a file. Measured durations of finished jobs are kept per dataset and mode
+(``timings.json``), so the UI can say how long a job takes on this machine.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+RUNNING = "running"
+DONE = "done"
+FAILED = "failed"
+CANCELLED = "cancelled"
+FINISHED = (DONE, FAILED, CANCELLED)
+TIMINGS_FILE = "timings.json"
+SAFE_NAME = re.compile(r"[^a-z0-9_-]+")
+LOCAL_OWNER = "local"  # the app without login: one user
+
+
+def _safe(name: object) -> str:
+    return SAFE_NAME.sub("-", str(name or LOCAL_OWNER).lower()).strip("-")[:64] or LOCAL_OWNER
+
+
+def _pid_alive(pid: object) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError, TypeError):
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _write_atomic(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+    tmp.write_text(json.dumps(payload, default=str), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _read(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+@dataclass(frozen=True)
+class JobBoard:
+    """The job files of one kind of job (``training``, ``scoring``) under a cache folder."""
+
+    root: Path
+    kind: str
+
+    def path(self, dataset: str, owner: str | None) -> Path:
+        return self.root / _safe(dataset) / f"{self.kind}-{_safe(owner)}.json"
+
+    # ---------------------------------------------------------------- the job's side
+    def start(self, dataset: str, owner: str | None, description: str = "", **extra: object) -> dict:
+        """Record a new running job (replacing the owner's previous one); returns its state."""
+        now = time.time()
+        state = {
+            "job_id": uuid.uuid4().hex[:12],
+            "kind": self.kind,
+            "dataset": dataset,
+            "owner": owner or LOCAL_OWNER,
+            "state": RUNNING,
+            "description": description,
+            "started": now,
+            "updated": now,
+            "pid": os.getpid(),
+            "progress": None,
+            "message": None,
+            "cancel": False,
+            **extra,
+        }
+        _write_atomic(self.path(dataset, owner), state)
+        return state
+
+    def _change(self, dataset: str, owner: str | None, job_id: str, **changes: object) -> dict | None:
+        path = self.path(dataset, owner)
+        state = _read(path)
+        if state is None or state.get("job_id") != job_id:
+            return None  # another job replaced it: leave that one alone
+        state.update(changes, updated=time.time())
+        _write_atomic(path, state)
+        return state
+
+    def progress(self, dataset: str, owner: str | None, job_id: str, progress: object) -> None:
+        self._change(dataset, owner, job_id, progress=progress)
+
+    def finish(self, dataset: str, owner: str | None, job_id: str, state: str, message: str, **extra: object) -> None:
+        """Record the job's end (``done``, ``failed`` or ``cancelled``) and what to tell the user."""
+        current = _read(self.path(dataset, owner)) or {}
+        if current.get("state") == CANCELLED and state != CANCELLED:
+            return  # cancelled by the user meanwhile: the cancel stands
+        self._change(dataset, owner, job_id, state=state, message=message, finished=time.time(), **extra)
+
+    def cancel_requested(self, dataset: str, owner: str | None, job_id: str) -> bool:
+        state = _read(self.path(dataset, owner))
+        return bool(state and state.get("job_id") == job_id and (state.get("cancel") or state["state"] == CANCELLED))
+
+    # ---------------------------------------------------------------- the page's side
+    def current(self, dataset: str, owner: str | None) -> dict | None:
+        """The owner's latest job on a dataset; a running one whose process died reads as cancelled."""
+        path = self.path(dataset, owner)
+        state = _read(path)
+        if state is None:
+            return None
+        if state.get("state") == RUNNING and not _pid_alive(state.get("pid")):
+            ended = state.get("message") or "the job stopped (its process ended)"
+            state = {**state, "state": CANCELLED, "message": ended}
+        return state
+
+    def cancel(self, dataset: str, owner: str | None, message: str) -> dict | None:
+        """Ask the running job to stop, and mark it cancelled at once for every page."""
+        state = self.current(dataset, owner)
+        if state is None or state.get("state") != RUNNING:
+            return state
+        return self._change(
+            dataset, owner, state["job_id"], cancel=True, state=CANCELLED, message=message, finished=time.time()
+        )
+
+    # ---------------------------------------------------------------- timings
+    def record_timing(self, dataset: str, mode: str, seconds: float, items: int) -> None:
+        """Keep how long the last finished job of a mode took here (seconds, and for how many items)."""
+        path = self.root / _safe(dataset) / f"{self.kind}.{TIMINGS_FILE}"
+        timings = _read(path) or {}
+        timings[mode] = {"seconds": float(seconds), "items": int(items), "measured": time.time()}
+        try:
+            _write_atomic(path, timings)
+        except OSError as exc:
+            log.warning("could not keep the job timing in %s: %s", path, exc)
+
+    def timing(self, dataset: str, mode: str) -> dict | None:
+        """The last measured duration of a mode on a dataset, or ``None`` when it never ran here."""
+        timings = _read(self.root / _safe(dataset) / f"{self.kind}.{TIMINGS_FILE}") or {}
+        found = timings.get(mode)
+        return found if isinstance(found, dict) and "seconds" in found else None
+
+
+def format_duration(seconds: float) -> str:
+    """``"45 s"``, ``"3 min 47 s"``, ``"1 h 02 min"``."""
+    seconds = max(0, round(float(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"

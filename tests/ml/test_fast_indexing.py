@@ -1,0 +1,184 @@
+"""The fast event index (packed sorts, lazy columns, threads) gives exactly what the reference algorithms give.
+
+The references are the implementations the fast ones replaced: ``pd.factorize``
+then ``np.lexsort`` for the session order, ``duplicated`` for re-views,
+``np.unique`` for per-session pairs and a score matrix for dominant codes. They
+run here on small shuffled logs; the features of a shuffled log must equal those
+of the same log in order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml.data import schema as S
+from ml.data.clicks import (
+    distinct_per_session,
+    dominant_code,
+    dominant_code_sparse,
+    first_appearance_codes,
+    index_clicks,
+    sorted_rows,
+)
+from ml.data.loading import load_events
+from ml.data.sessionise import cut_sessions
+from ml.data.synthetic_logs import multi_category_store_log, visitor_log
+from ml.data.threads import ENV_FEATURE_THREADS
+from ml.features.sessions import session_features
+from ml.features.window import window_features
+
+
+def shuffled(frame: pd.DataFrame, seed: int = 7) -> pd.DataFrame:
+    return frame.take(np.random.default_rng(seed).permutation(len(frame))).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def uci_shuffled(small_clicks: pd.DataFrame) -> pd.DataFrame:
+    return shuffled(small_clicks)
+
+
+@pytest.fixture(scope="module")
+def store_events() -> pd.DataFrame:
+    raw = multi_category_store_log(6_000, seed=3)
+    return load_events(raw.to_csv(index=False).encode(), name="store.csv").events
+
+
+# ---------------------------------------------------------------- references
+def reference_index(clicks: pd.DataFrame) -> dict[str, np.ndarray]:
+    codes, uniques = pd.factorize(clicks[S.SESSION_ID], sort=False)
+    perm = np.lexsort((clicks[S.ORDER].to_numpy(), codes))
+    ordered = clicks.take(perm).reset_index(drop=True)
+    codes = codes[perm]
+    starts = np.flatnonzero(np.r_[True, np.diff(codes) != 0])
+    lengths = np.diff(np.r_[starts, len(codes)])
+    session = codes.astype(np.int64)
+    product = ordered[S.PRODUCT].cat.codes.to_numpy().astype(np.int64)
+    views = ordered[S.EVENT_TYPE].to_numpy() == S.EVENT_VIEW
+    key = session * max(len(ordered[S.PRODUCT].cat.categories), 1) + product
+    review = np.zeros(len(key), dtype=bool)
+    review[views] = pd.Series(key[views]).duplicated(keep="first").to_numpy()
+    return {
+        "rows": perm,
+        "session_ids": np.asarray(uniques),
+        "session": session,
+        "starts": starts,
+        "rank": np.arange(len(codes)) - np.repeat(starts, lengths),
+        "product_code": product,
+        "is_review": review,
+    }
+
+
+def reference_dominant(session: np.ndarray, rank: np.ndarray, codes: np.ndarray, n_sessions: int) -> np.ndarray:
+    """Most frequent code per session, ties to the code seen first, by a plain score per (session, code)."""
+    frame = pd.DataFrame({"s": session, "c": codes.astype(np.int64), "r": rank})
+    per = frame.groupby(["s", "c"]).agg(n=("r", "size"), first=("r", "min")).reset_index()
+    per = per.sort_values(["s", "n", "first"], ascending=[True, False, True]).drop_duplicates("s")
+    out = np.zeros(n_sessions, dtype=np.int64)
+    out[per["s"].to_numpy()] = per["c"].to_numpy()
+    return out
+
+
+# ---------------------------------------------------------------- the index
+@pytest.mark.parametrize("log", ["uci", "store"])
+def test_the_index_of_a_shuffled_log_is_the_reference_index(log, uci_shuffled, store_events):
+    clicks = uci_shuffled if log == "uci" else shuffled(store_events)
+    expected = reference_index(clicks)
+    indexed = index_clicks(clicks)
+    np.testing.assert_array_equal(indexed.source_rows, expected["rows"])
+    np.testing.assert_array_equal(np.asarray(indexed.session_ids), expected["session_ids"])
+    for name in ("session", "starts", "rank", "product_code", "is_review"):
+        np.testing.assert_array_equal(getattr(indexed, name), expected[name], err_msg=name)
+    pd.testing.assert_frame_equal(indexed.clicks, clicks.take(expected["rows"]).reset_index(drop=True))
+    for column in (S.PRICE, S.CATEGORY, S.PRODUCT, S.DATE):
+        np.testing.assert_array_equal(indexed.column(column), indexed.clicks[column].to_numpy(), err_msg=column)
+
+
+def test_sorted_logs_are_not_copied(small_clicks):
+    indexed = index_clicks(small_clicks)
+    assert indexed.source_rows is None
+    np.testing.assert_array_equal(indexed.session_ids, pd.unique(small_clicks[S.SESSION_ID]))
+
+
+@pytest.mark.parametrize(
+    ("n", "groups", "order"),
+    [(2_000, 40, 12), (50_000, 9_000, 300), (30_000, 500, 10**13), (20_000, 10**6, 2**40), (5, 1, 1)],
+)
+def test_sorted_rows_is_a_stable_lexsort(n, groups, order):
+    rng = np.random.default_rng(n)
+    g = rng.integers(-groups // 2, groups // 2 + 1, n)
+    o = rng.integers(0, order, n)
+    o[::5] = o[0]  # ties keep row order
+    rows, sorted_groups = sorted_rows(g, o)
+    expected = np.lexsort((o, g))
+    np.testing.assert_array_equal(rows, expected)
+    np.testing.assert_array_equal(sorted_groups, g[expected])
+
+
+@pytest.mark.parametrize("spread", [10, 10**15])  # a lookup table, or pd.factorize
+def test_first_appearance_codes_are_factorize(spread):
+    values = np.random.default_rng(1).integers(0, spread, 5_000) * 3 + 11
+    codes, uniques = first_appearance_codes(values)
+    expected_codes, expected_uniques = pd.factorize(values, sort=False)
+    np.testing.assert_array_equal(codes, expected_codes)
+    np.testing.assert_array_equal(uniques, expected_uniques)
+
+
+def test_dominant_codes_follow_the_tie_rule(uci_shuffled, store_events):
+    indexed = index_clicks(uci_shuffled)
+    for column, n_codes in ((S.CATEGORY, 4), (S.COLOUR, 14)):
+        codes = indexed.column(column)
+        expected = reference_dominant(indexed.session, indexed.rank, codes, indexed.n_sessions)
+        np.testing.assert_array_equal(dominant_code(indexed, codes, n_codes), expected, err_msg=column)
+        np.testing.assert_array_equal(dominant_code_sparse(indexed, codes), expected, err_msg=column)
+    store = index_clicks(shuffled(store_events))
+    brand = store.column("brand")
+    expected = reference_dominant(store.session, store.rank, brand, store.n_sessions)
+    np.testing.assert_array_equal(dominant_code_sparse(store, brand), expected)
+    distinct = pd.DataFrame({"s": store.session, "p": store.product_code}).drop_duplicates()["s"]
+    np.testing.assert_array_equal(
+        distinct_per_session(store, store.product_code), np.bincount(distinct, minlength=store.n_sessions)
+    )
+
+
+# ---------------------------------------------------------------- features
+@pytest.mark.parametrize("log", ["uci", "store"])
+def test_features_of_a_shuffled_log_equal_those_in_order(log, small_clicks, store_events):
+    in_order = small_clicks if log == "uci" else store_events
+    mixed = shuffled(in_order, seed=11)
+    sessions = session_features(mixed)
+    expected = session_features(in_order)
+    pd.testing.assert_frame_equal(sessions.loc[expected.index], expected, check_exact=True)
+    window, reference = window_features(mixed, 3), window_features(in_order, 3)
+    pd.testing.assert_frame_equal(window.features.loc[reference.features.index], reference.features, check_exact=True)
+    pd.testing.assert_series_equal(window.status.loc[reference.status.index], reference.status)
+    pd.testing.assert_series_equal(window.converted.loc[reference.converted.index], reference.converted)
+
+
+@pytest.mark.parametrize("log", ["uci", "store"])
+def test_one_thread_and_two_give_the_same_features(log, uci_shuffled, store_events, monkeypatch):
+    clicks = uci_shuffled if log == "uci" else shuffled(store_events)
+    monkeypatch.setenv(ENV_FEATURE_THREADS, "1")
+    one = session_features(clicks), window_features(clicks, 3).features
+    monkeypatch.setenv(ENV_FEATURE_THREADS, "2")
+    two = session_features(clicks), window_features(clicks, 3).features
+    for a, b in zip(one, two, strict=True):
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
+def test_sessionising_does_not_depend_on_row_order():
+    raw = visitor_log(4_000, seed=2)
+    users = raw["visitorid"].astype("string")
+    stamps = pd.to_datetime(raw["timestamp"].to_numpy(), unit="ms").to_numpy()
+    sessions = cut_sessions(users, stamps, 30.0)
+    perm = np.random.default_rng(5).permutation(len(raw))
+    mixed = cut_sessions(users.iloc[perm].reset_index(drop=True), stamps[perm], 30.0)
+    np.testing.assert_array_equal(mixed.to_numpy(), sessions.to_numpy()[perm])
+    # The reference: a stable sort by (user, time), a new session after more than 30 idle minutes.
+    frame = pd.DataFrame({"u": users, "t": stamps}).sort_values(["u", "t"], kind="stable")
+    user = frame["u"].to_numpy(dtype=object)
+    new = np.r_[True, user[1:] != user[:-1]] | frame["t"].diff().gt(pd.Timedelta(minutes=30)).to_numpy()
+    number = pd.Series(new.astype(int), index=frame.index).groupby(user).cumsum()
+    expected = (frame["u"] + ":" + number.astype(str)).reindex(raw.index)
+    np.testing.assert_array_equal(sessions.to_numpy(), expected.to_numpy())
