@@ -279,15 +279,20 @@ def tab_layouts(app: Any, dataset: str) -> dict[str, Any]:
 
 def _component_names(dep_id: Any, known: Known) -> list[str]:
     if not _is_pattern(dep_id):
-        return [str(dep_id)]
+        return [stringify_id(dep_id) if isinstance(dep_id, dict) else str(dep_id)]
     text = stringify_id(dep_id) if isinstance(dep_id, dict) else dep_id
     return [stringify_id(c) for c in known.matching(text)] or [str(json.loads(text).get("type", ""))]
 
 
 def tab_of(output: str, cb: Mapping[str, Any], known: Known, tab_ids: Sequence[str]) -> str:
-    """The tab holding the callback's outputs (else its inputs); else the shell; else by the ID's prefix."""
+    """The tab holding the callback's outputs; for outputs not on the page, the tab their ID's prefix names;
+    else the tab of its inputs; else the shell; else by the ID's prefix."""
     outputs = [n for o in split_outputs(output) for n in _component_names(o["id"], known)]
     deps = [n for d in (*cb["inputs"], *cb["state"]) for n in _component_names(d["id"], known)]
+    prefix = outputs[0].split("-", 1)[0].lstrip("{")
+    by_prefix = next((t for t in tab_ids if t.startswith(prefix) or prefix.startswith(t)), None)
+    if by_prefix and not any(c in known.component_tabs for c in outputs):
+        return by_prefix
     for group in (outputs, deps):
         for component in group:
             tab = known.component_tabs.get(component)
@@ -295,8 +300,7 @@ def tab_of(output: str, cb: Mapping[str, Any], known: Known, tab_ids: Sequence[s
                 return tab
     if any(known.component_tabs.get(c) == SHELL for c in outputs + deps):
         return SHELL
-    prefix = outputs[0].split("-", 1)[0].lstrip("{")
-    return next((t for t in tab_ids if t.startswith(prefix) or prefix.startswith(t)), "other")
+    return by_prefix or "other"
 
 
 def callback_name(cb: Mapping[str, Any]) -> str:
@@ -414,6 +418,10 @@ def classify(specs: list[CallbackSpec], probe: Step, known: Known) -> tuple[list
                 build_call(spec, probe, known)
             except MissingInput as exc:
                 reason = _missing_reason(str(exc))
+        if not reason and not any(
+            n in known.component_tabs for o in split_outputs(spec.output) for n in _component_names(o["id"], known)
+        ):
+            reason = "its outputs are not on the page for this dataset (the browser does not fire it)"
         if not reason:
             empty = [_dep_key(d) for d in spec.inputs if _is_pattern(d["id"]) and not known.matching(str(d["id"]))]
             if empty and len(empty) == len(spec.inputs):
