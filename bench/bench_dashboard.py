@@ -351,11 +351,11 @@ def worst_callback(callbacks: dict | None, tabs: Sequence[str] = TARGET_TABS) ->
     return max(timed, key=lambda c: c["latency"]["p95_ms"], default=None)
 
 
-def over_target(callbacks: dict | None) -> list[str]:
-    """Callbacks with a target that missed it (or failed)."""
+def over_target(callbacks: dict | None, tabs: Sequence[str] = TARGET_TABS) -> list[str]:
+    """Callbacks of ``tabs`` with a target that missed it (or failed)."""
     if not callbacks:
         return []
-    return [c["label"] for c in callbacks["callbacks"] if c["verdict"] in ("NOT MET", "ERROR")]
+    return [c["label"] for c in callbacks["callbacks"] if c["verdict"] in ("NOT MET", "ERROR") and c["tab"] in tabs]
 
 
 def p95_row(figure: str, callback: dict | None, target: float) -> dict:
