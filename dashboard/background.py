@@ -53,13 +53,14 @@ HEARTBEAT_TTL_S = 10.0  # a job whose worker has not beaten for this long is los
 STARTED_TTL_S = 7 * 24 * 3600
 RESULT_EXPIRES_S = 24 * 3600
 WORKER_LOST = "the background worker running this job stopped before it finished"
+TRAINING_LOST = (
+    "Training failed: the worker running it was lost (killed, restarted or out of memory). "
+    "Nothing from this job was saved; the models in use are unchanged. Train again when the worker is back."
+)
 LOST_MESSAGES = {
-    # output of the job's callback -> (component that shows the message, its text)
-    ids.TRAIN_MESSAGE: (
-        ids.TRAIN_MESSAGE,
-        "Training stopped: the worker running it was lost (killed, restarted or out of memory). "
-        "Nothing from this job was saved; the models in use are unchanged. Train again when the worker is back.",
-    ),
+    # output of the job's callback -> (component that shows the message, its text). The Train panel's
+    # job file says the same (``ml.serving.jobs`` reads a lost job as failed), for every page that polls it.
+    ids.APP_MODELS_STORE: (ids.TRAIN_MESSAGE, TRAINING_LOST),
     ids.SCORING_RESULT_STORE: (
         ids.SCORING_JOB_NOTE,
         "Scoring stopped: the worker running it was lost (killed, restarted or out of memory). "

@@ -7,7 +7,9 @@ writes only its own result, so the output is the same whatever the thread
 count. ``CLICKSTREAM_FEATURE_THREADS`` sets the count (default: up to 2, the
 cores this process may use); ``1`` runs everything in order in the caller's
 thread. A step that itself asks for parallel steps runs them in order, so the
-pool never waits on itself.
+pool never waits on itself. A forked child (a Celery prefork worker, a
+diskcache job process) starts with no pool: the parent's pool threads do not
+exist there, and a task handed to that pool would wait forever.
 """
 
 from __future__ import annotations
@@ -26,6 +28,16 @@ _pool_lock = threading.Lock()
 _inside = threading.local()
 
 
+def _forget_the_parents_pool() -> None:
+    global _pool_lock  # noqa: PLW0603 - the one place the lock is replaced: a new process
+    _pool.clear()  # its threads stayed in the parent; a new pool is made on first use
+    _pool_lock = threading.Lock()  # it may have been held by a parent's thread at the fork
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_the_parents_pool)
+
+
 def feature_threads() -> int:
     """How many threads feature building may use (``CLICKSTREAM_FEATURE_THREADS``, else up to 2)."""
     raw = os.environ.get(ENV_FEATURE_THREADS, "").strip()
@@ -36,6 +48,20 @@ def feature_threads() -> int:
             raise ValueError(f"environment variable {ENV_FEATURE_THREADS}={raw!r} is not an integer") from exc
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(min(usable, DEFAULT_MAX_THREADS), 1)
+
+
+def _forget_pools_after_fork() -> None:
+    """A forked child (a background job) has none of the parent's pool threads: it must make its own pool.
+
+    Without this, work submitted in the child waits forever on a pool whose threads
+    exist only in the parent (training on an added dataset hung in the job process).
+    """
+    _pool.clear()
+    _pool_lock._at_fork_reinit()  # the parent may have held it while forking
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pools_after_fork)
 
 
 def _executor(size: int) -> ThreadPoolExecutor:

@@ -224,31 +224,67 @@ def test_cancel_from_another_page_stops_the_job_and_no_row_says_fitting(job_sett
     assert running_job(job_settings.models_dir) is None
 
 
-def test_a_killed_worker_reads_as_cancelled_and_a_new_press_clears_the_old_alert(job_settings):
+FITTING_ROW = {
+    "task": "classification",
+    "title": "A",
+    "state": "fitting",
+    "step": 1,
+    "steps": 5,
+    "detail": "",
+    "metric": "",
+    "score": None,
+}
+
+
+def test_a_killed_worker_reads_as_failed_and_a_new_press_clears_the_old_alert(job_settings):
+    from dashboard.background import TRAINING_LOST
     from dashboard.tabs.leaderboard.training_panel import job_board, job_view
 
     board = job_board(job_settings)
     job = board.start(BUNDLED_DATASET_KEY, "ann", "test", pid=2**22 + 12345)  # no such process
-    board.progress(
-        BUNDLED_DATASET_KEY,
-        "ann",
-        job["job_id"],
-        [
-            {
-                "task": "classification",
-                "title": "A",
-                "state": "fitting",
-                "step": 1,
-                "steps": 5,
-                "detail": "",
-                "metric": "",
-                "score": None,
-            }
-        ],
-    )
+    board.progress(BUNDLED_DATASET_KEY, "ann", job["job_id"], [FITTING_ROW])
     state = board.current(BUNDLED_DATASET_KEY, "ann")
-    assert state["state"] == "cancelled"
-    assert "fitting" not in str(job_view(state, None, None)[0])
+    assert state["state"] == "failed" and state["message"] == TRAINING_LOST and state["lost"] == "its process ended"
+    table, _, _, message, _, train_disabled, cancel_disabled, _ = job_view(state, None, None)
+    assert "fitting" not in str(table) and "not saved (worker lost)" in str(table)
+    assert "the worker running it was lost" in str(message) and "'danger'" in str(message)
+    assert not train_disabled and cancel_disabled
     pressed = {"requested": time.time() + 5}  # a Train press after that job
     view = job_view(state, pressed, None)
     assert "Starting" in str(view[3]) and view[5] is True  # the old job's alert is gone; no second press
+
+
+def test_a_job_on_another_machine_that_stopped_beating_reads_as_failed(job_settings):
+    from dashboard.tabs.leaderboard.training_panel import job_board
+
+    board = job_board(job_settings)
+    job = board.start(BUNDLED_DATASET_KEY, "ann", "test", host="another-machine", pid=1)  # its pid means nothing here
+    board.progress(BUNDLED_DATASET_KEY, "ann", job["job_id"], [FITTING_ROW])
+    assert board.current(BUNDLED_DATASET_KEY, "ann")["state"] == "running"
+    later = time.time() + jobs.STALE_S + 1
+    state = board.current(BUNDLED_DATASET_KEY, "ann", now=later)
+    assert state["state"] == "failed" and state["lost"].startswith("no heartbeat")
+
+
+def test_a_running_job_beats_so_a_long_step_is_not_taken_for_a_lost_one(job_settings, monkeypatch):
+    from dashboard.tabs.leaderboard.training_panel import job_board
+
+    monkeypatch.setattr(jobs, "BEAT_S", 0.05)
+    board = job_board(job_settings)
+    job = board.start(BUNDLED_DATASET_KEY, "ann", "test")
+    first = board.current(BUNDLED_DATASET_KEY, "ann")["updated"]
+    with board.beating(BUNDLED_DATASET_KEY, "ann", job["job_id"]):
+        time.sleep(0.5)  # one long fit: no progress written
+    assert board.current(BUNDLED_DATASET_KEY, "ann")["updated"] > first
+
+
+def test_a_cancel_stands_against_a_late_progress_write_and_a_process_already_killed(job_settings):
+    from dashboard.tabs.leaderboard.training_panel import CANCEL_TEXT, job_board
+
+    board = job_board(job_settings)
+    job = board.start(BUNDLED_DATASET_KEY, "ann", "test", pid=2**22 + 12345)  # Dash's cancel killed it first
+    board.cancel(BUNDLED_DATASET_KEY, "ann", CANCEL_TEXT)
+    board.progress(BUNDLED_DATASET_KEY, "ann", job["job_id"], [FITTING_ROW])  # a write that was on its way
+    board.finish(BUNDLED_DATASET_KEY, "ann", job["job_id"], "done", "Trained 1 model")
+    state = board.current(BUNDLED_DATASET_KEY, "ann")
+    assert state["state"] == "cancelled" and state["message"] == CANCEL_TEXT and state["progress"] is None

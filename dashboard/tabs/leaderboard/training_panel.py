@@ -6,7 +6,10 @@ message to a small JSON file per dataset and user, and the panel polls that
 file. So after a reload, or in another browser tab, the panel shows the
 running job and offers Cancel. Cancel marks the job cancelled at once (every
 page sees it) and the job stops at its next step; in the tab that started it,
-Dash also kills the worker, so nothing of the job lands either way. The quick
+Dash also stops the worker (on Celery, SIGTERM unwinds the job), so nothing of
+the job lands either way. While it runs the job renews its file every few
+seconds; a job whose worker died (killed, out of memory, machine gone) reads as
+failed, with a message saying the worker was lost and nothing was saved. The quick
 and full options say how long they took the last time they ran here.
 """
 
@@ -21,6 +24,7 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from dashboard import ids
 from dashboard.auth.session import signed_in_user
+from dashboard.background import TRAINING_LOST, JobTerminated
 from dashboard.context import AppContext
 from ml.config import BUNDLED_DATASET_KEY, Settings
 from ml.errors import ClickstreamError, ValidationError
@@ -53,7 +57,7 @@ def model_options() -> list[dict[str, str]]:
 
 
 def job_board(settings: Settings) -> jobs.JobBoard:
-    return jobs.JobBoard(settings.cache_dir / "jobs", "training")
+    return jobs.JobBoard(settings.cache_dir / "jobs", "training", lost_message=TRAINING_LOST)
 
 
 def owner_name() -> str:
@@ -165,16 +169,14 @@ def overall_progress(statuses: list[dict] | None) -> tuple[float, str]:
     return 100.0 * done / len(statuses), f"{finished} of {len(statuses)} models"
 
 
-def as_cancelled(statuses: list[dict] | None) -> list[dict] | None:
-    """A cancelled job's rows: nothing is still waiting or fitting, and nothing of it was saved."""
+def as_cancelled(
+    statuses: list[dict] | None, state: str = "cancelled", detail: str = "not saved (cancelled)"
+) -> list[dict] | None:
+    """A cancelled or failed job's rows: nothing is still waiting or fitting, and nothing of it was saved."""
     if not statuses:
         return statuses
-    return [
-        {**s, "state": "cancelled", "detail": "not saved (cancelled)"}
-        if s["state"] in ("waiting", "fitting", "done")
-        else s
-        for s in statuses
-    ]
+    stopped = ("waiting", "fitting", "done")
+    return [{**s, "state": state, "detail": detail} if s["state"] in stopped else s for s in statuses]
 
 
 def status_table(statuses: list[dict] | None) -> html.Div | dbc.Table:
@@ -241,6 +243,9 @@ def job_view(job: dict | None, request: dict | None, other: dict | None, now: fl
     state = job.get("state")
     if state == jobs.CANCELLED:
         statuses = as_cancelled(statuses)
+    elif state == jobs.FAILED:  # a failed job saves nothing (a partial failure is "done" with a warning)
+        lost = bool(job.get("lost"))
+        statuses = as_cancelled(statuses, "failed", "not saved (worker lost)" if lost else "not saved (job failed)")
     value, label = overall_progress(statuses)
     running = state == jobs.RUNNING
     if running:
@@ -347,6 +352,18 @@ def run_training_job(
     board = job_board(settings)
     mode = "full" if mode == "full" else "quick"
     job = board.start(dataset, owner, f"{len(models or [])} models, {mode}, on {dataset}")
+    try:
+        with board.beating(dataset, owner, job["job_id"]):
+            return _run_job(settings, board, job, set_progress, window, models, mode, dataset, owner, datasets)
+    except JobTerminated:  # Dash's cancel on Celery (SIGTERM): the job unwound; every page reads cancelled
+        board.finish(dataset, owner, job["job_id"], jobs.CANCELLED, CANCEL_TEXT, colour="info")
+        raise
+    except BaseException:  # SystemExit, KeyboardInterrupt: the worker is going away mid-job
+        board.finish(dataset, owner, job["job_id"], jobs.FAILED, TRAINING_LOST, colour="danger", lost="worker stopped")
+        raise
+
+
+def _run_job(settings, board, job, set_progress, window, models, mode, dataset, owner, datasets):
 
     def report(statuses: list[dict]) -> None:
         board.progress(dataset, owner, job["job_id"], statuses)
