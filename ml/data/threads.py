@@ -50,20 +50,6 @@ def feature_threads() -> int:
     return max(min(usable, DEFAULT_MAX_THREADS), 1)
 
 
-def _forget_pools_after_fork() -> None:
-    """A forked child (a background job) has none of the parent's pool threads: it must make its own pool.
-
-    Without this, work submitted in the child waits forever on a pool whose threads
-    exist only in the parent (training on an added dataset hung in the job process).
-    """
-    _pool.clear()
-    _pool_lock._at_fork_reinit()  # the parent may have held it while forking
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pools_after_fork)
-
-
 def _executor(size: int) -> ThreadPoolExecutor:
     with _pool_lock:
         if size not in _pool:

@@ -196,9 +196,7 @@ def test_a_log_with_unknown_headers_is_mapped_in_the_form_and_activated(page, da
 
 
 def test_a_shared_url_switches_back_to_the_bundled_data_and_to_an_added_one(page, data_server, files):
-    store = DatasetStore.for_settings(data_server.settings)
-    if not store.exists("shop-october"):  # run alone: add it as the first test would (the app reads the disk)
-        store.add(load_events(files["shop"]), "shop-october")
+    ensure_shop_dataset(data_server, files)
     page.goto(f"{data_server.url}/?dataset=bundled")
     page.wait_for_selector(".kpi-card .kpi-value", timeout=WAIT_MS)
     wait_for_dash(page, WAIT_MS)
@@ -209,3 +207,74 @@ def test_a_shared_url_switches_back_to_the_bundled_data_and_to_an_added_one(page
     wait_for_dash(page, WAIT_MS)
     assert "Multi-category store event log" in page.inner_text(f"#{ids.DATA_INFO}")
     assert card_value(page, "Conversion (purchases)") == engine_conversion(files["shop"])
+
+
+def ensure_shop_dataset(data_server: AppServer, files: dict[str, Path]) -> None:
+    store = DatasetStore.for_settings(data_server.settings)
+    if not store.exists("shop-october"):  # run alone: add it as the first test would (the app reads the disk)
+        store.add(load_events(files["shop"]), "shop-october")
+
+
+def test_on_an_added_dataset_models_train_the_whatif_answers_and_a_file_of_its_profile_is_scored(
+    page, data_server, files
+):
+    ensure_shop_dataset(data_server, files)
+    base = f"{data_server.url}/?dataset=shop-october"
+
+    # Train quick models on the added dataset from the Train panel.
+    page.goto(f"{base}&tab=leaderboard")
+    page.wait_for_selector(f"#{ids.TRAIN_BUTTON}", timeout=WAIT_MS)
+    wait_for_dash(page, WAIT_MS)
+    wanted = ("classification:logreg", "regression:linear")
+    boxes = page.locator(f"#{ids.TRAIN_MODELS} input[type=checkbox]")
+    for i in range(boxes.count()):
+        boxes.nth(i).set_checked(boxes.nth(i).get_attribute("value") in wanted)
+    page.check(f"#{ids.TRAIN_MODE} input[value=quick]")
+    page.click(f"#{ids.TRAIN_BUTTON}")
+    page.wait_for_function(
+        f"() => [...document.querySelectorAll('#{ids.TRAIN_STATUS} tbody tr')]"
+        f".filter(r => r.innerText.includes('done')).length === {len(wanted)}",
+        timeout=WAIT_MS,
+    )
+    page.wait_for_selector(f"#{ids.LEADERBOARD_CLASSIFICATION_GRID} .ag-center-cols-container .ag-row", timeout=WAIT_MS)
+    wait_for_dash(page, WAIT_MS)
+    runs = list((data_server.models_dir / "shop-october").glob("*/*/*/metadata.json"))
+    assert {p.parent.parent.name for p in runs} == {"logreg", "linear"}  # the dataset's own registry
+    assert json.loads(runs[0].read_text())["label"]["title"] == "Conversion (purchases)"
+
+    # The what-if answers a slider move with the dataset's model.
+    page.goto(f"{base}&tab=whatif")
+    page.wait_for_selector("[role=slider]", timeout=WAIT_MS)
+    probability = page.locator(f"#{ids.WHATIF_PROBABILITY_TEXT}")
+    page.wait_for_function(
+        f"() => document.querySelector('#{ids.WHATIF_PROBABILITY_TEXT}').innerText.includes('%')", timeout=WAIT_MS
+    )
+    wait_for_dash(page, WAIT_MS)
+    assert "conversion (purchases)" in page.inner_text(f"#{ids.APP_TAB_CONTENT}").lower()  # card titles are upper-cased
+    before = probability.inner_text().strip()
+    thumbs = page.locator("[role=slider]")
+    for i in range(thumbs.count()):  # the first input the model does not ignore
+        thumbs.nth(i).focus()
+        for _ in range(5):
+            page.keyboard.press("ArrowRight")
+        wait_for_dash(page, WAIT_MS)
+        if probability.inner_text().strip() != before:
+            break
+    after = probability.inner_text().strip()
+    assert after != before and 0 <= float(after.rstrip("%")) <= 100
+
+    # A file of the same profile is checked, scored and downloaded.
+    page.goto(f"{base}&tab=scoring")
+    page.set_input_files(f"#{ids.SCORING_UPLOAD} input[type=file]", str(files["shop"]))
+    page.wait_for_selector(f"#{ids.SCORING_REPORT} .badge", timeout=WAIT_MS)
+    wait_for_dash(page, WAIT_MS)
+    assert "shop-october.csv" in page.inner_text(f"#{ids.SCORING_REPORT}")
+    page.click(f"#{ids.SCORING_SCORE_BUTTON}")
+    page.wait_for_selector(f"#{ids.SCORING_RESULTS}:not([hidden]) .ag-row", timeout=WAIT_MS)
+    wait_for_dash(page, WAIT_MS)
+    with page.expect_download(timeout=WAIT_MS) as download:
+        page.click(f"#{ids.SCORING_DOWNLOAD_BUTTON}")
+    scores = pd.read_csv(download.value.path())
+    events = load_events(files["shop"])
+    assert len(scores) == events.n_sessions
+    assert scores["p_convert"].dropna().between(0, 1).all() and scores["p_convert"].notna().any()

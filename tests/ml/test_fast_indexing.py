@@ -182,29 +182,3 @@ def test_sessionising_does_not_depend_on_row_order():
     number = pd.Series(new.astype(int), index=frame.index).groupby(user).cumsum()
     expected = (frame["u"] + ":" + number.astype(str)).reindex(raw.index)
     np.testing.assert_array_equal(sessions.to_numpy(), expected.to_numpy())
-
-
-def _parallel_sum_in_child(queue) -> None:
-    from ml.data.threads import run_parallel
-
-    queue.put(sum(run_parallel(lambda: 1, lambda: 2, lambda: 3)))
-
-
-def test_a_forked_child_runs_parallel_steps_on_its_own_pool(monkeypatch):
-    """Background jobs are forked from the app: the parent's pool threads do not exist there."""
-    import multiprocessing
-
-    from ml.data.threads import run_parallel
-
-    monkeypatch.setenv("CLICKSTREAM_FEATURE_THREADS", "2")
-    assert run_parallel(lambda: 1, lambda: 2) == [1, 2]  # the parent's pool now exists
-    context = multiprocessing.get_context("fork")
-    queue = context.Queue()
-    child = context.Process(target=_parallel_sum_in_child, args=(queue,))
-    child.start()
-    child.join(60)
-    hung = child.is_alive()
-    if hung:
-        child.kill()
-    assert not hung, "run_parallel hung in a forked child"
-    assert queue.get(timeout=5) == 6
