@@ -27,17 +27,19 @@ import json
 import logging
 import os
 import pstats
+import random
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from _dash_inputs import (
     EVENT_PROPS,
+    MISSING_IDS,
     SHELL,
     Call,
     Facts,
@@ -70,12 +72,23 @@ UPDATE_URL = "/_dash-update-component"
 PAGE_URLS = ("/", "/_dash-layout", "/_dash-dependencies")
 TARGET_TABS = (SHELL, "kpi", "eda")  # the p95 targets cover the filter bar's callbacks and these tabs
 # Callbacks with a target of their own (first output -> p95 ms), on every data set.
-CALLBACK_TARGETS_MS = {"whatif-probability-div.children": 50.0}  # the what-if slider round trip
+# The what-if slider round trip: the callback that reads the generated what-if inputs (pattern type of
+# ``ids.whatif_feature``), whatever its outputs are called.
+WHATIF_TARGET_MS = 50.0
 CRAWL_PASSES = 4
+SWEEP_CHOICES = 8  # values per single-choice control the crawl tries on the callbacks rendering components
 CHUNK_STEPS = 10  # interference is checked, and a chunk re-measured, this many steps at a time
 MIN_METER_SECONDS = 1.0
 PROFILE_CALLS = 10
 PROFILE_ROWS = 25
+
+
+def whatif_feature_type() -> str | None:
+    """The pattern type of the what-if tab's generated inputs, if the app still has them."""
+    from dashboard import ids
+
+    make = getattr(ids, "whatif_feature", None)
+    return make("x").get("type") if make else None
 
 
 # ---------------------------------------------------------------- callbacks and payloads
@@ -101,8 +114,10 @@ class CallbackSpec:
 
     @property
     def own_target_ms(self) -> float | None:
-        """A target set for this callback alone (e.g. the what-if update), not its tab's."""
-        return CALLBACK_TARGETS_MS.get(self.output_keys[0])
+        """A target set for this callback alone (the what-if update), not its tab's."""
+        feature_type = whatif_feature_type()
+        types = {_pattern(d["id"]).get("type") for d in self.inputs if _is_pattern(d["id"])}
+        return WHATIF_TARGET_MS if feature_type and feature_type in types else None
 
     @property
     def output_keys(self) -> list[str]:
@@ -132,15 +147,53 @@ def _dep_key(dep: Mapping[str, Any]) -> str:
 
 
 def _is_pattern(dep_id: Any) -> bool:
-    return isinstance(dep_id, dict) or (isinstance(dep_id, str) and dep_id.startswith("{"))
+    """Whether an ID has a wildcard (``ALL``, ``MATCH``, ``ALLSMALLER``); a dict ID without one is a component."""
+    if isinstance(dep_id, str):
+        if not dep_id.startswith("{"):
+            return False
+        dep_id = json.loads(dep_id)
+    return isinstance(dep_id, dict) and any(isinstance(v, list) for v in dep_id.values())
 
 
-def _concrete(dep_id: Any, known: Known) -> list[dict[str, Any]]:
-    """The components an ``ALL``/``ALLSMALLER`` pattern stands for; ``MATCH`` needs a hand-written generator."""
-    text = stringify_id(dep_id) if isinstance(dep_id, dict) else dep_id
-    if '"MATCH"' in text:
-        raise MissingInput(f"{text} (MATCH callbacks need a generator)")
-    return known.matching(text)
+MATCH = ["MATCH"]
+
+
+def _pattern(dep_id: Any) -> dict[str, Any]:
+    return dep_id if isinstance(dep_id, dict) else json.loads(dep_id)
+
+
+def _is_multi(dep_id: Any) -> bool:
+    """Whether the browser sends a pattern as a list (``ALL``/``ALLSMALLER``); ``MATCH`` alone is one item."""
+    return any(v in (["ALL"], ["ALLSMALLER"]) for v in _pattern(dep_id).values())
+
+
+def _concrete(dep_id: Any, known: Known, binding: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The components a pattern stands for: ``MATCH`` keys as ``binding`` sets them, ``ALL``/``ALLSMALLER``
+    every known component that fits."""
+    pattern = {k: binding.get(k, v) if v == MATCH else v for k, v in _pattern(dep_id).items()}
+    if any(v == MATCH for v in pattern.values()):
+        raise MissingInput(f"{stringify_id(pattern)} (MATCH key without a component)")
+    found = known.matching(stringify_id(pattern))
+    if not found and not _is_multi(pattern):
+        raise MissingInput(f"{stringify_id(pattern)} (no component fits its MATCH pattern)")
+    return found
+
+
+def match_binding(spec: CallbackSpec, step: Step, known: Known, events: set[str] | frozenset[str]) -> dict:
+    """For a ``MATCH`` callback, the wildcard values of the one component set it fires for: one of the known
+    components fitting its first ``MATCH`` input (one with an event drawn if the input is an event), drawn
+    per step and callback; empty for other callbacks."""
+    dep = next((d for d in spec.inputs if _is_pattern(d["id"]) and MATCH in _pattern(d["id"]).values()), None)
+    if dep is None:
+        return {}
+    pattern = _pattern(dep["id"])
+    candidates = known.matching(stringify_id(pattern))
+    if dep["property"] in EVENT_PROPS:
+        candidates = [c for c in candidates if key(c, dep["property"]) in events]
+    if not candidates:
+        raise MissingInput(f"{_dep_key(dep)} (no component for its MATCH pattern)")
+    chosen = random.Random(f"{step.index}:{spec.output}").choice(sorted(candidates, key=stringify_id))
+    return {k: chosen[k] for k, v in pattern.items() if v == MATCH}
 
 
 def build_call(spec: CallbackSpec, step: Step, known: Known) -> dict[str, Any]:
@@ -148,6 +201,7 @@ def build_call(spec: CallbackSpec, step: Step, known: Known) -> dict[str, Any]:
     call = spec.generate(step) if spec.generate else Call()
     values = {**step.values, **call.values}
     events = step.events | set(call.values)
+    binding = match_binding(spec, step, known, events)
 
     def value(dep_key: str) -> Any:
         try:
@@ -158,9 +212,12 @@ def build_call(spec: CallbackSpec, step: Step, known: Known) -> dict[str, Any]:
     def entry(dep: Mapping[str, Any]) -> tuple[Any, list[str]]:
         prop = dep["property"]
         if not _is_pattern(dep["id"]):
-            return {"id": dep["id"], "property": prop, "value": value(_dep_key(dep))}, [_dep_key(dep)]
-        items = [{"id": c, "property": prop, "value": value(key(c, prop))} for c in _concrete(dep["id"], known)]
-        return items, [key(c["id"], prop) for c in items]
+            component = json.loads(dep["id"]) if str(dep["id"]).startswith("{") else dep["id"]
+            return {"id": component, "property": prop, "value": value(_dep_key(dep))}, [_dep_key(dep)]
+        concrete = _concrete(dep["id"], known, binding)
+        items = [{"id": c, "property": prop, "value": value(key(c, prop))} for c in concrete]
+        keys = [key(c["id"], prop) for c in items]
+        return (items if _is_multi(dep["id"]) else items[0]), keys  # MATCH alone: one component, no list
 
     inputs, input_keys = [], []
     for dep in spec.inputs:
@@ -174,7 +231,8 @@ def build_call(spec: CallbackSpec, step: Step, known: Known) -> dict[str, Any]:
     outputs: list[Any] = []
     for out in split_outputs(spec.output):
         if _is_pattern(out["id"]):
-            outputs.append([{"id": c, "property": out["property"]} for c in _concrete(out["id"], known)])
+            items = [{"id": c, "property": out["property"]} for c in _concrete(out["id"], known, binding)]
+            outputs.append(items if _is_multi(out["id"]) else items[0])
         else:
             outputs.append(out)
     body: dict[str, Any] = {
@@ -205,15 +263,15 @@ def is_stub(tree: Any) -> bool:
     )
 
 
-def tab_layouts(app: Any) -> dict[str, Any]:
-    """The shell's layout and each tab's, rendered as the app renders them (JSON form)."""
+def tab_layouts(app: Any, dataset: str) -> dict[str, Any]:
+    """The shell's layout and each tab's on one dataset, rendered as the app renders them (JSON form)."""
     from dashboard.tabs import TABS
 
     shell = app.layout() if callable(app.layout) else app.layout  # a function: built per page load
     layouts = {SHELL: layout_json(shell)}
     for tab in TABS:
         try:
-            layouts[tab.TAB_ID] = layout_json(tab.layout(app.context))
+            layouts[tab.TAB_ID] = layout_json(tab.layout(app.context, dataset))
         except Exception as exc:  # a tab under construction must not stop the benchmark
             log.warning("layout of tab %s failed: %s", tab.TAB_ID, exc)
     return layouts
@@ -221,15 +279,20 @@ def tab_layouts(app: Any) -> dict[str, Any]:
 
 def _component_names(dep_id: Any, known: Known) -> list[str]:
     if not _is_pattern(dep_id):
-        return [str(dep_id)]
+        return [stringify_id(dep_id) if isinstance(dep_id, dict) else str(dep_id)]
     text = stringify_id(dep_id) if isinstance(dep_id, dict) else dep_id
     return [stringify_id(c) for c in known.matching(text)] or [str(json.loads(text).get("type", ""))]
 
 
 def tab_of(output: str, cb: Mapping[str, Any], known: Known, tab_ids: Sequence[str]) -> str:
-    """The tab holding the callback's outputs (else its inputs); else the shell; else by the ID's prefix."""
+    """The tab holding the callback's outputs; for outputs not on the page, the tab their ID's prefix names;
+    else the tab of its inputs; else the shell; else by the ID's prefix."""
     outputs = [n for o in split_outputs(output) for n in _component_names(o["id"], known)]
     deps = [n for d in (*cb["inputs"], *cb["state"]) for n in _component_names(d["id"], known)]
+    prefix = outputs[0].split("-", 1)[0].lstrip("{")
+    by_prefix = next((t for t in tab_ids if t.startswith(prefix) or prefix.startswith(t)), None)
+    if by_prefix and not any(c in known.component_tabs for c in outputs):
+        return by_prefix
     for group in (outputs, deps):
         for component in group:
             tab = known.component_tabs.get(component)
@@ -237,8 +300,7 @@ def tab_of(output: str, cb: Mapping[str, Any], known: Known, tab_ids: Sequence[s
                 return tab
     if any(known.component_tabs.get(c) == SHELL for c in outputs + deps):
         return SHELL
-    prefix = outputs[0].split("-", 1)[0].lstrip("{")
-    return next((t for t in tab_ids if t.startswith(prefix) or prefix.startswith(t)), "other")
+    return by_prefix or "other"
 
 
 def callback_name(cb: Mapping[str, Any]) -> str:
@@ -250,9 +312,9 @@ def callback_name(cb: Mapping[str, Any]) -> str:
 
 def _generator_for(output: str, callbacks: Mapping[str, Generate]) -> Generate | None:
     """The per-callback generator registered for one of the callback's outputs."""
-    for out in split_outputs(output):
-        if isinstance(out["id"], str) and key(out["id"], out["property"].split("@")[0]) in callbacks:
-            return callbacks[key(out["id"], out["property"].split("@")[0])]
+    for out in split_outputs(output):  # an allow_duplicate output (``@hash``) is another callback's, not this one
+        if isinstance(out["id"], str) and "@" not in out["property"] and key(out["id"], out["property"]) in callbacks:
+            return callbacks[key(out["id"], out["property"])]
     return None
 
 
@@ -292,6 +354,7 @@ def crawl(client: Any, specs: list[CallbackSpec], known: Known, facts: Facts, in
     Returns the time of each callback's first (cold) request, in seconds, and the passes made.
     """
     cold: dict[str, float] = {}
+    swept: set[tuple[str, str, str]] = set()
     passes, learnt = 0, 1
     while learnt and passes < CRAWL_PASSES:
         passes += 1
@@ -306,13 +369,40 @@ def crawl(client: Any, specs: list[CallbackSpec], known: Known, facts: Facts, in
             cold.setdefault(spec.output, wall)
             if response.status_code == 200:
                 learnt += known.learn_response(response.get_json().get("response", {}), spec.tab)
-    return {"cold_seconds": cold, "passes": passes}
+        learnt += sweep(client, specs, known, probe, swept)
+    return {"cold_seconds": cold, "passes": passes, "sweep_calls": len(swept)}
+
+
+def sweep(client: Any, specs: list[CallbackSpec], known: Known, probe: Step, swept: set) -> int:
+    """Every single-choice control (tabs, radio items, single dropdowns; at most ``SWEEP_CHOICES`` values)
+    through each of its values once, on the callbacks that read it and render components (a ``children``
+    output): what a tab shows for one choice only (a section, a method's sliders) is learnt too."""
+    learnt = 0
+    for spec in (s for s in specs if not s.excluded):
+        if not any(k.endswith(".children") for k in spec.output_keys):
+            continue
+        for dep in spec.inputs:
+            dep_key = _dep_key(dep)
+            for choice in known.choices.get(dep_key, [])[:SWEEP_CHOICES]:
+                done = (spec.output, dep_key, json.dumps(choice, default=str))
+                if done in swept:
+                    continue
+                swept.add(done)
+                step = replace(probe, values={**probe.values, dep_key: choice}, changed=(dep_key,))
+                try:
+                    body = build_call(spec, step, known)
+                except MissingInput:
+                    continue
+                _, _, response = post(client, body)
+                if response.status_code == 200:
+                    learnt += known.learn_response(response.get_json().get("response", {}), spec.tab)
+    return learnt
 
 
 def _missing_reason(missing: str) -> str:
     component, prop = split_key(missing.split(" ", 1)[0])
     if "MATCH" in missing:
-        return f"pattern-matching MATCH callback: needs a generator in `_dash_inputs.INPUTS` ({missing})"
+        return f"pattern-matching MATCH callback: no component (or no drawn event) fits it ({missing})"
     if prop in EVENT_PROPS:
         return f"needs a `{prop}` on `{component}` (no generator; add one to `_dash_inputs.INPUTS` to measure it)"
     return f"`{component}` is not on the page (not in a layout nor rendered by a callback)"
@@ -328,6 +418,14 @@ def classify(specs: list[CallbackSpec], probe: Step, known: Known) -> tuple[list
                 build_call(spec, probe, known)
             except MissingInput as exc:
                 reason = _missing_reason(str(exc))
+        if not reason and not any(
+            n in known.component_tabs for o in split_outputs(spec.output) for n in _component_names(o["id"], known)
+        ):
+            reason = "its outputs are not on the page for this dataset (the browser does not fire it)"
+        if not reason:
+            empty = [_dep_key(d) for d in spec.inputs if _is_pattern(d["id"]) and not known.matching(str(d["id"]))]
+            if empty and len(empty) == len(spec.inputs):
+                reason = f"no component on the page fits its pattern inputs ({', '.join(empty)})"
         if reason:
             skipped.append({"output": spec.output, "label": spec.label, "tab": spec.tab, "reason": reason})
         else:
@@ -560,7 +658,12 @@ def build_app(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     from ml.config import get_settings
 
     data, path, name, prepare_seconds = prepare_data(args.source)
-    settings = get_settings().with_overrides(data_file=path, models_dir=args.models_dir, cache_dir=args.cache_dir)
+    settings = get_settings().with_overrides(
+        data_file=path,
+        models_dir=args.models_dir,
+        cache_dir=args.cache_dir,
+        datasets_dir=args.cache_dir / "datasets",  # only the data set measured: none the project added
+    )
     start = time.perf_counter()
     app = create_app(settings, data)
     create_seconds = time.perf_counter() - start
@@ -594,15 +697,17 @@ def relevant_keys(specs: list[CallbackSpec], known: Known) -> set[str]:
 def run_job(args: argparse.Namespace) -> dict[str, Any]:
     """Build the app on one data set, crawl it, and time every callback that has inputs."""
     from dashboard.tabs import TAB_IDS
+    from ml.config import BUNDLED_DATASET_KEY
 
     app, result = build_app(args)
     client = app.server.test_client()
     result["page_requests"] = page_requests(client)
 
-    facts = Facts.from_context(app.context, TAB_IDS)
+    dataset = BUNDLED_DATASET_KEY  # create_app keeps the prepared data under the bundled dataset's key
+    facts = Facts.from_context(app.context, TAB_IDS, dataset)
     inputs = all_inputs()
     known = Known()
-    layouts = tab_layouts(app)
+    layouts = tab_layouts(app, dataset)
     for tab, tree in layouts.items():
         known.learn_tree(tree, tab)
     specs = callback_specs(app, known, facts, inputs, args.tabs)
@@ -647,10 +752,13 @@ def run_job(args: argparse.Namespace) -> dict[str, Any]:
         "target_ms": args.target_ms,
         "crawl": {
             "passes": crawled["passes"],
+            "sweep_calls": crawled["sweep_calls"],
             "components": len(known.component_tabs),
             "controls": len(known.controls),
             "values": len(known.constants),
         },
+        "dataset_key": dataset,
+        "hand_written_ids_missing": sorted(set(MISSING_IDS)),
         "tabs": tab_states(layouts, specs, measured, facts.tab_ids),
         "callbacks": rows,
         "not_measured": skipped,

@@ -5,16 +5,18 @@ Values come from three places, the later overriding the earlier:
 1. **What the page holds**, learnt by ``Known``: every component's props in the
    shell and tab layouts, and every output of a callback response (a store's
    data, a dropdown's options set by a callback, the sliders a callback
-   renders). Controls with choices -- radio items, dropdowns, checklists,
-   sliders, switches, number inputs with bounds -- are varied within their
-   options or range; other props keep the value the page holds; a prop a
-   known component does not set is sent as ``null``, as the browser does.
+   renders). Controls with choices -- tabs, radio items, dropdowns (the filter
+   bar's per-dimension ones included), checklists, sliders, switches, number
+   inputs with bounds -- are varied within their options or range; other
+   props keep the value the page holds; a prop a known component does not set
+   is sent as ``null``, as the browser does, and an ``id`` is the component's.
 2. **Hand-written controls** in ``INPUTS`` where realism needs more than the
-   options: the filter bar's date ranges and popular countries, the tab.
-3. **Events** in ``INPUTS``: graph clicks, uploads, progress stores, and the
-   buttons it is safe to click (``n_clicks`` = step number). An event prop
-   (click, upload) with no generator is never invented, so a callback that
-   needs one is reported as not measured, and no unlisted button is pressed.
+   options: the filter bar's date ranges, the main tab, the URL.
+3. **Events**: clicks drawn from what the page shows (``Known.event_draws``:
+   a point of a graph's figure, a row of an AG Grid); in ``INPUTS``, uploads,
+   progress stores, and the buttons it is safe to click (``n_clicks`` = step
+   number). Any other event prop (a button, an upload) is never invented, so
+   a callback that needs one is reported as not measured.
 
 A visit is a random walk (``walk``): one draw of every control, then one
 control changed per step, as a user changes one thing at a time. Per-callback
@@ -75,23 +77,18 @@ class Facts:
 
     first_date: date
     last_date: date
-    countries: tuple[int, ...]  # most sessions first, as the filter bar lists them
-    categories: tuple[int, ...]
-    colours: tuple[int, ...]
     tab_ids: tuple[str, ...]
-    context: Any = field(repr=False, default=None)  # the AppContext: data, registry, models
+    dataset: str = "bundled"  # the dataset key the page shows (``ids.APP_DATASET_STORE``)
+    context: Any = field(repr=False, default=None)  # the AppContext: datasets, registries, models
 
     @classmethod
-    def from_context(cls, context: Any, tab_ids: Sequence[str]) -> Facts:
-        sessions = context.data.sessions
-        info = context.data.info
+    def from_context(cls, context: Any, tab_ids: Sequence[str], dataset: str) -> Facts:
+        info = context.dataset(dataset).info
         return cls(
             first_date=info["first_date"],
             last_date=info["last_date"],
-            countries=tuple(int(c) for c in sessions["country"].value_counts().index),
-            categories=tuple(int(c) for c in sorted(sessions["main_category"].unique())),
-            colours=tuple(int(c) for c in sessions["main_colour"].value_counts().index),
             tab_ids=tuple(tab_ids),
+            dataset=dataset,
             context=context,
         )
 
@@ -140,18 +137,31 @@ class TabInputs:
     callbacks: Mapping[str, Generate] = field(default_factory=dict)
 
 
+# ---------------------------------------------------------------- IDs the hand-written inputs name
+def named_id(name: str) -> str | None:
+    """``dashboard.ids.<name>``, or None once the app no longer has it (the input is then left out, not fatal)."""
+    value = getattr(ids, name, None)
+    if value is None:
+        MISSING_IDS.append(name)
+    return value
+
+
+def named_ids(*names: str) -> tuple[str, ...]:
+    return tuple(v for v in map(named_id, names) if v is not None)
+
+
+MISSING_IDS: list[str] = []  # hand-written inputs whose ID the app no longer has (reported by the worker)
+
+
 # ---------------------------------------------------------------- shell: filter bar, tab, URL
 START, END = key(ids.FILTER_DATES, "start_date"), key(ids.FILTER_DATES, "end_date")
-COUNTRIES = key(ids.FILTER_COUNTRIES, "value")
-CATEGORIES = key(ids.FILTER_CATEGORIES, "value")
-COLOURS = key(ids.FILTER_COLOURS, "value")
 ACTIVE_TAB = key(ids.APP_TABS, "active_tab")
 SEARCH = key(ids.APP_URL, "search")
-FILTER_KEYS = (START, END, COUNTRIES, CATEGORIES, COLOURS)
 
 RANGE_DAYS = (1, 3, 7, 14, 30, 61, 92)  # a day, a few days, a week, two weeks, a month, two, three
 NO_DATES_SHARE = 0.25  # the whole period (picker cleared)
 PAGE_LOAD_SHARE = 0.1  # sync_url calls that are a page load / back-forward rather than a control change
+MULTI_COUNT_WEIGHTS = (0.4, 0.3, 0.2, 0.1)  # 0-3 entries picked in a multi-select (none: "all")
 
 
 def draw_dates(rng: random.Random, facts: Facts) -> dict[str, Any]:
@@ -164,29 +174,18 @@ def draw_dates(rng: random.Random, facts: Facts) -> dict[str, Any]:
     return {START: first.isoformat(), END: (first + timedelta(days=length - 1)).isoformat()}
 
 
-def pick_codes(rng: random.Random, codes: Sequence[int], how_many_weights: Sequence[float]) -> list[int]:
-    """0 to len(weights)-1 distinct codes; popular ones (listed first) are likelier, as users pick them more."""
+def pick_codes(rng: random.Random, codes: Sequence[Any], how_many_weights: Sequence[float]) -> list[Any]:
+    """0 to len(weights)-1 distinct entries; those listed first are likelier, as users pick popular ones more
+    (the filter bar lists a dimension's codes most sessions first)."""
     count = rng.choices(range(len(how_many_weights)), how_many_weights)[0]
     pool = list(codes)
     weights = [1 / (rank + 1) for rank in range(len(pool))]
-    chosen: list[int] = []
+    chosen: list[Any] = []
     for _ in range(min(count, len(pool))):
         i = rng.choices(range(len(pool)), weights)[0]
         chosen.append(pool.pop(i))
         weights.pop(i)
     return chosen
-
-
-def draw_countries(rng: random.Random, facts: Facts) -> dict[str, Any]:
-    return {COUNTRIES: pick_codes(rng, facts.countries, (0.4, 0.3, 0.2, 0.1))}  # 0-3 countries
-
-
-def draw_categories(rng: random.Random, facts: Facts) -> dict[str, Any]:
-    return {CATEGORIES: pick_codes(rng, facts.categories, (0.5, 0.3, 0.2))}
-
-
-def draw_colours(rng: random.Random, facts: Facts) -> dict[str, Any]:
-    return {COLOURS: pick_codes(rng, facts.colours, (0.5, 0.3, 0.2))}
 
 
 def draw_tab(rng: random.Random, facts: Facts) -> dict[str, Any]:
@@ -195,38 +194,41 @@ def draw_tab(rng: random.Random, facts: Facts) -> dict[str, Any]:
     return {ACTIVE_TAB: rng.choices(facts.tab_ids, weights)[0]}
 
 
-def search_of(values: Mapping[str, Any]) -> str:
-    """The URL query the app writes for a view (``dashboard.url_state``)."""
-    from dashboard.url_state import ViewState, filter_from_inputs, to_search
+def is_filter_dimension(dep_key: str) -> bool:
+    """Whether a key is one of the filter bar's per-dimension dropdowns (``ids.filter_dimension(name)``)."""
+    component = split_key(dep_key)[0]
+    return component.startswith("{") and json.loads(component).get("type") == ids.FILTER_DIMENSION
 
-    filt = filter_from_inputs(*(values[k] for k in FILTER_KEYS))
-    return to_search(ViewState(tab=values[ACTIVE_TAB], filter=filt))
+
+def search_of(values: Mapping[str, Any], dataset: str) -> str:
+    """The URL query the app writes for a view (``dashboard.url_state``), from the bar's values."""
+    from dashboard.url_state import ViewState, filter_from_values, to_search
+
+    dims = sorted(k for k in values if split_key(k)[1] == "value" and is_filter_dimension(k))
+    names = [json.loads(split_key(k)[0]) for k in dims]
+    filt = filter_from_values(values.get(START), values.get(END), [values[k] for k in dims], names)
+    all_dates = filt.start is None and filt.end is None
+    return to_search(ViewState(tab=values[ACTIVE_TAB], filter=filt, dataset=dataset, all_dates=all_dates))
 
 
 def sync_url_call(step: Step) -> Call:
-    """``sync_url``: usually a control changed (the URL still shows the previous view); sometimes a page load."""
-    if step.rng.random() < PAGE_LOAD_SHARE:
-        return Call({SEARCH: search_of(step.values)}, changed=(SEARCH,))
-    changed = tuple(k for k in step.changed if k in (*FILTER_KEYS, ACTIVE_TAB)) or (START,)
-    return Call({SEARCH: search_of(step.previous)}, changed=changed)
+    """The URL callback: usually a control changed (the URL still shows the previous view); sometimes, and
+    always at a visit's first step, a page load (the URL sets the dataset, tab and filters)."""
+    if step.index == 0 or step.rng.random() < PAGE_LOAD_SHARE:
+        return Call({SEARCH: search_of(step.values, step.facts.dataset)}, changed=(SEARCH,))
+    changed = tuple(k for k in step.changed if k in (START, END, ACTIVE_TAB) or is_filter_dimension(k)) or (START,)
+    return Call({SEARCH: search_of(step.previous, step.facts.dataset)}, changed=changed)
 
 
 # ---------------------------------------------------------------- events of the other tabs
-def bar_click(graph_id: str, codes: Callable[[Facts], Sequence[int]]) -> Draw:
-    """A click on a breakdown bar: the plotly ``clickData`` whose ``customdata[0]`` is the bar's code."""
-
-    def draw(rng: random.Random, facts: Facts) -> dict[str, Any]:
-        code = rng.choice(list(codes(facts))[:15])  # the bars shown
-        return {key(graph_id, "clickData"): {"points": [{"curveNumber": 0, "pointIndex": 0, "customdata": [code]}]}}
-
-    return draw
-
-
 def draw_training_progress(rng: random.Random, facts: Facts) -> dict[str, Any]:
     """What the background training job writes to the progress store: every model's status."""
     from ml.serving.training import model_catalogue
 
-    store = key(ids.TRAIN_PROGRESS_STORE, "data")
+    store_id = named_id("TRAIN_PROGRESS_STORE")
+    if store_id is None:
+        return {}
+    store = key(store_id, "data")
     if rng.random() < 0.15:
         return {store: None}
     catalogue = model_catalogue()
@@ -251,25 +253,15 @@ def draw_training_progress(rng: random.Random, facts: Facts) -> dict[str, Any]:
     return {store: statuses}
 
 
-def grid_row_click(grid_id: str, task: str) -> Draw:
-    """A click on a leaderboard row: AG Grid's ``cellClicked`` with the run id as the row id."""
-
-    def draw(rng: random.Random, facts: Facts) -> dict[str, Any]:
-        runs = [r.run_id for r in facts.context.registry.latest_per_model(task)]
-        if not runs:
-            return {}
-        i = rng.randrange(len(runs))
-        return {key(grid_id, "cellClicked"): {"rowId": runs[i], "rowIndex": i, "colId": "model", "value": None}}
-
-    return draw
-
-
 def draw_session_lookup(rng: random.Random, facts: Facts) -> dict[str, Any]:
     """The what-if tab's "start from a session": a real session ID typed and submitted."""
-    sessions = facts.context.data.sessions.index
+    input_id = named_id("WHATIF_SESSION_INPUT")
+    if input_id is None:
+        return {}
+    sessions = facts.context.dataset(facts.dataset).sessions.index
     return {
-        key(ids.WHATIF_SESSION_INPUT, "value"): str(sessions[rng.randrange(len(sessions))]),
-        key(ids.WHATIF_SESSION_INPUT, "n_submit"): rng.randint(1, 1000),
+        key(input_id, "value"): str(sessions[rng.randrange(len(sessions))]),
+        key(input_id, "n_submit"): rng.randint(1, 1000),
     }
 
 
@@ -283,43 +275,30 @@ def _bundled_upload() -> str:
 
 def draw_upload(rng: random.Random, facts: Facts) -> dict[str, Any]:
     """An upload of the bundled click file (165,474 clicks) on the batch scoring tab."""
-    return {
-        key(ids.SCORING_UPLOAD, "contents"): _bundled_upload(),
-        key(ids.SCORING_UPLOAD, "filename"): "e-shop-clothing-2008.csv.gz",
-    }
+    upload_id = named_id("SCORING_UPLOAD")
+    if upload_id is None:
+        return {}
+    return {key(upload_id, "contents"): _bundled_upload(), key(upload_id, "filename"): "e-shop-clothing-2008.csv.gz"}
 
 
 # ---------------------------------------------------------------- the hand-written inputs, per tab
+# Graph clicks and grid row clicks/selections are not listed: they are drawn from what the page shows
+# (``Known.event_draws``). The filter bar's per-dimension dropdowns are learnt controls (their options
+# are rendered by the URL callback). Only the buttons listed here are ever pressed.
 INPUTS: dict[str, TabInputs] = {
     SHELL: TabInputs(
-        controls=(
-            ControlGroup("dates", 5, draw_dates),
-            ControlGroup("countries", 4, draw_countries),
-            ControlGroup("categories", 3, draw_categories),
-            ControlGroup("colours", 3, draw_colours),
-            ControlGroup("tab", 1, draw_tab),
-        ),
-        buttons=(ids.FILTER_RESET,),
+        controls=(ControlGroup("dates", 3, draw_dates), ControlGroup("tab", 1, draw_tab)),
+        buttons=named_ids("FILTER_RESET", "DATA_ADD_BUTTON", "DATA_CLOSE"),
         callbacks={SEARCH: sync_url_call},
     ),
-    "kpi": TabInputs(
-        events=(
-            bar_click(ids.KPI_COUNTRY_GRAPH, lambda f: f.countries),
-            bar_click(ids.KPI_CATEGORY_GRAPH, lambda f: f.categories),
-            bar_click(ids.KPI_COLOUR_GRAPH, lambda f: f.colours),
-        ),
-        buttons=(ids.KPI_EXPORT_BUTTON,),
-    ),
-    "eda": TabInputs(events=(bar_click(ids.EDA_DIMENSION_GRAPH, lambda f: f.countries),)),
+    "kpi": TabInputs(buttons=named_ids("KPI_EXPORT_BUTTON", "KPI_ALERTS_BUTTON")),
+    "eda": TabInputs(),
     "segments": TabInputs(),
-    "leaderboard": TabInputs(
-        events=(
-            draw_training_progress,
-            grid_row_click(ids.LEADERBOARD_CLASSIFICATION_GRID, "classification"),
-            grid_row_click(ids.LEADERBOARD_REGRESSION_GRID, "regression"),
-        ),
+    "products": TabInputs(),
+    "leaderboard": TabInputs(events=(draw_training_progress,)),
+    "whatif": TabInputs(
+        events=(draw_session_lookup,), buttons=named_ids("WHATIF_RESET_BUTTON", "WHATIF_SESSION_BUTTON")
     ),
-    "whatif": TabInputs(events=(draw_session_lookup,), buttons=(ids.WHATIF_RESET_BUTTON, ids.WHATIF_SESSION_BUTTON)),
     "scoring": TabInputs(events=(draw_upload,)),
 }
 
@@ -363,8 +342,8 @@ def _options_draw(options: Sequence[Any], multi: bool) -> ValueDraw | None:
     values = [v for v in values if v is not None]
     if not values:
         return None
-    if multi:
-        return lambda rng: rng.sample(values, rng.randint(1, min(3, len(values))))
+    if multi:  # an empty choice is the usual "all"; popular (first-listed) entries likelier
+        return lambda rng: pick_codes(rng, values, MULTI_COUNT_WEIGHTS)
     return lambda rng: rng.choice(values)
 
 
@@ -381,6 +360,27 @@ def control_draw(kind: str, props: Mapping[str, Any]) -> ValueDraw | None:
     if kind == "Input" and props.get("type") == "number":
         return _slider_draw({"step": 1, **props}, pair=False)
     return None
+
+
+def tab_choices(kind: str, props: Mapping[str, Any]) -> tuple[str, list[Any]] | None:
+    """A tabs component's switchable prop (``active_tab`` for dbc, ``value`` for dcc) and its tabs' values."""
+    if kind != "Tabs":
+        return None
+    children = props.get("children")
+    children = children if isinstance(children, list) else [children]
+    tabs = [c["props"] for c in children if isinstance(c, Mapping) and isinstance(c.get("props"), Mapping)]
+    dbc_values = [t["tab_id"] for t in tabs if t.get("tab_id") is not None and not t.get("disabled")]
+    if dbc_values:
+        return "active_tab", dbc_values
+    dcc_values = [t["value"] for t in tabs if t.get("value") is not None and not t.get("disabled")]
+    return ("value", dcc_values) if dcc_values else None
+
+
+def single_choices(kind: str, props: Mapping[str, Any]) -> list[Any]:
+    """The values of a single-choice control (radio items, a single dropdown), for the crawl's sweep."""
+    if props.get("disabled") or not props.get("options") or props.get("multi") or kind == "Checklist":
+        return []
+    return [o.get("value") if isinstance(o, Mapping) else o for o in props["options"]]
 
 
 def components(tree: Any) -> Iterator[tuple[str, Mapping[str, Any]]]:
@@ -406,6 +406,7 @@ class Known:
     kinds: dict[str, str] = field(default_factory=dict)  # stringified id -> component type
     constants: dict[str, Any] = field(default_factory=dict)  # "id.prop" -> value the page holds
     controls: dict[str, ValueDraw] = field(default_factory=dict)  # "id.value" -> how a user sets it
+    choices: dict[str, list[Any]] = field(default_factory=dict)  # "id.prop" -> values of a single-choice control
 
     def learn_tree(self, tree: Any, tab: str) -> int:
         """Components of a layout (JSON form); returns how many new components or controls were found."""
@@ -422,6 +423,12 @@ class Known:
             draw = control_draw(kind, props)
             if draw:
                 self.controls[key(cid, "value")] = draw
+            if single_choices(kind, props):
+                self.choices[key(cid, "value")] = single_choices(kind, props)
+            tabs = tab_choices(kind, props)
+            if tabs:
+                self.controls.setdefault(key(cid, tabs[0]), lambda rng, v=tabs[1]: rng.choice(v))
+                self.choices[key(cid, tabs[0])] = tabs[1]
         return len(self.component_tabs) + len(self.controls) - before
 
     def learn_response(self, response: Mapping[str, Any], tab: str) -> int:
@@ -438,6 +445,10 @@ class Known:
                     if draw and key(cid, "value") not in self.controls:
                         self.controls[key(cid, "value")] = draw
                         found += 1
+                    if not multi:
+                        self.choices[key(cid, "value")] = [
+                            o.get("value") if isinstance(o, Mapping) else o for o in value
+                        ]
         return found
 
     def matching(self, pattern_id: str) -> list[dict[str, Any]]:
@@ -458,6 +469,8 @@ class Known:
         """A value for a dependency: an event only from a generator; else the step's value, else ``null``
         for a known component that does not set the prop (as the browser sends). KeyError if unknown."""
         component, prop = split_key(dep_key)
+        if prop == "id" and component in self.component_tabs:  # the browser sends a component's own ID
+            return json.loads(component) if component.startswith("{") else component
         if prop in EVENT_PROPS:
             if dep_key in events:
                 return values[dep_key]
@@ -467,6 +480,72 @@ class Known:
         if component in self.component_tabs:
             return None
         raise KeyError(dep_key)
+
+    def event_draws(self) -> list[Draw]:
+        """Clicks a user can make on what the page shows: a point of every graph whose figure carries
+        ``customdata`` (its ``clickData``), a row of every AG Grid with rows (its ``cellClicked`` and
+        ``selectedRows``). Only callbacks that take one of these as an input ever see it."""
+        draws: list[Draw] = []
+        for cid, kind in sorted(self.kinds.items()):
+            if kind == "Graph":
+                points = figure_points(self.constants.get(key(cid, "figure")))
+                if points:
+                    draws.append(lambda rng, facts, c=cid, p=points: {key(c, "clickData"): {"points": [rng.choice(p)]}})
+            elif kind == "AgGrid":
+                rows = self.constants.get(key(cid, "rowData"))
+                if isinstance(rows, list) and rows and all(isinstance(r, Mapping) for r in rows):
+                    draws.append(self._grid_draw(cid, rows))
+        return draws
+
+    def _grid_draw(self, cid: str, rows: list[Mapping[str, Any]]) -> Draw:
+        getter = str(self.constants.get(key(cid, "getRowId")) or "")
+        field_name = getter.split("params.data.", 1)[1] if getter.startswith("params.data.") else None
+        columns = [c.get("field") for c in self.constants.get(key(cid, "columnDefs")) or () if isinstance(c, Mapping)]
+        column = next((c for c in columns if c), None)
+
+        def draw(rng: random.Random, facts: Facts) -> dict[str, Any]:
+            i = rng.randrange(len(rows))
+            row = rows[i]
+            row_id = str(row.get(field_name)) if field_name else str(i)
+            click = {"rowId": row_id, "rowIndex": i, "colId": column, "value": row.get(column) if column else None}
+            return {key(cid, "cellClicked"): click, key(cid, "selectedRows"): [dict(row)]}
+
+        return draw
+
+
+def _array(value: Any) -> list | None:
+    """A plotly data array as a list: plain JSON, or the typed-array form (``{"dtype", "bdata", "shape"}``)."""
+    if isinstance(value, Mapping) and "bdata" in value:
+        import numpy as np
+
+        array = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+        if value.get("shape"):
+            array = array.reshape([int(n) for n in str(value["shape"]).split(",")])
+        return array.tolist()
+    return list(value) if isinstance(value, list | tuple) else None
+
+
+def figure_points(figure: Any, limit: int = 200) -> list[dict[str, Any]]:
+    """The points of a figure a click reports as plotly does (curve, index, customdata, x, y), those with
+    ``customdata`` only (what the app's click callbacks read)."""
+    if not isinstance(figure, Mapping):
+        return []
+    points: list[dict[str, Any]] = []
+    for curve, trace in enumerate(figure.get("data") or ()):
+        if not isinstance(trace, Mapping):
+            continue
+        custom = _array(trace.get("customdata"))
+        if not custom:
+            continue
+        xs, ys = _array(trace.get("x")) or [], _array(trace.get("y")) or []
+        for i, data in enumerate(custom[:limit]):
+            point = {"curveNumber": curve, "pointNumber": i, "pointIndex": i, "customdata": data}
+            if i < len(xs):
+                point["x"] = xs[i]
+            if i < len(ys):
+                point["y"] = ys[i]
+            points.append(point)
+    return points
 
 
 # ---------------------------------------------------------------- the walk
@@ -489,6 +568,7 @@ def walk(
     values: dict[str, Any] = dict(known.constants)
     for group in groups:
         values.update(group.draw(rng, facts))
+    learnt_events = known.event_draws()
     movable = [g for g in groups if relevant is None or relevant & set(g.draw(random.Random(0), facts))] or groups
     out: list[Step] = []
     for index in range(steps):
@@ -500,7 +580,7 @@ def walk(
             changed = tuple(k for k, v in drawn.items() if previous.get(k) != v)
             values.update(drawn)
         events: dict[str, Any] = {key(b, "n_clicks"): index + 1 for b in inputs.buttons}
-        for event in inputs.events:
+        for event in (*inputs.events, *learnt_events):
             events.update(event(rng, facts))
         out.append(
             Step(
@@ -519,8 +599,5 @@ def walk(
 _NO_FACTS = Facts(
     first_date=date(2008, 4, 1),
     last_date=date(2008, 8, 13),
-    countries=(1,),
-    categories=(1,),
-    colours=(1,),
     tab_ids=("kpi",),
 )  # only to learn which keys a hand-written group draws

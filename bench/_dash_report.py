@@ -63,6 +63,11 @@ def _header(report: dict) -> list[str]:
         f" start-up: {options['startup_runs']} runs (bundled)"
         + ("" if options["skip_10m"] else f", {options['startup_runs_10m']} runs (10M)"),
         f"- Total benchmark time: {_s(report.get('total_seconds'))}",
+        *(
+            ["- **Quick run** (`--quick`): few calls, no wait for a quiet machine, nothing re-measured: not final"]
+            if options.get("quick")
+            else []
+        ),
         "",
         *_quiet(report),
     ]
@@ -161,7 +166,8 @@ def _startup(report: dict) -> list[str]:
         "",
         *_table(("", *[s["label"] for s in sets]), rows),
         "Each run starts `python app.py` as a subprocess (`PORT` = a free port, a fresh temporary "
-        "`CLICKSTREAM_CACHE_DIR`, `CLICKSTREAM_MODELS_DIR` = the benchmark's registry; for the 10M set "
+        "`CLICKSTREAM_CACHE_DIR` and `CLICKSTREAM_DATASETS_DIR`, so the session table and KPI cube are built as on "
+        "a first start, `CLICKSTREAM_MODELS_DIR` = the benchmark's registry; for the 10M set "
         "`CLICKSTREAM_DATA` points at the cached Parquet file) and polls `GET /` every 20 ms; the time is from just "
         "before the process is started to the first HTTP 200. The RSS is read from `/proc/PID/status` once the page "
         "and its layout have been served.",
@@ -215,8 +221,9 @@ def _callbacks(report: dict) -> list[str]:
         "Callbacks come from `app.callback_map`; before measuring, the worker crawls the app (calls what it can, "
         "learns the options, controls and store values the responses set) so every tab's controls have values. "
         "The inputs follow a user's visit: a random start, then one control changed per step (date ranges of "
-        "1 day to 3 months or none, 0–3 countries, 0–2 categories and colours, daily/weekly, the EDA toggles, the "
-        "active tab, each tab's own controls within their options or range); at every step each callback of a tab "
+        "1 day to 3 months or none; 0–3 codes in each of the dataset's filter dimensions, popular ones likelier; "
+        "daily/weekly, the EDA toggles, the active tab, each tab's own controls within their options or range; "
+        "clicks on the graphs and grids the page shows); at every step each callback of a tab "
         "is called in turn, as a filter change fires them. *First call* is the first (cold) request after the app "
         "was built; *CPU* is the process CPU time per request. The 150 ms / 1 s p95 targets cover the shell "
         "(filter bar, URL, tab), KPI and EDA callbacks; the what-if update (every slider move) has its own 50 ms "

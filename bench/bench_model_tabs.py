@@ -66,7 +66,7 @@ def worker_leaderboard(models_dir: str, renders: int) -> dict:
     from dashboard.app_factory import create_app
     from dashboard.tabs import leaderboard as tab
     from dashboard.tabs.leaderboard.data import snapshot
-    from ml.config import get_settings
+    from ml.config import BUNDLED_DATASET_KEY, get_settings
     from ml.tasks import CLASSIFICATION, CLUSTERING, REGRESSION
 
     settings = get_settings().with_overrides(models_dir=Path(models_dir), cache_dir=Path(tempfile.mkdtemp()))
@@ -75,8 +75,8 @@ def worker_leaderboard(models_dir: str, renders: int) -> dict:
 
     def render() -> float:
         start = time.perf_counter()
-        tab.layout(context)
-        view = snapshot(context.registry)
+        tab.layout(context, BUNDLED_DATASET_KEY)
+        view = snapshot(context.registry_for(BUNDLED_DATASET_KEY))
         tab.summary_view(view)
         for task in (CLASSIFICATION, REGRESSION, CLUSTERING):
             tab.table_view(view, task, False)
@@ -88,7 +88,7 @@ def worker_leaderboard(models_dir: str, renders: int) -> dict:
 
     cold = render()
     warm = [render() for _ in range(renders)]
-    runs = context.registry.runs()
+    runs = context.registry_for(BUNDLED_DATASET_KEY).runs()
     return {
         "cold_seconds": cold,
         "warm_seconds": warm,
