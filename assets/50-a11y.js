@@ -1,7 +1,8 @@
 /* Accessible names for parts that Dash renders without one:
    - the thumbs of dcc.Slider / dcc.RangeSlider (role="slider") take the text of the <label for=...>
      that names the slider (or its aria-label), with "from"/"to" for the two thumbs of a range;
-   - the hidden file input of dcc.Upload takes its label, or the upload area's own text.
+   - the hidden file input of dcc.Upload takes its label, or the upload area's own text;
+   - the number box Dash draws beside a slider takes the slider's label with "(value)".
    Runs on every DOM change, since Dash renders tabs and generated controls after load. */
 (function () {
   "use strict";
@@ -29,6 +30,16 @@
     });
   }
 
+  function nameSliderBoxes() {
+    // The number box Dash 4 draws beside a slider: named after the slider's label.
+    document.querySelectorAll('[class*="slider"] input:not([type="file"]):not([aria-label]):not([aria-labelledby])')
+      .forEach(function (input) {
+        if (input.labels && input.labels.length) { return; }
+        var text = labelText(input);
+        if (text) { input.setAttribute("aria-label", text + " (value)"); }
+      });
+  }
+
   function nameUploads() {
     document.querySelectorAll('input[type="file"]:not([aria-label])').forEach(function (input) {
       var area = input.parentElement;
@@ -41,6 +52,7 @@
   function run() {
     pending = false;
     nameSliders();
+    nameSliderBoxes();
     nameUploads();
   }
   new MutationObserver(function () {

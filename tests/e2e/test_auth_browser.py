@@ -15,8 +15,8 @@ from ml.serving.users import ANALYST, VIEWER, UserStore
 from tests.e2e.conftest import AppServer, save_screenshot, serve, wait_for_dash, watched_page
 
 PASSWORD = "browser test password"
-VIEWER_TABS = ["KPIs", "EDA", "Segments", "What-if"]
-ALL_TABS = ["KPIs", "EDA", "Segments", "Model leaderboard", "What-if", "Batch scoring"]
+VIEWER_TABS = ["KPIs", "EDA", "Segments", "Products", "What-if"]
+ALL_TABS = ["KPIs", "EDA", "Segments", "Products", "Model leaderboard", "What-if", "Batch scoring"]
 
 
 @pytest.fixture(scope="module")
