@@ -35,6 +35,7 @@ from dashboard.datasets.actions import (
     save_mapping,
 )
 from dashboard.datasets.mapping import MappingForm
+from dashboard.upload_guard import register_upload_guard
 from dashboard.uploads import UploadGone
 from ml.data.profiles import FIELD_EVENT
 
@@ -44,52 +45,18 @@ FIELD_SELECTS = {"type": ids.DATA_MAP_FIELD, "name": ALL}
 EVENT_SELECTS = {"type": ids.DATA_MAP_EVENT, "index": ALL}
 DELETE_BUTTONS = {"type": ids.DATA_DELETE, "key": ALL}
 
-# The browser refuses a file over the limit or of another type and sends nothing: say why, and clear the last report.
-REJECT_JS = """
-function(uploadId, maxBytes, accept, noteId, reportId, storeId) {
-    const dc = window.dash_clientside;
-    if (window.clickstreamDataUploadGuard) { return dc.no_update; }
-    window.clickstreamDataUploadGuard = true;
-    const suffixes = accept.split(",").map(s => s.trim().toLowerCase());
-    const mb = n => (n / 1048576).toFixed(n % 1048576 ? 1 : 0) + " MB";
-    function check(files) {
-        if (!files || !files.length) { return; }
-        const f = files[0];
-        let text = null;
-        if (f.size > maxBytes) {
-            text = "'" + f.name + "' is " + mb(f.size) + ", over the upload limit of " + mb(maxBytes)
-                + ": it was not uploaded. Split it, or prepare it on the server with python -m ml.";
-        } else if (!suffixes.some(s => f.name.toLowerCase().endsWith(s))) {
-            text = "'" + f.name + "' was not uploaded: only " + suffixes.join(" ")
-                + " files are accepted. Save a spreadsheet as CSV (UTF-8) first.";
-        }
-        dc.set_props(noteId, {children: text, is_open: text !== null});
-        if (text !== null) {
-            dc.set_props(reportId, {children: null});
-            dc.set_props(storeId, {data: null});
-        }
-    }
-    const inside = e => e.target && e.target.closest && e.target.closest("#" + uploadId);
-    document.addEventListener("change", e => { if (inside(e)) { check(e.target.files); } }, true);
-    document.addEventListener("drop", e => { if (inside(e)) { check(e.dataTransfer && e.dataTransfer.files); } }, true);
-    return dc.no_update;
-}
-"""
-
 
 # ---------------------------------------------------------------- registration
 def register_callbacks(app, context: AppContext) -> None:
     settings = context.settings
 
-    app.clientside_callback(
-        REJECT_JS,
-        Output(ids.DATA_REJECT_NOTE, "children"),
-        Input(ids.DATA_UPLOAD, "id"),
-        State(ids.DATA_UPLOAD, "max_size"),
-        State(ids.DATA_UPLOAD, "accept"),
-        State(ids.DATA_REJECT_NOTE, "id"),
-        State(ids.DATA_REPORT, "id"),
-        State(ids.DATA_INTAKE_STORE, "id"),
+    register_upload_guard(
+        app,
+        ids.DATA_UPLOAD,
+        ids.DATA_REJECT_NOTE,
+        ids.DATA_INTAKE_STORE,
+        "Split it, or prepare it on the server with python -m ml.",
+        report_id=ids.DATA_REPORT,
     )
 
     @app.callback(

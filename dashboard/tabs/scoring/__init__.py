@@ -24,6 +24,7 @@ from dashboard.context import AppContext
 from dashboard.figures.scoring import column_defs, p_convert_histogram, report_card, results_summary
 from dashboard.tabs.leaderboard.training_panel import owner_name
 from dashboard.tabs.scoring.rules import model_choices, model_note, pin_choice, rule_card, rule_note
+from dashboard.upload_guard import register_upload_guard
 from dashboard.uploads import (
     PREVIEW_ROWS,
     UploadGone,
@@ -53,34 +54,6 @@ USES_FILTERS = False
 TRAIN_TAB = "leaderboard"  # where the Train panel lives
 
 ACCEPT = ".csv,.txt,.gz,.parquet"
-# The browser refuses files over the limit or of another type and sends nothing: say why, next to the box.
-REJECT_JS = """
-function(uploadId, maxBytes, accept, noteId, storeId) {
-    const dc = window.dash_clientside;
-    if (window.clickstreamUploadGuard) { return dc.no_update; }
-    window.clickstreamUploadGuard = true;
-    const suffixes = accept.split(",").map(s => s.trim().toLowerCase());
-    const mb = n => (n / 1048576).toFixed(n % 1048576 ? 1 : 0) + " MB";
-    function check(files) {
-        if (!files || !files.length) { return; }
-        const f = files[0];
-        let text = null;
-        if (f.size > maxBytes) {
-            text = "'" + f.name + "' is " + mb(f.size) + ", over the upload limit of " + mb(maxBytes)
-                + ": it was not uploaded. Split it into smaller files, or score it with python -m ml score.";
-        } else if (!suffixes.some(s => f.name.toLowerCase().endsWith(s))) {
-            text = "'" + f.name + "' was not uploaded: only " + suffixes.join(" ")
-                + " files are accepted. Save a spreadsheet as CSV (UTF-8) first.";
-        }
-        dc.set_props(noteId, {children: text, is_open: text !== null});
-        if (text !== null) { dc.set_props(storeId, {data: null}); }  // the previous file's report goes too
-    }
-    const inside = e => e.target && e.target.closest && e.target.closest("#" + uploadId);
-    document.addEventListener("change", e => { if (inside(e)) { check(e.target.files); } }, true);
-    document.addEventListener("drop", e => { if (inside(e)) { check(e.dataTransfer && e.dataTransfer.files); } }, true);
-    return dc.no_update;
-}
-"""
 
 
 # ---------------------------------------------------------------- callback bodies
@@ -341,14 +314,12 @@ def layout(context: AppContext, key: str = BUNDLED_DATASET_KEY) -> html.Div:
 
 # ---------------------------------------------------------------- callbacks
 def register_callbacks(app, context: AppContext) -> None:
-    app.clientside_callback(
-        REJECT_JS,
-        Output(ids.SCORING_REJECT_NOTE, "children"),
-        Input(ids.SCORING_UPLOAD, "id"),
-        State(ids.SCORING_UPLOAD, "max_size"),
-        State(ids.SCORING_UPLOAD, "accept"),
-        State(ids.SCORING_REJECT_NOTE, "id"),
-        State(ids.SCORING_UPLOAD_STORE, "id"),
+    register_upload_guard(
+        app,
+        ids.SCORING_UPLOAD,
+        ids.SCORING_REJECT_NOTE,
+        ids.SCORING_UPLOAD_STORE,
+        "Split it into smaller files, or score it with python -m ml score.",
     )
 
     @app.callback(
