@@ -142,7 +142,7 @@ def test_a_dense_dbscan_view_has_a_noise_card_and_a_table_of_the_smaller_groups(
 
 
 def test_segments_without_scoreable_sessions_say_so_and_disable_their_button(context: AppContext):
-    longest = int(context.data.sessions["n_clicks"].max())
+    longest = int(context.dataset().sessions["n_clicks"].max())
     long_window = replace(context, settings=context.settings.with_overrides(window=longest + 1))
     cards = segments.segments_view(long_window, KMEANS_4)[4]
     assert "No session of this segment can be scored early" in _text(cards)
@@ -188,7 +188,7 @@ def test_a_button_opens_the_run_its_card_was_drawn_from(context: AppContext):
 
 
 def test_missing_inputs_fall_back_to_the_defaults(context: AppContext):
-    base = segment_base(context.data, context.settings.seed)
+    base = segment_base(context.dataset(), context.settings.seed)
     assert segments.setting_from_inputs(context, None, None, None, None) == SegmentSetting.kmeans(base.best_k)
     eps = segments.default_eps(context)
     assert 0.3 <= eps <= 3.0 and round(eps / 0.05, 6).is_integer()
@@ -203,7 +203,7 @@ def test_the_sliders_start_at_the_silhouette_k_and_the_default_eps_and_update_on
     sliders = {s.id: s for s in _walk(segments.layout(context)) if isinstance(s, dcc.Slider)}
     assert set(sliders) == {ids.SEGMENTS_K, ids.SEGMENTS_EPS, ids.SEGMENTS_MIN_SAMPLES, ids.SEGMENTS_CAPACITY}
     k, eps, min_samples = sliders[ids.SEGMENTS_K], sliders[ids.SEGMENTS_EPS], sliders[ids.SEGMENTS_MIN_SAMPLES]
-    assert (k.min, k.max, k.value) == (2, 10, segment_base(context.data, context.settings.seed).best_k)
+    assert (k.min, k.max, k.value) == (2, 10, segment_base(context.dataset(), context.settings.seed).best_k)
     assert (eps.min, eps.max, eps.step, eps.value) == (0.3, 3.0, 0.05, segments.default_eps(context))
     assert (min_samples.min, min_samples.max, min_samples.value) == (5, 100, DEFAULT_MIN_SAMPLES)
     assert {s.updatemode for s in sliders.values()} == {"mouseup"}
@@ -340,9 +340,11 @@ def test_segment_colours_are_okabe_ito_with_a_marker_shape_each():
     assert len({segment_symbol(s) for s in range(MAX_CARDS)}) == MAX_CARDS
 
 
-def test_the_app_fits_the_default_run_on_a_start_up_thread_and_keeps_it_on_disk(prepared, dash_settings, tmp_path):
-    # A cache folder of its own: other tests share (and clean) the session's one.
-    app = create_app(dash_settings.with_overrides(cache_dir=tmp_path / "cache"), prepared)
+def test_the_app_fits_the_default_run_on_a_start_up_thread_and_keeps_it_on_disk(bundled, dash_settings, tmp_path):
+    # Fresh prepared data and a cache folder of its own: the session's prepared data may hold the fit in memory
+    # already (then nothing is fitted or written), and other tests share the session's cache folder.
+    fresh = prepare(bundled, display_name="bundled")
+    app = create_app(dash_settings.with_overrides(cache_dir=tmp_path / "cache"), fresh)
     assert app.segments_warmed.wait(600), "the start-up fit ends"
     context = app.context
     setting = segments.setting_from_inputs(context, None, None, None, None, BUNDLED_DATASET_KEY)
