@@ -46,16 +46,3 @@ class AppContext:
     def forget(self, key: str) -> None:
         """Drop what is cached for a deleted dataset (its loaded models), so a new one with its key starts clean."""
         self._model_caches.pop(key, None)
-
-    # The bundled dataset, for code that has not been given a dataset key yet.
-    @property
-    def data(self) -> PreparedData:
-        return self.dataset(BUNDLED_DATASET_KEY)
-
-    @property
-    def models(self) -> ModelCache:
-        return self.models_for(BUNDLED_DATASET_KEY)
-
-    @property
-    def registry(self) -> Registry:
-        return self.registry_for(BUNDLED_DATASET_KEY)

@@ -117,7 +117,7 @@ def shell(context: AppContext, tabs: list[tuple[str, str]], train_panel: object,
         [
             dcc.Location(id=ids.APP_URL, refresh=False),
             dcc.Store(id=ids.APP_DATASET_STORE, storage_type="memory"),
-            dcc.Store(id=ids.APP_MODELS_STORE, data=context.models.version()),
+            dcc.Store(id=ids.APP_MODELS_STORE, data=context.models_for().version()),
             dcc.Interval(id=ids.APP_MODELS_POLL, interval=MODELS_POLL_MS),
             dcc.Store(id=ids.APP_SEGMENT_STORE, storage_type="session"),
             # This browser tab's upload and scoring job; in the shell so they outlive a tab switch.

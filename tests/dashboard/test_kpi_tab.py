@@ -74,8 +74,8 @@ def shop(tmp_path_factory):
 
 
 def test_cards_show_what_ml_computes_for_a_non_trivial_filter(context):
-    cards = _card_texts(cards_view(context.data, NON_TRIVIAL)[0])
-    expected = session_kpis(context.data.sessions, NON_TRIVIAL)
+    cards = _card_texts(cards_view(context.dataset(), NON_TRIVIAL)[0])
+    expected = session_kpis(context.dataset().sessions, NON_TRIVIAL)
     assert expected["sessions"] > 100  # the filter keeps a real slice of the data
     assert cards["Sessions"] == f"{expected['sessions']:,.0f}"
     assert cards["Clicks"] == f"{expected['clicks']:,.0f}"
@@ -88,50 +88,50 @@ def test_cards_show_what_ml_computes_for_a_non_trivial_filter(context):
 
 def test_the_cube_agrees_with_session_rows_for_every_kpi(context):
     for filt in (SessionFilter(), NON_TRIVIAL, SessionFilter(country=(29,), start=date(2008, 8, 1))):
-        from_cube = kpis.kpi_summary(context.data.cube, filt).current
-        direct = session_kpis(context.data.sessions, filt)
+        from_cube = kpis.kpi_summary(context.dataset().cube, filt).current
+        direct = session_kpis(context.dataset().sessions, filt)
         assert from_cube == pytest.approx(direct, nan_ok=True)
 
 
 def test_changes_compare_with_the_previous_period_of_equal_length(context):
     june = SessionFilter(start=date(2008, 6, 1), end=date(2008, 6, 30))
-    comparison = kpis.kpi_summary(context.data.cube, june)
-    may = session_kpis(context.data.sessions, SessionFilter(start=date(2008, 5, 2), end=date(2008, 5, 31)))
+    comparison = kpis.kpi_summary(context.dataset().cube, june)
+    may = session_kpis(context.dataset().sessions, SessionFilter(start=date(2008, 5, 2), end=date(2008, 5, 31)))
     assert comparison.previous == pytest.approx(may, nan_ok=True)
     assert comparison.change("sessions") == pytest.approx(
         (comparison.current["sessions"] - may["sessions"]) / may["sessions"]
     )
-    first_days = kpis.kpi_summary(context.data.cube, SessionFilter(start=date(2008, 4, 1), end=date(2008, 4, 10)))
+    first_days = kpis.kpi_summary(context.dataset().cube, SessionFilter(start=date(2008, 4, 1), end=date(2008, 4, 10)))
     assert first_days.previous is None and first_days.change("sessions") is None
 
 
 def test_a_period_starting_just_after_the_data_does_not_compare_31_days_with_9(context):
     """/?from=2008-04-10&to=2008-05-10: the 31 days before start on 10 Mar, the data on 1 Apr."""
     filt = SessionFilter(start=date(2008, 4, 10), end=date(2008, 5, 10))
-    cards = cards_view(context.data, filt)[0]
+    cards = cards_view(context.dataset(), filt)[0]
     footers = _footers(cards)
     for total in ("Sessions", "Clicks", "Potential revenue"):
         assert footers[total] == "not compared: the data covers 9 of the 31 days before", total
         assert "%" not in footers[total]
-    covered = session_kpis(context.data.sessions, SessionFilter(start=date(2008, 4, 1), end=date(2008, 4, 9)))
+    covered = session_kpis(context.dataset().sessions, SessionFilter(start=date(2008, 4, 1), end=date(2008, 4, 9)))
     assert f"from {covered['conversion_rate']:.1%}" in footers["Conversion (proxy)"]
     assert footers["Conversion (proxy)"].endswith("(9 earlier days)")
-    note = _text(period_note(context.data, filt))
+    note = _text(period_note(context.dataset(), filt))
     assert "covered by the data only for 9 days (01 Apr–09 Apr 2008)" in note and "totals are not compared" in note
 
 
 def test_the_landing_view_is_the_latest_four_complete_weeks_against_the_four_before(context):
-    state = filter_bar.with_default_dates(context.data, parse_search("", TAB_IDS))
+    state = filter_bar.with_default_dates(context.dataset(), parse_search("", TAB_IDS))
     assert (state.filter.start, state.filter.end) == (date(2008, 7, 14), date(2008, 8, 10))
-    note = _text(period_note(context.data, state.filter))
+    note = _text(period_note(context.dataset(), state.filter))
     assert note.startswith("The latest 4 complete weeks, 14 Jul–10 Aug 2008; compared with the 4 complete weeks")
     assert "16 Jun–13 Jul 2008" in note and "Show all dates" in note
-    cards = cards_view(context.data, state.filter)[0]
+    cards = cards_view(context.dataset(), state.filter)[0]
     assert not any(f.startswith(("not compared", "no earlier")) for f in _footers(cards).values())
-    everything = filter_bar.with_default_dates(context.data, parse_search("?dates=all", TAB_IDS))
+    everything = filter_bar.with_default_dates(context.dataset(), parse_search("?dates=all", TAB_IDS))
     assert everything.all_dates and everything.filter == SessionFilter()
-    assert _text(period_note(context.data, everything.filter)).startswith("All dates (01 Apr–13 Aug 2008)")
-    start, end = filter_bar.default_dates(context.data)
+    assert _text(period_note(context.dataset(), everything.filter)).startswith("All dates (01 Apr–13 Aug 2008)")
+    start, end = filter_bar.default_dates(context.dataset())
     assert (start, end) == ("2008-07-14", "2008-08-10")  # what Reset puts back
 
 
@@ -157,7 +157,7 @@ def test_rate_changes_read_in_percentage_points_with_the_previous_value():
 
 
 def test_the_funnel_ends_on_the_conversion_card_for_the_proxy_and_for_purchases(context, shop):
-    for data, filt in ((context.data, NON_TRIVIAL), (context.data, SessionFilter()), (shop, SessionFilter())):
+    for data, filt in ((context.dataset(), NON_TRIVIAL), (context.dataset(), SessionFilter()), (shop, SessionFilter())):
         cards = _card_texts(cards_view(data, filt)[0])
         table = kpis.funnel(data.cube, filt)
         last = table["sessions"].iloc[-1] / table["sessions"].iloc[0]
@@ -187,15 +187,15 @@ def _views(data, filt):
 
 
 def test_the_view_builds_every_figure_and_an_empty_filter_says_so(context):
-    cards, figures = _views(context.data, NON_TRIVIAL)
+    cards, figures = _views(context.dataset(), NON_TRIVIAL)
     assert len(cards) == 7 and len(figures) == 4 and all(isinstance(f, go.Figure) for f in figures)
     nothing = SessionFilter(start=date(2009, 1, 1), end=date(2009, 1, 31))
-    _, empty = _views(context.data, nothing)
+    _, empty = _views(context.dataset(), nothing)
     assert all(f.layout.annotations and "No sessions" in f.layout.annotations[0].text for f in empty)
 
 
 def test_breakdown_bars_carry_codes_as_plain_lists_for_click_events(context):
-    table = kpis.breakdown(context.data.cube, SessionFilter(), "main_category")
+    table = kpis.breakdown(context.dataset().cube, SessionFilter(), "main_category")
     fig = breakdown_figure(table, (2,), "Conversion (proxy)")
     bar = fig.data[0]
     # Plain sequences, not a NumPy array: the browser drops typed-array customdata from click events.
@@ -209,18 +209,18 @@ def test_breakdown_bars_carry_codes_as_plain_lists_for_click_events(context):
 
 def test_cross_filtering_greys_the_other_bars_instead_of_removing_them(context):
     filt = SessionFilter(main_category=(2,), country=(29,))
-    bar = breakdown_view(context.data, filt, "main_category").data[0]
+    bar = breakdown_view(context.dataset(), filt, "main_category").data[0]
     colours = dict(zip(bar.y, bar.marker.color, strict=True))
     assert set(colours) == {"trousers", "skirts", "blouses", "sale"}  # every category still drawn
     assert colours["skirts"] == CHOSEN and {colours[c] for c in ("trousers", "blouses", "sale")} == {NOT_CHOSEN}
     # The bars follow the other filters (Poland), not their own: each bar is its category's Polish sessions.
     poland = {int(row[0]): row for row in bar.customdata}
-    expected = session_kpis(context.data.sessions, SessionFilter(main_category=(1,), country=(29,)))["sessions"]
+    expected = session_kpis(context.dataset().sessions, SessionFilter(main_category=(1,), country=(29,)))["sessions"]
     assert bar.x[list(bar.y).index("trousers")] == expected
     assert poland[2][4] == "click to remove from the filter" and poland[1][4] == "click to filter"
     # A chosen value outside the top bars is still drawn.
-    rare = kpis.breakdown(context.data.cube, SessionFilter(), "country").iloc[-1]
-    shown = breakdown_view(context.data, SessionFilter(country=(int(rare["code"]),)), "country").data[0]
+    rare = kpis.breakdown(context.dataset().cube, SessionFilter(), "country").iloc[-1]
+    shown = breakdown_view(context.dataset(), SessionFilter(country=(int(rare["code"]),)), "country").data[0]
     assert rare["label"] in shown.y
 
 
@@ -233,13 +233,13 @@ def test_a_bar_click_toggles_its_code_in_the_filter():
 
 def test_partial_weeks_at_the_edges_are_hatched_and_say_so(context):
     june = SessionFilter(start=date(2008, 6, 4), end=date(2008, 6, 30))  # Wed 4 Jun .. Mon 30 Jun
-    bars = trend_view(context.data, june, "W").data[0]
+    bars = trend_view(context.dataset(), june, "W").data[0]
     shapes = list(bars.marker.pattern.shape)
     assert shapes == ["/", "", "", "", "/"]
     assert "partial week: 5 of 7 days" in bars.customdata[0] and bars.customdata[1] == ""
     assert "partial week: 1 of 7 days" in bars.customdata[-1]
     whole = SessionFilter(start=date(2008, 6, 2), end=date(2008, 6, 29))
-    assert trend_view(context.data, whole, "W").data[0].marker.pattern.shape is None
+    assert trend_view(context.dataset(), whole, "W").data[0].marker.pattern.shape is None
 
 
 def test_view_controls_and_all_dates_round_trip_through_the_url(context):
@@ -251,13 +251,16 @@ def test_view_controls_and_all_dates_round_trip_through_the_url(context):
     search = to_search(state)
     assert search == "?from=2008-05-01&to=2008-05-31&category=2&freq=W&by=country,main_colour"
     assert parse_search(search, TAB_IDS) == state
-    assert controls_from_url(context.data, search) == ("W", ["country", "main_colour"])
-    assert url_with_controls(context.data, search, "W", ["country", "main_colour"]) == search
+    assert controls_from_url(context.dataset(), search) == ("W", ["country", "main_colour"])
+    assert url_with_controls(context.dataset(), search, "W", ["country", "main_colour"]) == search
     # Back to the defaults: the controls leave the URL, the filters stay.
-    assert url_with_controls(context.data, search, "D", ["country", "main_category", "main_colour"]) == (
+    assert url_with_controls(context.dataset(), search, "D", ["country", "main_category", "main_colour"]) == (
         "?from=2008-05-01&to=2008-05-31&category=2"
     )
-    assert controls_from_url(context.data, "?freq=hourly&by=nope") == ("D", ["country", "main_category", "main_colour"])
+    assert controls_from_url(context.dataset(), "?freq=hourly&by=nope") == (
+        "D",
+        ["country", "main_category", "main_colour"],
+    )
     every = ViewState(all_dates=True, extra=(("freq", "W"),))
     assert to_search(every) == "?dates=all&freq=W" and parse_search("?dates=all&freq=W", TAB_IDS) == every
     assert to_search(ViewState()) == ""
@@ -267,30 +270,30 @@ def test_view_controls_and_all_dates_round_trip_through_the_url(context):
 
 
 def test_trend_is_daily_or_weekly(context):
-    daily = trend_view(context.data, SessionFilter(start=date(2008, 6, 1), end=date(2008, 6, 30)), "D")
-    weekly = trend_view(context.data, SessionFilter(start=date(2008, 6, 1), end=date(2008, 6, 30)), "W")
+    daily = trend_view(context.dataset(), SessionFilter(start=date(2008, 6, 1), end=date(2008, 6, 30)), "D")
+    weekly = trend_view(context.dataset(), SessionFilter(start=date(2008, 6, 1), end=date(2008, 6, 30)), "W")
     assert len(daily.data[0].x) == 30
     assert len(weekly.data[0].x) in (5, 6)
     assert isinstance(
-        trend_figure(kpis.trend(context.data.cube, SessionFilter(), "W"), "W", "Conversion (proxy)"), go.Figure
+        trend_figure(kpis.trend(context.dataset().cube, SessionFilter(), "W"), "W", "Conversion (proxy)"), go.Figure
     )
 
 
 def test_funnel_steps_never_grow(context):
-    table = kpis.funnel(context.data.cube, NON_TRIVIAL)
+    table = kpis.funnel(context.dataset().cube, NON_TRIVIAL)
     assert list(table["sessions"]) == sorted(table["sessions"], reverse=True)
     assert isinstance(funnel_figure(table), go.Figure)
 
 
 def test_export_is_the_breakdown_for_the_filter_without_formula_cells(context):
-    table = kpis.breakdown_export(context.data.cube, NON_TRIVIAL)
+    table = kpis.breakdown_export(context.dataset().cube, NON_TRIVIAL)
     assert set(table["dimension"]) == {"Country", "Main category", "Main colour"}
     for _, part in table.groupby("dimension"):
-        assert part["sessions"].sum() == session_kpis(context.data.sessions, NON_TRIVIAL)["sessions"]
+        assert part["sessions"].sum() == session_kpis(context.dataset().sessions, NON_TRIVIAL)["sessions"]
 
 
 def test_the_csv_names_its_period_and_filters_first_and_holds_rounded_values(context):
-    download = kpi_export.breakdown_csv(context.data, "bundled", NON_TRIVIAL)
+    download = kpi_export.breakdown_csv(context.dataset(), "bundled", NON_TRIVIAL)
     assert download["filename"] == (
         "kpi-breakdown_bundled_2008-05-10_2008-07-20_country-9-24-29_category-1-3_colour-2-3-6.csv"
     )
@@ -310,7 +313,7 @@ def test_the_csv_names_its_period_and_filters_first_and_holds_rounded_values(con
     assert (table["revenue"] == table["revenue"].round(2)).all()
     countries = table[table["dimension"] == "Country"]
     assert countries["share_pct"].sum() == pytest.approx(100, abs=0.5)
-    everything = kpi_export.breakdown_csv(context.data, "bundled", SessionFilter())
+    everything = kpi_export.breakdown_csv(context.dataset(), "bundled", SessionFilter())
     assert everything["filename"] == "kpi-breakdown_bundled_all-dates.csv"
     assert "# Period: 2008-04-01 to 2008-08-13 (all dates)" in everything["content"]
 
@@ -324,20 +327,22 @@ def test_csv_cells_that_look_like_formulas_are_neutralised():
 def test_trend_alerts_mark_a_flagged_day_explain_it_and_download(context):
     window, threshold = 28, 2.5  # a lower threshold than the default, so the bundled data has flags
     filt = SessionFilter(start=date(2008, 5, 1), end=date(2008, 8, 13))
-    alerts = alerts_for(context.data, filt, window, threshold)
+    alerts = alerts_for(context.dataset(), filt, window, threshold)
     flagged = alerts[alerts["flag"]]
     assert len(flagged) > 0
-    fig = trend_view(context.data, filt, "D", window, threshold)
+    fig = trend_view(context.dataset(), filt, "D", window, threshold)
     markers = [t for t in fig.data if t.name and t.name.startswith("Alert")]
     assert sum(len(t.x) for t in markers) == len(flagged)
     assert all("vs usual" in row[0] for t in markers for row in t.customdata)
-    download = kpi_export.alerts_csv(context.data, "bundled", filt, alerts, "rule")
+    download = kpi_export.alerts_csv(context.dataset(), "bundled", filt, alerts, "rule")
     table = pd.read_csv(io.StringIO(download["content"]), comment="#")
     assert len(table) == len(flagged) and download["filename"].startswith("kpi-alerts_bundled_2008-05-01_2008-08-13")
     assert set(table.columns) == {"date", "metric", "value", "usual", "robust_z", "explanation"}
     summary = _text(alerts_summary(alerts, threshold, window))
     assert f"{len(flagged)} flag(s)" in summary
-    assert not [t for t in trend_view(context.data, filt, "W", window, threshold).data if t.name.startswith("Alert")]
+    assert not [
+        t for t in trend_view(context.dataset(), filt, "W", window, threshold).data if t.name.startswith("Alert")
+    ]
 
 
 def test_a_url_without_dates_opens_on_the_default_period_and_dates_all_on_everything(context):
@@ -351,6 +356,6 @@ def test_a_url_without_dates_opens_on_the_default_period_and_dates_all_on_everyt
     named = view_from_url(context, "?from=2008-06-01&to=2008-06-30")
     assert (named.filter.start, named.filter.end) == (date(2008, 6, 1), date(2008, 6, 30))
     # The filter bar shows the landing period and reads back the same view, so the URL is not rewritten.
-    _, _, start, end, _ = filter_bar.date_props(context.data, landing)
+    _, _, start, end, _ = filter_bar.date_props(context.dataset(), landing)
     assert (start, end) == ("2008-07-14", "2008-08-10")
     assert filter_bar.view_of("kpi", start, end, [], [], "bundled", "?freq=W") == landing

@@ -41,7 +41,7 @@ def all_layout_ids(context) -> list:
     tabs = [(t.TAB_ID, t.LABEL) for t in TABS]
     found = _collect_ids(shell(context, tabs, training_panel(context), dataset_panel.panel(context)), [])
     _collect_ids(event_value_rows("event", [["view", 3], ["cart", 1]], ["view", "cart"]), found)
-    for field in filter_bar.dimension_fields(context.data, ViewState()):
+    for field in filter_bar.dimension_fields(context.dataset(), ViewState()):
         _collect_ids(field, found)
     for tab in TABS:
         _collect_ids(tab.layout(context, BUNDLED_DATASET_KEY), found)
@@ -125,10 +125,10 @@ def test_a_damaged_url_falls_back_to_defaults_instead_of_failing():
 
 def test_the_filter_bar_shows_the_url_filter_and_reads_it_back(context):
     state = parse_search("?from=2008-06-01&to=2008-06-30&country=29", TAB_IDS)
-    dropdowns = [field.children[1] for field in filter_bar.dimension_fields(context.data, state)]
+    dropdowns = [field.children[1] for field in filter_bar.dimension_fields(context.dataset(), state)]
     assert [d.id["name"] for d in dropdowns] == ["country", "main_category", "main_colour"]
     assert [d.value for d in dropdowns] == [[29], [], []]
-    _, _, start, end, _ = filter_bar.date_props(context.data, state)
+    _, _, start, end, _ = filter_bar.date_props(context.dataset(), state)
     assert filter_bar.read(start, end, [d.value for d in dropdowns], [d.id for d in dropdowns]) == state.filter
 
 
