@@ -57,15 +57,15 @@ TRAINING_LOST = (
     "Training failed: the worker running it was lost (killed, restarted or out of memory). "
     "Nothing from this job was saved; the models in use are unchanged. Train again when the worker is back."
 )
+SCORING_LOST = (
+    "Scoring stopped: the worker running it was lost (killed, restarted or out of memory). "
+    "Nothing was written; upload the file again and score it."
+)
 LOST_MESSAGES = {
     # output of the job's callback -> (component that shows the message, its text). The Train panel's
     # job file says the same (``ml.serving.jobs`` reads a lost job as failed), for every page that polls it.
     ids.APP_MODELS_STORE: (ids.TRAIN_MESSAGE, TRAINING_LOST),
-    ids.SCORING_RESULT_STORE: (
-        ids.SCORING_JOB_NOTE,
-        "Scoring stopped: the worker running it was lost (killed, restarted or out of memory). "
-        "Nothing was written; upload the file again and score it.",
-    ),
+    ids.SCORING_RESULT_STORE: (ids.SCORING_JOB_NOTE, SCORING_LOST),
 }
 
 

@@ -234,6 +234,7 @@ SCORING_SCORE_AREA = "scoring-score-div"
 SCORING_SCORE_BUTTON = "scoring-score-button"
 SCORING_CANCEL = "scoring-cancel-button"
 SCORING_PROGRESS = "scoring-progress-bar"
+SCORING_POLL = "scoring-poll-interval"  # reads the scoring job's state on the server (ml.serving.jobs)
 SCORING_JOB_NOTE = "scoring-job-div"
 SCORING_RESULTS = "scoring-results-div"
 SCORING_SUMMARY = "scoring-summary-row"

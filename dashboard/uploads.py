@@ -70,6 +70,8 @@ SCORES_TABLE = "scores.parquet"
 MAX_AGE_SECONDS = 3600.0
 ID_BYTES = 24  # 192 random bits: an id cannot be guessed
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
+ANYONE = object()  # ``UploadStore.remove`` without an owner check (the clean-up, the upload's own rollback)
+SCORING_CANCELLED = "Scoring cancelled: nothing was written. Press Score to start again."
 DATA_URL = re.compile(r"data:[^,;]*(;[^,;]*)*;base64,", re.ASCII)
 EMPTY_DATA_URL = re.compile(r"data:[^,]*,?", re.ASCII)
 EMPTY_MESSAGE = "the file is empty: no header and no rows"
@@ -221,6 +223,22 @@ class UploadStore:
             raise UploadGone("the upload has expired (files are kept for an hour); upload the file again")
         return folder
 
+    def owned(self, upload_id: object, owner: str | None) -> Path:
+        """The folder of an upload made by ``owner``; ``UploadGone`` for any other (or no) upload.
+
+        Upload ids are random, but a page's store value can be copied: the owner
+        recorded on the server decides, so one user can never read, score or
+        delete another user's upload or results.
+        """
+        folder = self.folder(upload_id)
+        try:
+            meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            meta = None
+        if not isinstance(meta, dict) or meta.get("owner") != owner:
+            raise UploadGone("this upload belongs to another user; upload the file yourself")
+        return folder
+
     def filename(self, upload_id: str) -> str:
         try:
             meta = json.loads((self.folder(upload_id) / META_FILE).read_text(encoding="utf-8"))
@@ -242,10 +260,10 @@ class UploadStore:
     def results_path(self, upload_id: str) -> Path:
         return self.folder(upload_id) / RESULTS_FILE
 
-    def remove(self, upload_id: object) -> None:
-        """Delete an upload's folder, if it exists and the id is well formed."""
+    def remove(self, upload_id: object, owner: object = ANYONE) -> None:
+        """Delete an upload's folder, if it exists, the id is well formed and (given ``owner``) it is theirs."""
         try:
-            folder = self.folder(upload_id)
+            folder = self.folder(upload_id) if owner is ANYONE else self.owned(upload_id, owner)
         except UploadGone:
             return
         shutil.rmtree(folder, ignore_errors=True)
@@ -499,19 +517,26 @@ def run_scoring_job(
     dataset: str = BUNDLED_DATASET_KEY,
     run_id: str | None = None,
     by: str | None = None,
+    uploader: str | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> dict:
     """Score a stored upload with a dataset's scoring model, write its results beside it and delete the input.
 
     ``run_id`` picks the classifier (it becomes the pinned one); without it the
     pinned classifier scores, and the first scoring pins the champion, so a
-    later training job does not silently change what scores. Returns the small
-    answer the browser keeps: ``ok`` and a message on failure; else the summary,
-    the models used, a P(convert) histogram and the first rows.
+    later training job does not silently change what scores. Only ``uploader``'s
+    own upload is scored. ``should_stop`` is asked between steps (a Cancel from
+    any page): the job then stops before anything is written and the input is
+    kept, so Score works again. Returns the small answer the browser keeps:
+    ``ok`` and a message on failure (``cancelled`` for a Cancel); else the
+    summary, the models used, a P(convert) histogram and the first rows.
     """
     store = UploadStore.for_settings(settings)
     answer: dict = {"id": upload_id, "ok": False}
+    cancelled = {**answer, "cancelled": True, "message": SCORING_CANCELLED}
     try:
         set_progress((10, "reading the file"))
+        store.owned(upload_id, uploader)
         data, filename = store.input_bytes(upload_id), store.filename(upload_id)
         registry = ModelStore(settings.models_dir).registry(dataset)
         models = load_scoring_models(registry, run_id)
@@ -519,8 +544,12 @@ def run_scoring_job(
         if run_id or not choice.pinned:
             pin_model(registry, models.classifier.info.run_id, by)
         loaded = load_events(data, name=filename, max_bytes=settings.max_upload_bytes, limits=settings.limits)
+        if should_stop():
+            return cancelled
         set_progress((40, f"scoring {loaded.n_sessions:,} sessions"))
         scores = score_clicks(loaded.clicks, models)
+        if should_stop():
+            return cancelled
         set_progress((80, "writing the results"))
         write_csv_atomic(scores, store.results_path(upload_id))  # text cells neutralised, as the CLI writes
         scores.to_parquet(store.folder(upload_id) / SCORES_TABLE)  # for ranked target lists
@@ -559,7 +588,7 @@ def scored_table(settings: Settings, result: dict | None) -> pd.DataFrame:
     """The scores of a finished job (for target lists); ``UploadGone`` when they have expired."""
     if not result or not result.get("ok"):
         raise UploadGone("there are no results yet; score a file first")
-    path = UploadStore.for_settings(settings).folder(result.get("id")) / SCORES_TABLE
+    path = UploadStore.for_settings(settings).owned(result.get("id"), upload_owner()) / SCORES_TABLE
     if not path.is_file():
         raise UploadGone("the results have expired (they are kept for an hour); upload and score the file again")
     return pd.read_parquet(path)
@@ -587,7 +616,7 @@ def results_file(settings: Settings, result: dict | None) -> Path:
     """The results CSV of a finished job; ``UploadGone`` when it has expired."""
     if not result or not result.get("ok"):
         raise UploadGone("there are no results to download yet; score a file first")
-    path = UploadStore.for_settings(settings).results_path(result.get("id"))
+    path = UploadStore.for_settings(settings).owned(result.get("id"), upload_owner()) / RESULTS_FILE
     if not path.is_file():
         raise UploadGone("the results have expired (they are kept for an hour); upload and score the file again")
     return path

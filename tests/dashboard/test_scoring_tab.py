@@ -211,17 +211,6 @@ def test_download_sends_the_results_file_then_says_when_it_expired(scored_settin
     assert "expired" in text_of(note)
 
 
-def test_job_note_for_cancel_failure_and_a_fresh_start():
-    upload = {"id": "A" * 32, "valid": True}
-    failed = {"id": upload["id"], "ok": False, "message": "no trained classification model"}
-    assert "cancelled" in text_of(scoring.job_note({ids.SCORING_CANCEL}, None, upload))
-    # Dash holds the note while the job runs, so the Score press arrives with the Cancel press.
-    assert "cancelled" in text_of(scoring.job_note({ids.SCORING_SCORE_BUTTON, ids.SCORING_CANCEL}, None, upload))
-    assert "no trained" in text_of(scoring.job_note({ids.SCORING_RESULT_STORE}, failed, upload))
-    assert scoring.job_note({ids.SCORING_UPLOAD_STORE}, failed, upload) is None
-    assert scoring.job_note({ids.SCORING_RESULT_STORE}, failed, {"id": "B" * 32, "valid": True}) is None
-
-
 # ---------------------------------------------------------------- figures
 def test_histogram_marks_the_threshold_and_says_when_nothing_was_scored():
     fig = p_convert_histogram([1, 4, 2], [0.1, 0.2, 0.3, 0.4], 0.25)
@@ -243,7 +232,11 @@ def test_the_app_registers_the_background_job_and_the_training_link(app):
     callbacks = app.callback_map
     job = callbacks[f"{ids.SCORING_RESULT_STORE}.data"]
     assert job["background"]["cancel"], "scoring must run as a cancellable background callback"
-    assert [o.component_id for o in job["background"]["progress"]] == [ids.SCORING_PROGRESS] * 2
+    # Progress, Score/Cancel and notes come from the job file on the server (one poll), not from this tab's job.
+    assert not job["background"].get("progress")
+    poll = next(v for v in callbacks.values() if {"id": ids.SCORING_POLL, "property": "n_intervals"} in v["inputs"])
+    outputs = {str(o) for o in poll["output"]}
+    assert {f"{ids.SCORING_PROGRESS}.value", f"{ids.SCORING_CANCEL}.disabled"} <= outputs
     link = next(v for v in callbacks.values() if [i["id"] for i in v["inputs"]] == [ids.SCORING_TRAIN_BUTTON])
     assert ids.APP_TABS in str(link["output"])
     assert link["callback"].__wrapped__(1) == scoring.TRAIN_TAB == "leaderboard"

@@ -3,7 +3,7 @@
 The upload is decoded and kept on the server (``dashboard.uploads``); the
 browser holds only its random id, in a memory store of its own tab. A file
 with problems gets the engine's full problem list and how to fix it, and is
-not scored. Scoring runs as a background callback on the diskcache manager: it
+not scored. Scoring runs as a background callback (diskcache, or Celery with Redis): it
 reads the upload from its temporary folder, scores with the saved models,
 writes the CSV ``python -m ml score`` would write (formulas neutralised),
 deletes the input, and returns a small summary and the first rows to preview.
@@ -12,21 +12,24 @@ deletes the input, and returns a small summary and the first rows to preview.
 from __future__ import annotations
 
 import logging
+import time
 
 import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 import plotly.graph_objects as go
-from dash import Input, Output, State, ctx, dcc, html, no_update
+from dash import Input, Output, State, dcc, html, no_update
 
 from dashboard import ids
 from dashboard.components import graph_panel
 from dashboard.context import AppContext
 from dashboard.figures.scoring import column_defs, p_convert_histogram, report_card, results_summary
 from dashboard.tabs.leaderboard.training_panel import owner_name
+from dashboard.tabs.scoring.job import POLL_IDLE_MS, POLL_RUNNING_MS, job_view, run_job, scoring_board
 from dashboard.tabs.scoring.rules import model_choices, model_note, pin_choice, rule_card, rule_note
 from dashboard.upload_guard import register_upload_guard
 from dashboard.uploads import (
     PREVIEW_ROWS,
+    SCORING_CANCELLED,
     UploadGone,
     UploadStore,
     check_upload,
@@ -36,9 +39,9 @@ from dashboard.uploads import (
     problems_data,
     report_data,
     results_file,
-    run_scoring_job,
     target_csv,
     target_download_name,
+    upload_owner,
 )
 from ml.config import BUNDLED_DATASET_KEY, Settings
 from ml.data.reading import format_size
@@ -79,26 +82,13 @@ def results_view(upload: dict | None, result: dict | None) -> tuple[bool, object
     return False, results_summary(result), figure, result["preview"]
 
 
-def job_note(triggered: set[str], result: dict | None, upload: dict | None) -> object:
-    """A cancelled or failed job says so; a new upload or a finished job clears the note.
-
-    Dash holds this callback while the job runs (the job's output is one of its
-    inputs), so a Score press and a Cancel press can arrive together: Cancel wins.
-    """
-    if ids.SCORING_CANCEL in triggered:
-        return dbc.Alert("Scoring cancelled: nothing was written. Press Score to start again.", color="info")
-    failed = result and not result.get("ok") and upload and result.get("id") == upload.get("id")
-    if ids.SCORING_RESULT_STORE in triggered and failed:
-        return dbc.Alert(html.Pre(result.get("message", ""), className="mb-0 scoring-message"), color="danger")
-    return None
-
-
 def receive_upload(
     settings: Settings, registry: Registry, contents: str | None, filename: str | None, previous: dict | None
 ) -> tuple[dbc.Card, dict]:
     """The upload callback's body: (report card, this tab's upload store: small JSON with the report's data)."""
     if previous:
-        UploadStore.for_settings(settings).remove(previous.get("id"))  # this tab's earlier upload is replaced
+        # This tab's earlier upload is replaced (only if it is this user's: a copied store value deletes nothing).
+        UploadStore.for_settings(settings).remove(previous.get("id"), owner=upload_owner())
     name = display_name(filename)
     invalid = {"id": None, "filename": name, "valid": False}
     try:
@@ -308,12 +298,14 @@ def layout(context: AppContext, key: str = BUNDLED_DATASET_KEY) -> html.Div:
             score_area,
             html.Div(id=ids.SCORING_JOB_NOTE),
             results,
+            dcc.Interval(id=ids.SCORING_POLL, interval=POLL_IDLE_MS),  # reads the job's state on the server
         ]
     )
 
 
 # ---------------------------------------------------------------- callbacks
 def register_callbacks(app, context: AppContext) -> None:
+    board = scoring_board(context.settings)
     register_upload_guard(
         app,
         ids.SCORING_UPLOAD,
@@ -325,6 +317,7 @@ def register_callbacks(app, context: AppContext) -> None:
     @app.callback(
         Output(ids.SCORING_UPLOAD_STORE, "data"),
         Output(ids.SCORING_UPLOAD, "contents"),
+        Output(ids.SCORING_JOB_NOTE, "children", allow_duplicate=True),
         Input(ids.SCORING_UPLOAD, "contents"),
         State(ids.SCORING_UPLOAD, "filename"),
         State(ids.SCORING_UPLOAD_STORE, "data"),
@@ -333,9 +326,9 @@ def register_callbacks(app, context: AppContext) -> None:
     )
     def upload_file(contents, filename, previous, dataset):
         if contents is None:
-            return no_update, no_update
+            return no_update, no_update, no_update
         _, upload = receive_upload(context.settings, context.registry_for(dataset), contents, filename, previous)
-        return upload, None  # small JSON; the browser drops its copy of the bytes
+        return upload, None, None  # small JSON; the browser drops its copy of the bytes; the last job's note goes
 
     @app.callback(
         Output(ids.SCORING_REPORT, "children"),
@@ -347,6 +340,8 @@ def register_callbacks(app, context: AppContext) -> None:
 
     @app.callback(
         Output(ids.SCORING_REQUEST_STORE, "data"),
+        Output(ids.SCORING_SCORE_BUTTON, "disabled", allow_duplicate=True),
+        Output(ids.SCORING_POLL, "interval", allow_duplicate=True),
         Input(ids.SCORING_SCORE_BUTTON, "n_clicks"),
         State(ids.SCORING_UPLOAD_STORE, "data"),
         State(ids.SCORING_MODEL_DROPDOWN, "value"),
@@ -357,9 +352,18 @@ def register_callbacks(app, context: AppContext) -> None:
         # The job listens to this shell-level store, not to the button: re-rendering the tab
         # re-inserts the button, which would otherwise start (and spend) a worker process.
         if not n_clicks or not upload or not upload.get("valid"):
-            return no_update
-        key = context.known(dataset)
-        return {"id": upload["id"], "press": n_clicks, "dataset": key, "run_id": run_id, "by": owner_name()}
+            return no_update, no_update, no_update
+        request = {
+            "id": upload["id"],
+            "upload": upload,  # small JSON (the report's data): a reloaded page gets it back from the job file
+            "press": n_clicks,
+            "dataset": context.known(dataset),
+            "run_id": run_id,
+            "by": owner_name(),
+            "uploader": upload_owner(),
+            "requested": time.time(),
+        }
+        return request, True, POLL_RUNNING_MS  # the job file takes over from the next poll
 
     @app.callback(
         Output(ids.SCORING_RESULT_STORE, "data"),
@@ -367,26 +371,51 @@ def register_callbacks(app, context: AppContext) -> None:
         background=True,
         manager=context.background_manager,
         interval=500,
-        running=[
-            (Output(ids.SCORING_SCORE_BUTTON, "disabled"), True, False),
-            (Output(ids.SCORING_CANCEL, "disabled"), False, True),
-            (Output(ids.SCORING_PROGRESS, "style"), {}, {"visibility": "hidden"}),  # no stale bar after a cancel
-        ],
         cancel=[Input(ids.SCORING_CANCEL, "n_clicks")],
-        progress=[Output(ids.SCORING_PROGRESS, "value"), Output(ids.SCORING_PROGRESS, "label")],
         prevent_initial_call=True,
     )
-    def score_upload(set_progress, request):
+    def score_upload(request):
+        # Progress, Score/Cancel and notes come from the job file (show_job), so every page shows the same.
         if not request:
             return no_update
-        return run_scoring_job(
-            context.settings,
-            request["id"],
-            set_progress,
-            dataset=context.known(request.get("dataset")),
-            run_id=request.get("run_id"),
-            by=request.get("by"),
-        )
+        return run_job(context.settings, {**request, "dataset": context.known(request.get("dataset"))})
+
+    @app.callback(
+        Output(ids.SCORING_JOB_NOTE, "children", allow_duplicate=True),
+        Input(ids.SCORING_CANCEL, "n_clicks"),
+        State(ids.APP_DATASET_STORE, "data"),
+        prevent_initial_call=True,
+    )
+    def cancel_scoring(n_clicks, dataset):
+        if not n_clicks:
+            return no_update
+        board.cancel(context.known(dataset), owner_name(), SCORING_CANCELLED)  # every page reads it at once
+        return dbc.Alert(SCORING_CANCELLED, color="info", className="mb-3")
+
+    @app.callback(
+        Output(ids.SCORING_PROGRESS, "value"),
+        Output(ids.SCORING_PROGRESS, "label"),
+        Output(ids.SCORING_PROGRESS, "style"),
+        Output(ids.SCORING_SCORE_BUTTON, "disabled"),
+        Output(ids.SCORING_CANCEL, "disabled"),
+        Output(ids.SCORING_POLL, "interval"),
+        Output(ids.SCORING_JOB_NOTE, "children"),
+        Output(ids.SCORING_UPLOAD_STORE, "data", allow_duplicate=True),
+        Output(ids.SCORING_RESULT_STORE, "data", allow_duplicate=True),
+        # Only the tab's own interval is an input: the shell's stores outlive the tab, so as inputs they
+        # would fire this callback while the tab (and its interval) is not shown.
+        Input(ids.SCORING_POLL, "n_intervals"),
+        State(ids.SCORING_REQUEST_STORE, "data"),
+        State(ids.SCORING_UPLOAD_STORE, "data"),
+        State(ids.APP_DATASET_STORE, "data"),
+        State(ids.SCORING_RESULT_STORE, "data"),
+        prevent_initial_call="initial_duplicate",  # on mount too: a reloaded page shows the job at once
+    )
+    def show_job(_tick, request, upload, dataset, result):
+        key = context.known(dataset)
+        job = board.current(key, owner_name())
+        request = request if request and request.get("dataset") == key else None
+        return job_view(context.settings, job, upload, result, request, upload_owner())
 
     @app.callback(
         Output(ids.SCORING_SCORE_AREA, "hidden"),
@@ -458,17 +487,6 @@ def register_callbacks(app, context: AppContext) -> None:
     )
     def show_results(upload, result):
         return results_view(upload, result)
-
-    @app.callback(
-        Output(ids.SCORING_JOB_NOTE, "children"),
-        Input(ids.SCORING_CANCEL, "n_clicks"),
-        Input(ids.SCORING_SCORE_BUTTON, "n_clicks"),
-        Input(ids.SCORING_RESULT_STORE, "data"),
-        Input(ids.SCORING_UPLOAD_STORE, "data"),
-        prevent_initial_call=True,
-    )
-    def show_job_note(_cancel, _score, result, upload):
-        return job_note(set(ctx.triggered_prop_ids.values()), result, upload)
 
     @app.callback(
         Output(ids.SCORING_DOWNLOAD, "data"),
