@@ -13,7 +13,7 @@ from dashboard.auth import init_auth, may_use_tab, visible_tabs
 from dashboard.background import background_manager, on_callback_error
 from dashboard.context import AppContext
 from dashboard.layout import PRODUCT_NAME, shell
-from dashboard.model_cache import register_model_refresh
+from dashboard.model_refresh import register_model_refresh
 from dashboard.request_limits import bound_request_bodies
 from dashboard.server_errors import register_error_handlers
 from dashboard.tabs import TABS

@@ -15,7 +15,7 @@ THEME_TOGGLE = "app-theme-toggle"  # handled in the browser only (assets/30-them
 APP_DATASET_INFO = "app-dataset-info-div"
 # Registry version: the newest run id; changes when a training job lands, so model views refresh.
 APP_MODELS_STORE = "app-models-store"
-APP_MODELS_POLL = "app-models-interval"  # polls the active dataset's registry version (dashboard.model_cache)
+APP_MODELS_POLL = "app-models-interval"  # polls the active dataset's registry version (dashboard.model_refresh)
 # The segment chosen on the segments tab for the what-if tab to start from (small JSON):
 # {"method", "params", "segment", "persona", "typical": {window feature: value}}.
 APP_SEGMENT_STORE = "app-segment-store"

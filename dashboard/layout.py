@@ -15,7 +15,7 @@ from dash import dcc, html
 from dashboard import filter_bar, ids
 from dashboard.auth import user_menu
 from dashboard.context import AppContext
-from dashboard.model_cache import POLL_MS as MODELS_POLL_MS
+from dashboard.model_refresh import POLL_MS as MODELS_POLL_MS
 from ml.serving.datasets import DatasetInfo
 
 PRODUCT_NAME = "Clickstream conversion analytics"
@@ -117,7 +117,7 @@ def shell(context: AppContext, tabs: list[tuple[str, str]], train_panel: object,
         [
             dcc.Location(id=ids.APP_URL, refresh=False),
             dcc.Store(id=ids.APP_DATASET_STORE, storage_type="memory"),
-            dcc.Store(id=ids.APP_MODELS_STORE, data=context.models_for().version()),
+            dcc.Store(id=ids.APP_MODELS_STORE, data=context.registry_for().version()),
             dcc.Interval(id=ids.APP_MODELS_POLL, interval=MODELS_POLL_MS),
             dcc.Store(id=ids.APP_SEGMENT_STORE, storage_type="session"),
             # This browser tab's upload and scoring job; in the shell so they outlive a tab switch.

@@ -12,19 +12,20 @@ from dashboard import ids
 from dashboard.app_factory import render_tab
 from dashboard.layout import shell
 from dashboard.tabs import leaderboard as tab
-from dashboard.tabs.leaderboard.data import SnapshotRegistry, grid_rows, setup_warnings, snapshot, training_setup
+from dashboard.tabs.leaderboard.data import grid_rows, setup_warnings, training_setup
 from dashboard.tabs.leaderboard.grid import column_defs
 from dashboard.tabs.leaderboard.training_panel import training_panel
 from ml.models.evaluation import classification_metrics
 from ml.serving.leaderboard import TASK_METRICS
 from ml.serving.registry import CURVES_FILE, METADATA_FILE, Registry
+from ml.serving.registry_cache import RegistryCache
 from ml.serving.training import TrainConfig, train
 from ml.tasks import CLASSIFICATION, CLASSIFICATION_METRICS, CLUSTERING, REGRESSION
 
 
 @pytest.fixture(scope="module")
-def registry(trained_registry: Registry) -> SnapshotRegistry:
-    return snapshot(trained_registry)
+def registry(trained_registry: Registry) -> RegistryCache:
+    return RegistryCache.of(trained_registry)
 
 
 @pytest.fixture
@@ -113,7 +114,7 @@ def test_table_view_chooses_the_best_run_and_keeps_a_valid_choice(registry):
 
 
 def test_history_shows_earlier_runs_after_a_second_run_is_saved(registry_copy, small_clicks):
-    view = snapshot(registry_copy)
+    view = RegistryCache.of(registry_copy)
     before = grid_rows(view, CLASSIFICATION)
     train(
         small_clicks,
@@ -208,7 +209,7 @@ def test_residuals_are_actual_minus_predicted(registry):
 
 # ---------------------------------------------------------------- empty, broken, mixed
 def test_an_empty_registry_says_no_models_yet_and_offers_training(tmp_path, context):
-    view = snapshot(Registry(tmp_path / "empty"))
+    view = RegistryCache.of(Registry(tmp_path / "empty"))
     alerts, content_style, note = tab.summary_view(view)
     text = str(alerts)
     assert "No models yet" in text and "Train" in text
@@ -230,7 +231,7 @@ def test_a_corrupt_run_is_reported_by_file_name_not_raised(registry_copy):
     bad_meta.write_text("{ not json", encoding="utf-8")
     bad_curves_run = registry_copy.latest(CLASSIFICATION, "logreg")
     (bad_curves_run.path / CURVES_FILE).write_text("[1, 2", encoding="utf-8")
-    view = snapshot(registry_copy)
+    view = RegistryCache.of(registry_copy)
 
     alerts, style, _ = tab.summary_view(view)
     assert str(bad_meta) in str(alerts) and style == tab.SHOWN
@@ -252,7 +253,7 @@ def test_runs_in_use_with_different_windows_are_called_out(registry_copy):
     path = registry_copy.latest(REGRESSION, "linear").path / METADATA_FILE
     metadata = json.loads(path.read_text(encoding="utf-8"))
     path.write_text(json.dumps({**metadata, "window": 5}), encoding="utf-8")
-    view = snapshot(registry_copy)
+    view = RegistryCache.of(registry_copy)
     setup = training_setup(view)
     assert setup.mixed_windows and set(setup.windows) == {3, 5}
     warning = " ".join(setup_warnings(setup))
@@ -263,7 +264,7 @@ def test_runs_in_use_with_different_windows_are_called_out(registry_copy):
 
 
 def test_a_run_listing_is_read_once_until_the_run_folders_change(registry_copy, monkeypatch):
-    view = snapshot(registry_copy)
+    view = RegistryCache.of(registry_copy)
     view.runs()
     reads = []
     original = Registry._info
@@ -313,8 +314,8 @@ def test_the_capacity_rule_shows_the_saved_held_out_numbers_beside_the_threshold
 
 
 def test_the_leaderboard_reads_the_active_dataset_s_registry(context, trained_registry, tmp_path):
-    """Another dataset's models are not this one's: the views read ``context.models_for(key)``."""
-    bundled = context.models_for("bundled").snapshot
-    assert bundled.root == context.registry_for("bundled").root
-    other = context.models_for("no-such-dataset").snapshot  # an unknown key reads the bundled data's
+    """Another dataset's models are not this one's: the views read ``context.registry_for(key)``."""
+    bundled = context.registry_for("bundled")
+    assert isinstance(bundled, RegistryCache) and bundled is context.registry_for("bundled")  # one cache, kept
+    other = context.registry_for("no-such-dataset")  # an unknown key reads the bundled data's
     assert other is bundled

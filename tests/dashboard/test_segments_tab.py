@@ -243,7 +243,7 @@ def trained(bundled, small_clicks, dash_settings, trained_registry, tmp_path_fac
 
 def test_per_segment_lift_counts_the_held_out_sessions_the_model_was_tested_on(trained: AppContext):
     scores = champion_scores(trained, BUNDLED_DATASET_KEY)
-    champion = trained.models_for(BUNDLED_DATASET_KEY).champion(CLASSIFICATION)
+    champion = trained.registry_for(BUNDLED_DATASET_KEY).loaded_champion(CLASSIFICATION)
     assert scores is not None and scores.run_id == champion.info.run_id
     assert scores.held_out is not None and len(scores.held_out) == champion.metadata["data"]["test_sessions"]
     run = segments.run_for(trained, KMEANS_4)

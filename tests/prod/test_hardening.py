@@ -238,11 +238,11 @@ def test_an_invalid_newest_metadata_file_is_skipped_for_the_previous_run(store_w
 
 
 def test_the_app_falls_back_to_the_previous_run_of_a_damaged_newest_one(store_with_runs, small_clicks, tmp_path):
-    from dashboard.model_cache import ModelCache
+    from ml.serving.registry_cache import RegistryCache
 
     registry, older, newest = _second_run(store_with_runs, small_clicks, tmp_path)
     (newest.path / MODEL_FILE).write_bytes(b"")
-    assert ModelCache(registry).champion("classification").info.run_id == older.run_id
+    assert RegistryCache.of(registry).loaded_champion("classification").info.run_id == older.run_id
 
 
 # ---------------------------------------------------------------- path traversal

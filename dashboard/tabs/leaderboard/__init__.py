@@ -30,7 +30,6 @@ from dashboard.figures.leaderboard import (
 from dashboard.figures.style import empty_figure
 from dashboard.tabs.leaderboard.data import (
     CapacityView,
-    SnapshotRegistry,
     ThresholdView,
     broken_runs,
     capacity_view,
@@ -47,6 +46,7 @@ from dashboard.tabs.leaderboard.data import (
 )
 from dashboard.tabs.leaderboard.grid import column_defs, grid_height, leaderboard_grid, run_options
 from ml.config import BUNDLED_DATASET_KEY
+from ml.serving.registry_cache import RegistryCache
 from ml.tasks import CLASSIFICATION, CLUSTERING, REGRESSION
 
 TAB_ID = "leaderboard"
@@ -74,7 +74,7 @@ DEFAULT_CAPACITY = 10  # percent of sessions
 
 
 # ---------------------------------------------------------------- views (callback bodies)
-def summary_view(registry: SnapshotRegistry, history: bool = False) -> tuple[list, dict, list]:
+def summary_view(registry: RegistryCache, history: bool = False) -> tuple[list, dict, list]:
     """Alerts (no models, unreadable runs, mixed windows or labels), the content's visibility, the note."""
     if not registry.runs():
         return [dbc.Alert([html.Strong("No models yet. "), EMPTY_TEXT], color="info")], HIDDEN, []
@@ -84,7 +84,7 @@ def summary_view(registry: SnapshotRegistry, history: bool = False) -> tuple[lis
     return alerts, SHOWN, [html.Li([html.Strong(head), text]) for head, text in note_items(setup)]
 
 
-def table_view(registry: SnapshotRegistry, task: str, history: bool, current: str | None = None) -> tuple:
+def table_view(registry: RegistryCache, task: str, history: bool, current: str | None = None) -> tuple:
     """Rows, columns, height, card and section visibility, and dropdown options and value for one task."""
     rows = grid_rows(registry, task, history)
     grid_style = {"height": grid_height(rows, grouped=task != CLUSTERING), "width": "100%"}
@@ -104,7 +104,7 @@ def _alert(problem: str | None, title: str) -> object:
     return error_alert(problem, title) if problem else html.Div()
 
 
-def classifier_view(registry: SnapshotRegistry, run_id: str | None) -> tuple:
+def classifier_view(registry: RegistryCache, run_id: str | None) -> tuple:
     """ROC and PR of every classifier in use (the chosen one highlighted), calibration, gains, importance."""
     run, problem = readable_run(registry, run_id)
     if run is None:
@@ -153,7 +153,7 @@ def threshold_text(view: ThresholdView, saved: float | None) -> list:
     ]
 
 
-def confusion_view(registry: SnapshotRegistry, run_id: str | None, threshold: float | None) -> tuple:
+def confusion_view(registry: RegistryCache, run_id: str | None, threshold: float | None) -> tuple:
     """Confusion matrix and precision / recall / F1 at the slider's threshold, from stored predictions."""
     run, _ = readable_run(registry, run_id)
     if run is None or threshold is None:
@@ -209,7 +209,7 @@ def capacity_text(view: CapacityView | None) -> list:
     return lines
 
 
-def capacity_panel_view(registry: SnapshotRegistry, run_id: str | None, percent: float | None) -> list:
+def capacity_panel_view(registry: RegistryCache, run_id: str | None, percent: float | None) -> list:
     """The capacity numbers of the chosen classifier at the slider's share."""
     run, _ = readable_run(registry, run_id)
     if run is None or percent is None:
@@ -218,7 +218,7 @@ def capacity_panel_view(registry: SnapshotRegistry, run_id: str | None, percent:
     return capacity_text(capacity_view(run.metadata, curves, float(percent) / 100))
 
 
-def regressor_view(registry: SnapshotRegistry, run_id: str | None) -> tuple:
+def regressor_view(registry: RegistryCache, run_id: str | None) -> tuple:
     """Predicted against actual, residuals and feature importance of the chosen regressor."""
     run, problem = readable_run(registry, run_id)
     if run is None:
@@ -417,8 +417,8 @@ def layout(context: AppContext, key: str = BUNDLED_DATASET_KEY) -> html.Div:
 
 # ---------------------------------------------------------------- callbacks
 def register_callbacks(app, context: AppContext) -> None:
-    def registry(dataset: object) -> SnapshotRegistry:
-        return context.models_for(dataset).snapshot
+    def registry(dataset: object) -> RegistryCache:
+        return context.registry_for(dataset)
 
     @app.callback(
         Output(ids.LEADERBOARD_SUMMARY, "children"),

@@ -14,18 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dashboard.model_cache import SnapshotRegistry
 from ml.errors import ArtifactError
 from ml.models.capacity import at_share, at_threshold, capacity_table
 from ml.models.evaluation import classification_metrics
 from ml.serving.leaderboard import CurveSeries, leaderboard
-from ml.serving.registry import METADATA_FILE, Registry, RunInfo
+from ml.serving.registry import METADATA_FILE, RunInfo
+from ml.serving.registry_cache import RegistryCache
 from ml.tasks import CLASSIFICATION, CLUSTERING, REGRESSION, TASKS
-
-
-def snapshot(registry: Registry) -> SnapshotRegistry:
-    """A metadata-caching view of a registry (the app keeps one per dataset: ``context.models_for(key).snapshot``)."""
-    return registry if isinstance(registry, SnapshotRegistry) else SnapshotRegistry(registry.root)
 
 
 # ---------------------------------------------------------------- grid rows and columns
@@ -38,7 +33,7 @@ def _clean(value: object) -> object:
     return value
 
 
-def grid_rows(registry: SnapshotRegistry, task: str, history: bool = False) -> list[dict]:
+def grid_rows(registry: RegistryCache, task: str, history: bool = False) -> list[dict]:
     """Leaderboard rows (``ml.leaderboard``) plus what the grid needs: best, in use, label, problem."""
     frame = leaderboard(registry, task, history=history)
     if frame.empty:
@@ -89,7 +84,7 @@ class TrainingSetup:
         return len(self.labels) > 1
 
 
-def training_setup(registry: SnapshotRegistry) -> TrainingSetup:
+def training_setup(registry: RegistryCache) -> TrainingSetup:
     """Which window k and label each model in use was trained with (clustering has no window)."""
     windows: dict[int, list[str]] = {}
     labels: dict[str, list[str]] = {}
@@ -110,7 +105,7 @@ def training_setup(registry: SnapshotRegistry) -> TrainingSetup:
     return TrainingSetup(windows, labels, proxy, held_out, cv_text)
 
 
-def broken_runs(registry: SnapshotRegistry, history: bool = False) -> list[str]:
+def broken_runs(registry: RegistryCache, history: bool = False) -> list[str]:
     """One message per run in use (or per run, with ``history``) whose metadata cannot be read, naming the file."""
     runs = registry.runs() if history else [r for task in TASKS for r in registry.latest_per_model(task)]
     return [f"{r.path / METADATA_FILE}: {r.error}" for r in runs if r.error]
@@ -219,7 +214,7 @@ def note_items(setup: TrainingSetup) -> list[tuple[str, str]]:
 
 
 # ---------------------------------------------------------------- one run's data
-def readable_run(registry: SnapshotRegistry, run_id: str | None) -> tuple[RunInfo | None, str | None]:
+def readable_run(registry: RegistryCache, run_id: str | None) -> tuple[RunInfo | None, str | None]:
     """The run with this id if its metadata can be read, else ``None`` and why (naming the file)."""
     run = registry.run(run_id)
     if run is not None and run.metadata is None:
@@ -227,7 +222,7 @@ def readable_run(registry: SnapshotRegistry, run_id: str | None) -> tuple[RunInf
     return run, None
 
 
-def load_curves(registry: SnapshotRegistry, run: RunInfo) -> tuple[dict, str | None]:
+def load_curves(registry: RegistryCache, run: RunInfo) -> tuple[dict, str | None]:
     """A run's curve data, or an empty dict and a message naming the file that cannot be read."""
     try:
         return registry.curves(run), None
@@ -235,7 +230,7 @@ def load_curves(registry: SnapshotRegistry, run: RunInfo) -> tuple[dict, str | N
         return {}, f"{exc.path}: {exc.reason}"
 
 
-def classifier_series(registry: SnapshotRegistry, selected: RunInfo) -> tuple[list[CurveSeries], list[str]]:
+def classifier_series(registry: RegistryCache, selected: RunInfo) -> tuple[list[CurveSeries], list[str]]:
     """Curve data of every classifier in use plus the selected run (an earlier one is named by its date)."""
     in_use = [r for r in registry.latest_per_model(CLASSIFICATION) if r.metadata is not None]
     ids_in_use = {r.run_id for r in in_use}

@@ -80,7 +80,7 @@ def _score(data: PreparedData, run) -> ChampionScores | None:
 def champion_scores(context: AppContext, key: object) -> ChampionScores | None:
     """The dataset's champion classifier's scores, or None when it has no usable model."""
     try:
-        run = context.models_for(key).champion(CLASSIFICATION)
+        run = context.registry_for(key).loaded_champion(CLASSIFICATION)
     except ClickstreamError as exc:  # a broken artifact: the tab works without the model
         log.warning("no champion model for the segments tab: %s", exc)
         return None

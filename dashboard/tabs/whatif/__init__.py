@@ -62,7 +62,7 @@ DEFAULT_CAPACITY = 10  # percent
 
 def prepared_models(context: AppContext, key: str = BUNDLED_DATASET_KEY) -> PreparedModels:
     """The what-if models of one dataset, loading runs through that dataset's model cache."""
-    return PreparedModels(context.registry_for(key), context.models_for(key).load)
+    return PreparedModels(context.registry_for(key), context.registry_for(key).loaded)
 
 
 class ModelsByDataset:
