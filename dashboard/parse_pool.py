@@ -3,9 +3,10 @@
 A parse holds the GIL for long stretches and may take up to about twice the
 size limit in memory; in a worker process it slows no other user's callback,
 and its memory goes back to the system when the worker is replaced. At most
-``limits.max_parses`` parses run at once per server process (the gate); a
-further upload waits ``limits.parse_wait_s`` seconds and is then told the
-server is busy. A worker that dies (killed for memory, say) is reported as a
+``limits.max_parses`` parses run at once on the machine, across all the web
+server's worker processes (the gate: lock files in the cache folder, since
+memory is the machine's); a further upload waits ``limits.parse_wait_s``
+seconds and is then told the server is busy. A worker that dies (killed for memory, say) is reported as a
 message and replaced; the server keeps serving.
 """
 
@@ -24,6 +25,7 @@ from ml.errors import Problem, ServerBusy, ValidationError
 
 log = logging.getLogger(__name__)
 
+PARSE_SLOTS_DIRNAME = "parse-slots"
 TASKS_PER_WORKER = 20  # then the worker is replaced, giving its memory back
 
 _pools: dict[int, ProcessPoolExecutor] = {}
@@ -60,9 +62,14 @@ def parse_upload(data: bytes, filename: str, settings: Settings) -> LoadedEvents
         raise ValidationError([Problem(str(exc))], source=filename) from exc
 
 
+def upload_gate(settings: Settings):
+    """The machine-wide gate of upload parses (shared by every web worker using this cache folder)."""
+    return parse_gate(settings.limits.max_parses, settings.cache_dir / PARSE_SLOTS_DIRNAME)
+
+
 def _parse(data: bytes, filename: str, settings: Settings) -> LoadedEvents:
     limits = settings.limits
-    with parse_gate(limits.max_parses).slot(limits.parse_wait_s):
+    with upload_gate(settings).slot(limits.parse_wait_s):
         pool = _pool(limits.max_parses)
         try:
             future = pool.submit(load_events, data, name=filename, max_bytes=settings.max_upload_bytes, limits=limits)

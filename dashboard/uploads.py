@@ -21,6 +21,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -29,7 +32,7 @@ import secrets
 import shutil
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -175,16 +178,33 @@ class UploadStore:
         folders and this upload together would pass the quota.
         """
         self.sweep()
-        if self.quota_bytes is not None:
-            used = self.usage(owner)
-            if used + len(data) > self.quota_bytes:
-                raise upload_problem(
-                    f"your stored uploads and results take {format_size(used)}; with this file "
-                    f"({format_size(len(data))}) they would pass your upload quota of "
-                    f"{format_size(self.quota_bytes)} (set by {ENV_UPLOAD_QUOTA_MB})",
-                    filename,
-                )
         self.root.mkdir(parents=True, exist_ok=True)
+        with self._owner_lock(owner):  # check and write as one step: two uploads at once cannot both pass
+            if self.quota_bytes is not None:
+                used = self.usage(owner)
+                if used + len(data) > self.quota_bytes:
+                    raise upload_problem(
+                        f"your stored uploads and results take {format_size(used)}; with this file "
+                        f"({format_size(len(data))}) they would pass your upload quota of "
+                        f"{format_size(self.quota_bytes)} (set by {ENV_UPLOAD_QUOTA_MB})",
+                        filename,
+                    )
+            return self._write(data, filename, owner)
+
+    @contextlib.contextmanager
+    def _owner_lock(self, owner: str | None) -> Iterator[None]:
+        """One upload at a time per owner, across every worker process (an ``flock`` beside the uploads folder)."""
+        name = hashlib.sha256(str(owner).encode("utf-8")).hexdigest()[:16]
+        locks = self.root.with_name(f"{self.root.name}-locks")
+        locks.mkdir(parents=True, exist_ok=True)
+        with open(locks / f"quota-{name}.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _write(self, data: bytes, filename: str | None, owner: str | None) -> str:
         upload_id = secrets.token_urlsafe(ID_BYTES)
         folder = self.root / upload_id
         folder.mkdir(mode=0o700)

@@ -8,13 +8,17 @@
   limit, rows with more fields than the column limit and NUL bytes, so a
   one-line file of millions of columns is refused in milliseconds instead of
   pinning a worker in the CSV parser.
-- ``parse_gate`` bounds how many files one process parses at once; a further
-  one waits a little and is then told the server is busy.
+- ``parse_gate`` bounds how many files are parsed at once, in one process or,
+  given a folder, among every process on the machine that uses it (the web
+  server's workers); a further one waits a little and is then told the server
+  is busy.
 """
 
 from __future__ import annotations
 
+import fcntl
 import io
+import logging
 import threading
 import time
 import zlib
@@ -33,6 +37,8 @@ GZIP_INPUT_CHUNK = 64 << 10
 SCAN_CHUNK = 4 << 20
 NEWLINE = 10
 NUL = 0
+
+log = logging.getLogger(__name__)
 
 
 def _fail(message: str, source: str | None) -> ValidationError:
@@ -227,6 +233,13 @@ def scan_lines(data: bytes, delimiter: str, limits: InputLimits, header_fields: 
     return LineScan([p for p in found if p is not None], wider[:MAX_WIDER_ROWS])
 
 
+def _busy(slots: int, started: float) -> ServerBusy:
+    waited = time.monotonic() - started
+    return ServerBusy(
+        f"the server is busy reading {slots} other file(s) (waited {waited:.0f} s); try again in a minute"
+    )
+
+
 class ParseGate:
     """At most ``slots`` parses at once in this process; the next waits, then hears the server is busy."""
 
@@ -238,24 +251,72 @@ class ParseGate:
     def slot(self, wait_s: float) -> Iterator[None]:
         started = time.monotonic()
         if not self._semaphore.acquire(timeout=wait_s):
-            waited = time.monotonic() - started
-            raise ServerBusy(
-                f"the server is busy reading {self.slots} other file(s) (waited {waited:.0f} s); try again in a minute"
-            )
+            raise _busy(self.slots, started)
         try:
             yield
         finally:
             self._semaphore.release()
 
 
-_GATES: dict[int, ParseGate] = {}
+class SharedParseGate:
+    """At most ``slots`` parses at once among all processes that share ``directory`` (one machine).
+
+    Each place is a lock file held with ``flock`` while a parse runs; the
+    kernel drops the lock when its holder exits, so a killed worker never keeps
+    a place. Memory is a machine's, so this is the bound that matters when a
+    server runs several worker processes. If the folder cannot be used (a
+    read-only or vanished cache), the process-wide gate stands in.
+    """
+
+    POLL_S = 0.05
+
+    def __init__(self, slots: int, directory: Path):
+        self.slots = slots
+        self.directory = Path(directory)
+
+    def _try_place(self) -> object | None:
+        for index in range(self.slots):
+            handle = open(self.directory / f"slot-{index}.lock", "a")  # noqa: SIM115 - held while the parse runs
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                continue
+            return handle
+        return None
+
+    @contextmanager
+    def slot(self, wait_s: float) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            handle = self._try_place()
+            while handle is None:
+                if time.monotonic() - started >= wait_s:
+                    raise _busy(self.slots, started)
+                time.sleep(self.POLL_S)
+                handle = self._try_place()
+        except OSError as exc:
+            log.warning("the parse places in %s cannot be used (%s); bounding parses per process", self.directory, exc)
+            with parse_gate(self.slots).slot(max(0.0, wait_s - (time.monotonic() - started))):
+                yield
+            return
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
+
+
+_GATES: dict[tuple[int, Path | None], ParseGate | SharedParseGate] = {}
 _GATES_LOCK = threading.Lock()
 
 
-def parse_gate(slots: int) -> ParseGate:
-    """The process-wide gate with ``slots`` places (one per configured size, shared by every caller)."""
+def parse_gate(slots: int, directory: Path | None = None) -> ParseGate | SharedParseGate:
+    """The gate with ``slots`` places: process-wide, or machine-wide among the processes sharing ``directory``."""
+    key = (slots, Path(directory) if directory is not None else None)
     with _GATES_LOCK:
-        gate = _GATES.get(slots)
+        gate = _GATES.get(key)
         if gate is None:
-            gate = _GATES[slots] = ParseGate(slots)
+            gate = _GATES[key] = ParseGate(slots) if directory is None else SharedParseGate(slots, Path(directory))
         return gate

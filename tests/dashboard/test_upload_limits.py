@@ -28,7 +28,7 @@ from dashboard.app_factory import create_app, max_request_bytes
 from dashboard.uploads import UploadStore, check_upload, fix_hints
 from ml.config import ENV_UPLOAD_QUOTA_MB, MEGABYTE, PROJECT_ROOT, InputLimits, get_settings
 from ml.data.limits import parse_gate
-from ml.errors import ValidationError
+from ml.errors import ServerBusy, ValidationError
 from ml.serving.registry import Registry
 
 UCI_HEADER = "year;month;day;order;country;session ID;page 1 (main category);page 2 (clothing model);colour;location;model photography;price;price 2;page"  # noqa: E501
@@ -89,28 +89,63 @@ def test_a_parse_worker_that_dies_is_reported_and_replaced(settings) -> None:
     assert len(uploads_left(settings)) == outcome.count("20") + 1
 
 
-def test_more_uploads_than_parse_slots_hear_the_server_is_busy(settings) -> None:
+HOLD_A_PLACE = """
+import sys, time
+from ml.data.limits import parse_gate
+with parse_gate(1, sys.argv[1]).slot(5.0):
+    print("holding", flush=True)
+    sys.stdin.readline()
+"""
+
+
+def test_more_uploads_than_parse_places_on_the_machine_hear_the_server_is_busy(settings) -> None:
+    """The bound is the machine's: another process (another web worker) parsing takes the only place."""
     busy = settings.with_overrides(limits=InputLimits(max_parses=1, parse_wait_s=0.3))
-    holding, release = threading.Event(), threading.Event()
-
-    def parse_elsewhere() -> None:
-        with parse_gate(1).slot(1.0):
-            holding.set()
-            release.wait(10)
-
-    other = threading.Thread(target=parse_elsewhere)
-    other.start()
+    places = busy.cache_dir / parse_pool.PARSE_SLOTS_DIRNAME
+    other = subprocess.Popen(
+        [sys.executable, "-c", HOLD_A_PLACE, str(places)],
+        cwd=PROJECT_ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
-        assert holding.wait(5)
+        assert other.stdout.readline().strip() == "holding"
         with pytest.raises(ValidationError) as error:
             check_upload(busy, Registry(busy.models_dir), data_url(uci_csv(20)), "waiting.csv")
+        assert "busy reading 1 other file" in error.value.report()
+        assert fix_hints(error.value.problems) == ["Wait a minute and upload the file again."]
+        assert uploads_left(busy) == []
+        other.kill()  # a worker that dies gives its place back at once (the kernel drops its lock)
+        other.wait(10)
+        assert (
+            len(check_upload(busy, Registry(busy.models_dir), data_url(uci_csv(20)), "later.csv").loaded.events) == 20
+        )
     finally:
-        release.set()
-        other.join()
-    assert "busy reading 1 other file" in error.value.report()
-    assert fix_hints(error.value.problems) == ["Wait a minute and upload the file again."]
-    assert uploads_left(busy) == []
-    assert len(check_upload(busy, Registry(busy.models_dir), data_url(uci_csv(20)), "later.csv").loaded.events) == 20
+        other.kill()
+        other.wait(10)
+
+
+def test_two_places_let_two_parses_run_and_a_third_wait(tmp_path: Path) -> None:
+    gate = parse_gate(2, tmp_path / "places")
+    with gate.slot(1.0), gate.slot(1.0):
+        started = time.monotonic()
+        with pytest.raises(ServerBusy, match="busy reading 2 other file"), gate.slot(0.2):
+            pass
+        assert time.monotonic() - started >= 0.2  # it waited before saying so
+    with gate.slot(0.1):  # both places are free again
+        pass
+
+
+def test_with_an_unusable_places_folder_parses_are_bounded_per_process(tmp_path: Path) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    with (
+        parse_gate(1, blocked / "places").slot(0.1),  # logged, and the process-wide gate stands in
+        pytest.raises(ServerBusy, match="busy reading 1 other file"),
+        parse_gate(1).slot(0.1),
+    ):
+        pass
 
 
 def test_the_upload_quota_counts_per_owner_and_frees_up_as_uploads_expire(tmp_path: Path) -> None:
@@ -128,6 +163,27 @@ def test_the_upload_quota_counts_per_owner_and_frees_up_as_uploads_expire(tmp_pa
     os.utime(store.root / first, (old, old))
     store.save(b"c" * 100_000, "three.csv", owner="ana")  # the expired one was swept on save
     assert not (store.root / first).exists()
+
+
+def test_uploads_at_once_cannot_both_pass_the_quota(tmp_path: Path) -> None:
+    """The quota check and the write are one step per owner: of many uploads at once only what fits is kept."""
+    store = UploadStore(tmp_path / "uploads", quota_bytes=350_000)
+    outcomes: list[str] = []
+
+    def upload(i: int) -> None:
+        try:
+            store.save(b"z" * 100_000, f"{i}.csv", owner="ana")
+            outcomes.append("kept")
+        except ValidationError:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=upload, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes.count("kept") == 3 and outcomes.count("refused") == 5
+    assert store.usage("ana") <= 350_000
 
 
 def test_expired_folders_are_swept_on_every_save(tmp_path: Path) -> None:
