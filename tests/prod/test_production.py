@@ -17,6 +17,7 @@ worker (the access log says which one answered):
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import uuid
@@ -97,6 +98,15 @@ def badges(component: object) -> list[str]:
     return found
 
 
+def callback_spec(http: DashHTTP, output: str, trigger: str) -> dict:
+    """The app's callback that writes ``output`` when ``trigger`` (``id.property``) changes."""
+    for spec in http.specs:
+        outputs = spec["output"]
+        if (f"{output}." in outputs) and any(f"{d['id']}.{d['property']}" == trigger for d in spec["inputs"]):
+            return spec
+    raise AssertionError(f"no callback with output {output} and input {trigger}")
+
+
 class Panel:
     """One page load's Train panel: press Train, poll the job as the browser does, Cancel."""
 
@@ -111,11 +121,7 @@ class Panel:
         self.views: list[tuple[str, dict]] = []  # (access-log tag, panel view) of each poll
 
     def _spec(self, output: str, trigger: str) -> dict:
-        for spec in self.http.specs:
-            outputs = spec["output"]
-            if (f"{output}." in outputs) and any(f"{d['id']}.{d['property']}" == trigger for d in spec["inputs"]):
-                return spec
-        raise AssertionError(f"no callback with output {output} and input {trigger}")
+        return callback_spec(self.http, output, trigger)
 
     def train(self, models: list[str], mode: str = "quick") -> None:
         values = {
@@ -217,6 +223,51 @@ def test_a_job_started_through_one_worker_reports_progress_through_the_other(sta
     assert "succeeded" in stack.log_text("celery")  # the job ran on the Celery worker, not in gunicorn
     assert lock_holder(stack) is None
     assert [j["state"] for j in job_files(stack)] == ["done"]
+
+
+def test_a_scoring_job_runs_on_the_celery_worker_and_a_reloaded_page_gets_its_results(stack, small_clicks):
+    if not any(r.startswith("2") for r in runs_of(stack)):  # models, when this test runs alone
+        panel = Panel(stack)
+        panel.train(TINY)
+        panel.wait(lambda v: "Trained 3 models" in v["message"], timeout=240)
+    http = DashHTTP(stack.base)
+    csv = lowercase_form(small_clicks[small_clicks["session_id"] <= 60]).to_csv(index=False).encode()
+    contents = "data:text/csv;base64," + base64.b64encode(csv).decode("ascii")
+    upload_in = f"{ids.SCORING_UPLOAD}.contents"
+    spec = callback_spec(http, ids.SCORING_UPLOAD_STORE, upload_in)
+    values = {upload_in: contents, f"{ids.SCORING_UPLOAD}.filename": "sixty.csv"}
+    status, answer, _ = http.post(http.body(spec, values, upload_in))
+    assert status == 200, answer
+    upload = answer["response"][ids.SCORING_UPLOAD_STORE]["data"]
+    assert upload["valid"], upload
+    press = f"{ids.SCORING_SCORE_BUTTON}.n_clicks"
+    spec = callback_spec(http, ids.SCORING_REQUEST_STORE, press)
+    status, answer, _ = http.post(http.body(spec, {press: 1, f"{ids.SCORING_UPLOAD_STORE}.data": upload}, press))
+    request = answer["response"][ids.SCORING_REQUEST_STORE]["data"]
+    request_in = f"{ids.SCORING_REQUEST_STORE}.data"
+    job_spec = callback_spec(http, ids.SCORING_RESULT_STORE, request_in)
+    status, started, _ = http.post(http.body(job_spec, {request_in: request}, request_in))
+    assert status == 200 and "cacheKey" in started, started
+    # A reloaded page (empty stores, no Dash handle of the job) polls the job file through either worker.
+    poll_in = f"{ids.SCORING_POLL}.n_intervals"
+    poll_spec = callback_spec(http, ids.SCORING_PROGRESS, poll_in)
+    deadline, restored, tags = time.monotonic() + 180, None, []
+    while time.monotonic() < deadline and restored is None:
+        status, answer, tag = http.post(http.body(poll_spec, {poll_in: 1}, poll_in))
+        assert status == 200, answer
+        tags.append(tag)
+        result = answer["response"].get(ids.SCORING_RESULT_STORE, {}).get("data")
+        restored = result if result and result.get("ok") else None
+        time.sleep(0.3)
+    assert restored is not None, "the reloaded page never got the job's results"
+    assert restored["id"] == upload["id"] and restored["summary"]["status_counts"]["scored"] > 0
+    assert answer["response"][ids.SCORING_UPLOAD_STORE]["data"]["filename"] == "sixty.csv"
+    assert len({stack.pid_of(t) for t in tags}) == 2 or len(tags) < 4  # any worker answers the poll
+    board = jobs.JobBoard(stack.root / "cache" / "jobs", "scoring")
+    job = board.current("bundled", jobs.LOCAL_OWNER)
+    assert job["state"] == jobs.DONE
+    gunicorn = {int(pid) for pid in stack.worker_pids_seen() if pid.isdigit()}
+    assert job["pid"] not in gunicorn  # scored on the Celery worker, not in a web worker
 
 
 @pytest.mark.parametrize("where", ["the page that started it", "another page"])
