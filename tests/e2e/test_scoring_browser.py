@@ -7,6 +7,7 @@ enforces before sending anything. The no-model case uses the shared app without 
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import os
@@ -270,6 +271,26 @@ def running_scoring_pid(server: AppServer, timeout_s: float = 60) -> int:
     raise AssertionError("no scoring job started")
 
 
+def stop_outside_the_job_file_lock(server: AppServer, pid: int) -> int:
+    """SIGSTOP the job (held where it is, well inside the heartbeat's 20 s), but never while it writes its job file.
+
+    A job stopped inside its job file's ``flock`` would hold the lock that the Cancel needs.
+    """
+    lock = scoring_job_file(server).with_name(".scoring-local.json.lock")
+    for _ in range(200):
+        os.kill(pid, signal.SIGSTOP)
+        with open(lock, "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # stopped mid-write: let it finish and try again
+                os.kill(pid, signal.SIGCONT)
+                time.sleep(0.01)
+                continue
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return pid
+    raise AssertionError("the job never left its job file's lock")
+
+
 def test_a_running_scoring_job_survives_a_reload_and_cancel_there_writes_nothing(
     scoring_page, scoring_server, bundled_clicks, tmp_path
 ):
@@ -279,8 +300,7 @@ def test_a_running_scoring_job_survives_a_reload_and_cancel_there_writes_nothing
     open_scoring(page, scoring_server)
     assert "valid" in upload(page, path)
     page.click(f"#{ids.SCORING_SCORE_BUTTON}")
-    pid = running_scoring_pid(scoring_server)
-    os.kill(pid, signal.SIGSTOP)  # hold the job where it is (well inside the heartbeat's 20 s), so nothing races
+    pid = stop_outside_the_job_file_lock(scoring_server, running_scoring_pid(scoring_server))
     try:
         page.reload()  # a new page: its stores are empty; the job file on the server says what runs
         page.wait_for_selector(FILE_INPUT, state="attached", timeout=WAIT_MS)
