@@ -7,8 +7,10 @@ landing view, a shared link, a slider moved back), so each answer is kept in a
 small least-recently-used table: the memo of a dataset lives on that
 dataset's prepared tables (``PreparedData.once``), so it goes with them and a
 new dataset never sees an old one's answers, and its keys carry the data hash
-too. Tables are bounded (``size`` entries), so a process serving many
-different filters holds at most that many answers.
+too. Tables are bounded (``size`` entries, ``Settings.view_cache_size``,
+environment variable ``CLICKSTREAM_VIEW_CACHE``), so a process serving many
+different filters holds at most that many answers; size 0 keeps nothing and
+computes every answer afresh (what ``bench/bench_load.py --no-memo`` measures).
 
 Cached answers are shared between requests: they are returned as they are and
 must not be changed by the caller (the callbacks hand them to Dash, which only
@@ -25,19 +27,18 @@ from typing import TypeVar
 
 import plotly.graph_objects as go
 
+from ml.config import VIEW_CACHE_SIZE
 from ml.features.prepared import PreparedData
 
 T = TypeVar("T")
 
-VIEW_CACHE_SIZE = 256  # answers kept per dataset (all KPI callbacks together)
-
 
 class ViewCache:
-    """A thread-safe LRU table: ``get(key, build)`` returns the kept answer or builds and keeps it."""
+    """A thread-safe LRU table: ``get(key, build)`` returns the kept answer or builds and keeps it (size 0: none)."""
 
     def __init__(self, size: int = VIEW_CACHE_SIZE) -> None:
-        if size < 1:
-            raise ValueError("a view cache holds at least one answer")
+        if size < 0:
+            raise ValueError("a view cache cannot hold fewer than no answers")
         self.size = size
         self._items: OrderedDict[Hashable, object] = OrderedDict()
         self._lock = threading.Lock()
@@ -54,7 +55,9 @@ class ViewCache:
                 self.hits += 1
                 return self._items[key]  # type: ignore[return-value]
             self.misses += 1
-        value = build()  # outside the lock: two threads may build the same answer once each
+        value = build()
+        if not self.size:
+            return value  # outside the lock: two threads may build the same answer once each
         with self._lock:
             self._items[key] = value
             self._items.move_to_end(key)
@@ -67,14 +70,14 @@ class ViewCache:
             self._items.clear()
 
 
-def dataset_cache(data: PreparedData) -> ViewCache:
-    """The view cache of one prepared dataset (made on first use, dropped with the dataset)."""
-    return data.once("view-cache", lambda _: ViewCache())  # type: ignore[return-value]
+def dataset_cache(data: PreparedData, size: int = VIEW_CACHE_SIZE) -> ViewCache:
+    """The view cache of one prepared dataset (made on first use with ``size``, dropped with the dataset)."""
+    return data.once("view-cache", lambda _: ViewCache(size))  # type: ignore[return-value]
 
 
-def memo(data: PreparedData, name: str, key: tuple, build: Callable[[], T]) -> T:
+def memo(data: PreparedData, name: str, key: tuple, build: Callable[[], T], size: int = VIEW_CACHE_SIZE) -> T:
     """``build()``, kept per dataset under ``name`` and ``key`` (with the dataset's data hash)."""
-    return dataset_cache(data).get((name, data.loaded.data_hash, *key), build)
+    return dataset_cache(data, size).get((name, data.loaded.data_hash, *key), build)
 
 
 def figure_json(figure: go.Figure | dict) -> dict:

@@ -10,6 +10,7 @@ from plotly.io.json import to_json_plotly
 
 from dashboard.tabs.kpi import views
 from dashboard.view_cache import ViewCache, dataset_cache, figure_json
+from ml.config import VIEW_CACHE_SIZE, get_settings
 from ml.features import anomalies
 from ml.features.kpis import SessionFilter
 from ml.features.prepared import prepare
@@ -47,9 +48,19 @@ def test_a_failed_build_is_not_kept() -> None:
     assert cache.get("k", lambda: 5) == 5
 
 
-def test_a_cache_must_hold_something() -> None:
+def test_a_cache_of_size_zero_keeps_nothing() -> None:
+    cache = ViewCache(size=0)
+    assert [cache.get("k", lambda value=value: value) for value in (1, 2)] == [1, 2]
+    assert len(cache) == 0
     with pytest.raises(ValueError):
-        ViewCache(size=0)
+        ViewCache(size=-1)
+
+
+def test_the_size_comes_from_the_environment(monkeypatch) -> None:
+    monkeypatch.setenv("CLICKSTREAM_VIEW_CACHE", "0")
+    assert get_settings().view_cache_size == 0
+    monkeypatch.delenv("CLICKSTREAM_VIEW_CACHE")
+    assert get_settings().view_cache_size == VIEW_CACHE_SIZE
 
 
 def _json(value) -> object:

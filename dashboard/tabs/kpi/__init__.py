@@ -185,14 +185,16 @@ def register_callbacks(app, context: AppContext) -> None:
         dataset,
     )
     def update_kpis(start, end, values, names, key):
-        return cards_outputs(context.dataset(key), filter_bar.read(start, end, values, names))
+        filt = filter_bar.read(start, end, values, names)
+        return cards_outputs(context.dataset(key), filt, context.settings.view_cache_size)
 
     @app.callback(Output(BREAKDOWNS_ALL, "figure"), *filter_bar.INPUTS, Input(BREAKDOWNS_ALL, "id"), dataset)
     def update_breakdowns(start, end, values, names, graphs, key):
         data, filt = context.dataset(key), filter_bar.read(start, end, values, names)
         known = dimensions_of(data.cube)  # graphs of the dataset shown before a switch: their tab renders anew
         names_shown = [g["name"] if g else None for g in graphs or ()]
-        return [breakdown_outputs(data, filt, name) if name in known else no_update for name in names_shown]
+        keep = context.settings.view_cache_size
+        return [breakdown_outputs(data, filt, name, keep) if name in known else no_update for name in names_shown]
 
     @app.callback(
         Output(ids.KPI_BREAKDOWNS, "children"),
@@ -214,7 +216,7 @@ def register_callbacks(app, context: AppContext) -> None:
     def update_trend(start, end, values, names, freq, key):
         data, filt = context.dataset(key), filter_bar.read(start, end, values, names)
         s = context.settings
-        return trend_outputs(data, filt, freq or DEFAULT_FREQ, s.alert_window, s.alert_threshold)
+        return trend_outputs(data, filt, freq or DEFAULT_FREQ, s.alert_window, s.alert_threshold, s.view_cache_size)
 
     @app.callback(
         Output(ids.APP_URL, "search", allow_duplicate=True),
@@ -278,5 +280,5 @@ def register_callbacks(app, context: AppContext) -> None:
             return no_update
         data, filt = context.dataset(key), filter_bar.read(start, end, values, names)
         s = context.settings
-        alerts = alerts_for(data, filt, s.alert_window, s.alert_threshold)
+        alerts = alerts_for(data, filt, s.alert_window, s.alert_threshold, s.view_cache_size)
         return export.alerts_csv(data, data.key, filt, alerts, alert_rule(context))

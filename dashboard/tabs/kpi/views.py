@@ -17,7 +17,7 @@ from dashboard.figures.kpi import breakdown_figure, funnel_figure, trend_figure
 from dashboard.filter_bar import coverage
 from dashboard.tabs.kpi.cards import card_specs, kpi_cards
 from dashboard.view_cache import figure_json, memo
-from ml.config import ALERT_THRESHOLD, ALERT_WINDOW
+from ml.config import ALERT_THRESHOLD, ALERT_WINDOW, VIEW_CACHE_SIZE
 from ml.features import anomalies, kpis, periods
 from ml.features.kpis import SessionFilter
 from ml.features.prepared import PreparedData
@@ -90,7 +90,11 @@ def breakdown_view(data: PreparedData, filt: SessionFilter, dimension: str) -> g
 
 
 def alerts_for(
-    data: PreparedData, filt: SessionFilter, window: int = ALERT_WINDOW, threshold: float = ALERT_THRESHOLD
+    data: PreparedData,
+    filt: SessionFilter,
+    window: int = ALERT_WINDOW,
+    threshold: float = ALERT_THRESHOLD,
+    keep: int = VIEW_CACHE_SIZE,
 ) -> pd.DataFrame:
     """``anomalies.kpi_alerts`` for the filter: scored once per dimension filter (every date), cut to its dates."""
     every_date = filt.replace(start=None, end=None)
@@ -100,6 +104,7 @@ def alerts_for(
         "kpi-alerts",
         (every_date, window, threshold),
         lambda: anomalies.kpi_alerts(data.cube, every_date, window, threshold, conversion_label=label),
+        keep,
     )
     return anomalies.alerts_between(scored, filt.start, filt.end)
 
@@ -149,30 +154,36 @@ def compare_alert(note: list) -> dbc.Alert:
 
 
 # ---------------------------------------------------------------- what the callbacks return (memoised)
-def cards_outputs(data: PreparedData, filt: SessionFilter) -> tuple:
-    """The cards, the funnel figure and the period note for a filter."""
+def cards_outputs(data: PreparedData, filt: SessionFilter, keep: int = VIEW_CACHE_SIZE) -> tuple:
+    """The cards, the funnel figure and the period note for a filter (``keep``: the memo's size)."""
 
     def build() -> tuple:
         cards, funnel = cards_view(data, filt)
         return cards, figure_json(funnel), compare_alert(period_note(data, filt))
 
-    return memo(data, "kpi-cards", (filt,), build)
+    return memo(data, "kpi-cards", (filt,), build, keep)
 
 
-def breakdown_outputs(data: PreparedData, filt: SessionFilter, dimension: str) -> dict:
+def breakdown_outputs(data: PreparedData, filt: SessionFilter, dimension: str, keep: int = VIEW_CACHE_SIZE) -> dict:
     """One dimension's breakdown figure for a filter."""
-    return memo(data, "kpi-breakdown", (filt, dimension), lambda: figure_json(breakdown_view(data, filt, dimension)))
+
+    def build() -> dict:
+        return figure_json(breakdown_view(data, filt, dimension))
+
+    return memo(data, "kpi-breakdown", (filt, dimension), build, keep)
 
 
-def trend_outputs(data: PreparedData, filt: SessionFilter, freq: str, window: int, threshold: float) -> tuple:
+def trend_outputs(
+    data: PreparedData, filt: SessionFilter, freq: str, window: int, threshold: float, keep: int = VIEW_CACHE_SIZE
+) -> tuple:
     """The trend figure (daily or weekly, alert markers in the daily view) and the alerts line under it."""
 
     def build() -> tuple:
-        alerts = alerts_for(data, filt, window, threshold)
+        alerts = alerts_for(data, filt, window, threshold, keep)
         figure = trend_view(data, filt, freq, window, threshold, alerts)
         summary = alerts_summary(alerts, threshold, window)
         if freq == "W":
             summary.append(html.Div("Markers on flagged days are drawn in the daily view.", className="text-muted"))
         return figure_json(figure), summary
 
-    return memo(data, "kpi-trend", (filt, freq, window, threshold), build)
+    return memo(data, "kpi-trend", (filt, freq, window, threshold), build, keep)

@@ -29,7 +29,7 @@ from dashboard.figures.style import empty_figure
 from dashboard.figures.whatif import probability_figure, sensitivity_figure, waterfall_figure
 from dashboard.tabs.whatif.inputs import feature_input, number_box_view
 from dashboard.view_cache import ViewCache, figure_json
-from ml.config import BUNDLED_DATASET_KEY
+from ml.config import BUNDLED_DATASET_KEY, VIEW_CACHE_SIZE
 from ml.models.capacity import at_share, share_at_or_above
 from ml.serving.whatif import (
     PreparedModels,
@@ -62,7 +62,6 @@ HIDDEN = {"display": "none"}
 
 
 DEFAULT_CAPACITY = 10  # percent
-WHATIF_ANSWERS = 256  # updates kept per model (slider positions are discrete, so moves come back to them)
 
 
 def prepared_models(context: AppContext, key: str = BUNDLED_DATASET_KEY) -> PreparedModels:
@@ -87,7 +86,8 @@ class ModelsByDataset:
     def _of(self, dataset: object) -> tuple[PreparedModels, Answers]:
         key = self.context.known(dataset)
         if key not in self._by_key:
-            self._by_key[key] = (prepared_models(self.context, key), Answers())
+            answers = Answers(self.context.settings.view_cache_size)  # slider moves come back to a position
+            self._by_key[key] = (prepared_models(self.context, key), answers)
         return self._by_key[key]
 
 
@@ -308,7 +308,7 @@ class Answers:
     A model prepared anew (a new registry version) gets a new, empty memo.
     """
 
-    def __init__(self, size: int = WHATIF_ANSWERS) -> None:
+    def __init__(self, size: int = VIEW_CACHE_SIZE) -> None:
         self.size = size
         self._by_run: dict[str, tuple[WhatIfModel, ViewCache]] = {}
         self._lock = threading.Lock()
