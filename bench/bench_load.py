@@ -245,6 +245,8 @@ def record_interactions(url: str) -> list[Interaction]:
         current[:] = []
         browser.close()
     kept = [i for i in interactions if i.requests]
+    if not any(i.kind == "kpi" for i in kept):  # seen once on a busy machine: say so rather than replay nothing
+        raise RuntimeError("no KPI request was recorded: the page did not answer the filter changes")
     if not any(i.kind == "whatif" for i in kept):
         raise RuntimeError("no what-if request was recorded: are there models for the what-if tab?")
     return kept
