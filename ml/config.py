@@ -89,6 +89,11 @@ ALERT_WINDOW = 28
 ENV_ALERT_THRESHOLD = "CLICKSTREAM_ALERT_Z"
 ENV_ALERT_WINDOW = "CLICKSTREAM_ALERT_WINDOW"
 
+# Answers the dashboard keeps per dataset (KPI views) and per model (what-if updates), least recently
+# used dropped first (dashboard/view_cache.py); 0 computes every answer afresh.
+VIEW_CACHE_SIZE = 256
+ENV_VIEW_CACHE = "CLICKSTREAM_VIEW_CACHE"
+
 
 def _env_int(name: str, default: int) -> int:
     raw = os.environ.get(name, "").strip()
@@ -197,6 +202,7 @@ class Settings:
     profiles_dir: Path = PROFILES_DIR
     alert_threshold: float = ALERT_THRESHOLD  # trend alerts: |robust z| that flags a day
     alert_window: int = ALERT_WINDOW  # trend alerts: days of recent level a day is compared with
+    view_cache_size: int = VIEW_CACHE_SIZE  # answers kept per dataset / per what-if model; 0 = none
     limits: InputLimits = field(default_factory=InputLimits)
     upload_quota_bytes: int = UPLOAD_QUOTA_MB * MEGABYTE
 
@@ -238,6 +244,7 @@ def get_settings() -> Settings:
         profiles_dir=_env_path(ENV_PROFILES_DIR, PROFILES_DIR),
         alert_threshold=_env_number(ENV_ALERT_THRESHOLD, ALERT_THRESHOLD),
         alert_window=_env_int(ENV_ALERT_WINDOW, ALERT_WINDOW),
+        view_cache_size=max(_env_int(ENV_VIEW_CACHE, VIEW_CACHE_SIZE), 0),
         limits=input_limits(),
         upload_quota_bytes=_env_int(ENV_UPLOAD_QUOTA_MB, UPLOAD_QUOTA_MB) * MEGABYTE,
     )

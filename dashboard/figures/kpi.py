@@ -1,5 +1,9 @@
 """Figures of the KPI tab: trend (partial weeks hatched, alert markers), breakdown bars, funnel.
 
+Each figure is built from plain dicts in one ``go.Figure(data, layout)`` call
+(no subplot helpers, ``add_trace`` or ``update_layout`` round trips, which
+validate the figure again each time): they are redrawn on every filter change.
+
 Breakdown bars cross-filter: the values in the filter are drawn in colour and
 the others in grey, all still shown, so a click shows the choice in context.
 Colours are Okabe-Ito's, which colour-blind readers tell apart.
@@ -12,7 +16,7 @@ from collections.abc import Sequence
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.figures.style import empty_figure, sessions_with_rate, styled
+from dashboard.figures.style import SECONDARY_Y, TEMPLATE_NAME, empty_figure, sessions_with_rate_parts
 
 NO_SESSIONS = "No sessions match the filters"
 # Okabe-Ito (Okabe & Ito 2008), a palette colour-blind readers tell apart.
@@ -49,7 +53,7 @@ def trend_figure(
     partial = trend["partial"] if "partial" in trend else pd.Series(False, index=trend.index)
     days = trend["days"] if "days" in trend else pd.Series(7, index=trend.index)
     notes = [f"<br><i>partial week: {d} of 7 days</i>" if p else "" for p, d in zip(partial, days, strict=True)]
-    fig = sessions_with_rate(
+    traces, layout = sessions_with_rate_parts(
         trend["period"],
         trend["sessions"],
         trend["conversion_rate"],
@@ -60,49 +64,57 @@ def trend_figure(
         line_mode="lines+markers" if len(trend) < 40 else "lines",
     )
     if partial.any():
-        fig.data[0].marker.pattern = {
+        traces[0]["marker"]["pattern"] = {
             "shape": ["/" if p else "" for p in partial],
             "fgcolor": "white",
             "fillmode": "overlay",
             "solidity": 0.4,
         }
-        fig.add_annotation(
-            text="hatched: partial week",
-            xref="paper",
-            yref="paper",
-            x=1,
-            y=1.02,
-            xanchor="right",
-            yanchor="bottom",
-            showarrow=False,
-            font={"size": 11},
-        )
+        layout["annotations"] = [
+            {
+                "text": "hatched: partial week",
+                "xref": "paper",
+                "yref": "paper",
+                "x": 1,
+                "y": 1.02,
+                "xanchor": "right",
+                "yanchor": "bottom",
+                "showarrow": False,
+                "font": {"size": 11},
+            }
+        ]
     if alerts is not None and freq == "D":
-        _add_alert_markers(fig, trend, alerts)
-    return styled(fig, bargap=0.15, hovermode="x unified")
+        traces += _alert_markers(alerts)
+    layout.update(template=TEMPLATE_NAME, bargap=0.15, hovermode="x unified")
+    return go.Figure(traces, layout)
 
 
-def _add_alert_markers(fig: go.Figure, trend: pd.DataFrame, alerts: pd.DataFrame) -> None:
+def _alert_markers(alerts: pd.DataFrame) -> list[dict]:
+    """A marker trace per metric with flagged days: sessions on the left axis, conversion on the right."""
     flagged = alerts[alerts["flag"]]
-    for metric, secondary, symbol, name in (
-        ("sessions", False, "triangle-down", "Alert: sessions"),
-        ("conversion_rate", True, "diamond", "Alert: conversion"),
+    traces = []
+    for metric, axis, symbol, name in (
+        ("sessions", "y", "triangle-down", "Alert: sessions"),
+        ("conversion_rate", SECONDARY_Y, "diamond", "Alert: conversion"),
     ):
         rows = flagged[flagged["metric"] == metric]
         if rows.empty:
             continue
-        fig.add_trace(
-            go.Scatter(
-                x=rows["date"],
-                y=rows["value"],
-                mode="markers",
-                name=name,
-                marker={"symbol": symbol, "size": 12, "color": ALERT, "line": {"color": "black", "width": 1}},
-                customdata=rows[["explanation"]].to_numpy().tolist(),
-                hovertemplate="<b>flagged</b>: %{customdata[0]}<br>far from the recent level<extra></extra>",
-            ),
-            secondary_y=secondary,
+        traces.append(
+            {
+                "type": "scatter",
+                "x": rows["date"],
+                "y": rows["value"],
+                "mode": "markers",
+                "name": name,
+                "marker": {"symbol": symbol, "size": 12, "color": ALERT, "line": {"color": "black", "width": 1}},
+                "customdata": rows[["explanation"]].to_numpy().tolist(),
+                "hovertemplate": "<b>flagged</b>: %{customdata[0]}<br>far from the recent level<extra></extra>",
+                "xaxis": "x",
+                "yaxis": axis,
+            }
         )
+    return traces
 
 
 def breakdown_figure(
@@ -131,52 +143,53 @@ def breakdown_figure(
         f"<br>{conversion_title}: %{{customdata[2]:.1%}}"
         f"<br>{revenue}: %{{customdata[3]:,.0f}}<extra>%{{customdata[4]}}</extra>"
     )
-    fig = go.Figure(
-        go.Bar(
-            x=shown["sessions"],
-            y=shown["label"],
-            orientation="h",
-            marker_color=colours,
-            # Plain lists, not a NumPy array: Plotly sends arrays as typed arrays, and the
-            # browser's click events leave typed-array customdata out.
-            customdata=[
-                [*row, note]
-                for row, note in zip(
-                    shown[["code", "share", "conversion_rate", "revenue"]].to_numpy().tolist(), action, strict=True
-                )
-            ],
-            hovertemplate=hover,
-            text=[f"{rate:.0%}" for rate in shown["conversion_rate"]],
-            textposition="auto",
-            insidetextanchor="end",
-        )
-    )
+    bar = {
+        "type": "bar",
+        "x": shown["sessions"],
+        "y": shown["label"],
+        "orientation": "h",
+        "marker": {"color": colours},
+        # Plain lists, not a NumPy array: Plotly sends arrays as typed arrays, and the
+        # browser's click events leave typed-array customdata out.
+        "customdata": [
+            [*row, note]
+            for row, note in zip(
+                shown[["code", "share", "conversion_rate", "revenue"]].to_numpy().tolist(), action, strict=True
+            )
+        ],
+        "hovertemplate": hover,
+        "text": [f"{rate:.0%}" for rate in shown["conversion_rate"]],
+        "textposition": "auto",
+        "insidetextanchor": "end",
+    }
     hidden = len(table) - len(shown)
-    return styled(
-        fig,
-        xaxis_title=(f"Sessions (top {len(shown)} of {len(table)})" if hidden else "Sessions")
-        + ("; grey: not in the filter" if chosen else ""),
-        yaxis={"type": "category"},  # labels such as category IDs are names, not numbers
-        margin={"l": 10, "r": 10, "t": 10, "b": 40},
-        clickmode="event",
+    title = (f"Sessions (top {len(shown)} of {len(table)})" if hidden else "Sessions") + (
+        "; grey: not in the filter" if chosen else ""
     )
+    layout = {
+        "template": TEMPLATE_NAME,
+        "xaxis": {"title": {"text": title}},
+        "yaxis": {"type": "category"},  # labels such as category IDs are names, not numbers
+        "margin": {"l": 10, "r": 10, "t": 10, "b": 40},
+        "clickmode": "event",
+    }
+    return go.Figure([bar], layout)
 
 
 def funnel_figure(funnel: pd.DataFrame) -> go.Figure:
     """Sessions reaching each step (browse or purchase funnel), with step conversion in the hover."""
     if funnel.empty or funnel["sessions"].iloc[0] == 0:
         return empty_figure(NO_SESSIONS)
-    fig = go.Figure(
-        go.Funnel(
-            y=funnel["step"],
-            x=funnel["sessions"],
-            texttemplate="%{value:,.0f}<br>%{percentInitial:.0%}",
-            customdata=funnel[["of_previous"]].to_numpy(),
-            hovertemplate="<b>%{y}</b><br>%{x:,} sessions<br>%{percentInitial:.1%} of all, "
-            "%{customdata[0]:.1%} of previous step<extra></extra>",
-            marker={"color": FUNNEL_COLOURS[-len(funnel) :]},
-            textfont={"color": FUNNEL_TEXT[-len(funnel) :]},
-            connector={"line": {"color": "#dee2e6"}},
-        )
-    )
-    return styled(fig, margin={"l": 10, "r": 10, "t": 10, "b": 10})
+    trace = {
+        "type": "funnel",
+        "y": funnel["step"],
+        "x": funnel["sessions"],
+        "texttemplate": "%{value:,.0f}<br>%{percentInitial:.0%}",
+        "customdata": funnel[["of_previous"]].to_numpy(),
+        "hovertemplate": "<b>%{y}</b><br>%{x:,} sessions<br>%{percentInitial:.1%} of all, "
+        "%{customdata[0]:.1%} of previous step<extra></extra>",
+        "marker": {"color": FUNNEL_COLOURS[-len(funnel) :]},
+        "textfont": {"color": FUNNEL_TEXT[-len(funnel) :]},
+        "connector": {"line": {"color": "#dee2e6"}},
+    }
+    return go.Figure([trace], {"template": TEMPLATE_NAME, "margin": {"l": 10, "r": 10, "t": 10, "b": 10}})

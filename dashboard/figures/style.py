@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 import plotly.io as pio
-from plotly.subplots import make_subplots
 
 # Cerulean-compatible palette, colour-blind friendly order.
 PRIMARY = "#2fa4e7"
@@ -14,6 +13,7 @@ POSITIVE = "#73a839"
 NEGATIVE = "#c71c22"
 MUTED = "#868e96"
 COLORWAY = ["#2fa4e7", "#dd5600", "#73a839", "#033c73", "#9b479f", "#c71c22", "#e3a21a", "#20c997", "#868e96"]
+SECONDARY_Y = "y2"  # the right-hand axis of sessions_with_rate
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
 
 TEMPLATE_NAME = "clickstream"
@@ -38,7 +38,16 @@ def styled(fig: go.Figure, **layout: object) -> go.Figure:
     return fig
 
 
-def sessions_with_rate(
+def sessions_with_rate(*args: object, **kwargs: object) -> go.Figure:
+    """Sessions as bars on the left axis and a conversion rate as a line on the right axis.
+
+    Takes the arguments of :func:`sessions_with_rate_parts` and builds its figure.
+    """
+    traces, layout = sessions_with_rate_parts(*args, **kwargs)  # type: ignore[arg-type]
+    return go.Figure(traces, layout)
+
+
+def sessions_with_rate_parts(
     x: object,
     sessions: object,
     rate: object,
@@ -47,43 +56,72 @@ def sessions_with_rate(
     rate_hover: str,
     customdata: object = None,
     line_mode: str = "lines+markers",
-) -> go.Figure:
-    """Sessions as bars on the left axis and a conversion rate as a line on the right axis."""
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_trace(
-        go.Bar(
-            x=x,
-            y=sessions,
-            name="Sessions",
-            marker_color=PRIMARY,
-            opacity=0.8,
-            customdata=customdata,
-            hovertemplate=bar_hover,
-        ),
-        secondary_y=False,
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=x,
-            y=rate,
-            name=conversion_title,
-            mode=line_mode,
-            line={"color": ACCENT, "width": 2},
-            marker={"size": 5},
-            connectgaps=False,
-            hovertemplate=rate_hover,
-        ),
-        secondary_y=True,
-    )
-    fig.update_yaxes(title_text="Sessions", secondary_y=False, rangemode="tozero")
-    fig.update_yaxes(
-        title_text=conversion_title, tickformat=".0%", secondary_y=True, rangemode="tozero", showgrid=False
-    )
-    return fig
+) -> tuple[list[dict], dict]:
+    """The traces and layout of :func:`sessions_with_rate`, as dicts, for a figure built in one call.
+
+    The layout is what ``make_subplots(specs=[[{"secondary_y": True}]])`` lays
+    out (the right axis overlaying the left), written out: building a figure
+    in one ``go.Figure(data, layout)`` call is several times faster than the
+    subplot helpers and ``update_*`` calls, and gives the same figure.
+    """
+    bar = {
+        "type": "bar",
+        "x": x,
+        "y": sessions,
+        "name": "Sessions",
+        "marker": {"color": PRIMARY},
+        "opacity": 0.8,
+        "hovertemplate": bar_hover,
+        "xaxis": "x",
+        "yaxis": "y",
+    }
+    if customdata is not None:
+        bar["customdata"] = customdata
+    line = {
+        "type": "scatter",
+        "x": x,
+        "y": rate,
+        "name": conversion_title,
+        "mode": line_mode,
+        "line": {"color": ACCENT, "width": 2},
+        "marker": {"size": 5},
+        "connectgaps": False,
+        "hovertemplate": rate_hover,
+        "xaxis": "x",
+        "yaxis": SECONDARY_Y,
+    }
+    layout = {
+        "xaxis": {"anchor": "y", "domain": [0.0, 0.94]},
+        "yaxis": {"anchor": "x", "domain": [0.0, 1.0], "title": {"text": "Sessions"}, "rangemode": "tozero"},
+        "yaxis2": {
+            "anchor": "x",
+            "overlaying": "y",
+            "side": "right",
+            "title": {"text": conversion_title},
+            "tickformat": ".0%",
+            "rangemode": "tozero",
+            "showgrid": False,
+        },
+    }
+    return [bar, line], layout
 
 
 def empty_figure(text: str) -> go.Figure:
     """A blank figure that says why it is blank (no data for the filter, no model yet)."""
-    fig = go.Figure()
-    fig.add_annotation(text=text, xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False, font={"size": 14})
-    return styled(fig, xaxis={"visible": False}, yaxis={"visible": False}, margin={"l": 10, "r": 10, "t": 10, "b": 10})
+    note = {
+        "text": text,
+        "xref": "paper",
+        "yref": "paper",
+        "x": 0.5,
+        "y": 0.5,
+        "showarrow": False,
+        "font": {"size": 14},
+    }
+    layout = {
+        "annotations": [note],
+        "template": TEMPLATE_NAME,
+        "xaxis": {"visible": False},
+        "yaxis": {"visible": False},
+        "margin": {"l": 10, "r": 10, "t": 10, "b": 10},
+    }
+    return go.Figure(layout=layout)

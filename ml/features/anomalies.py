@@ -23,6 +23,7 @@ lowers that.
 from __future__ import annotations
 
 import math
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -163,13 +164,22 @@ def kpi_alerts(
         flags = flag_anomalies(series[metric], window=window, threshold=threshold, label=label, value_format=fmt)
         flags.insert(1, "metric", metric)
         parts.append(flags)
-    out = pd.concat(parts, ignore_index=True)[columns]
-    keep = np.ones(len(out), dtype=bool)
-    if filt.start is not None:
-        keep &= out["date"].to_numpy() >= np.datetime64(filt.start)
-    if filt.end is not None:
-        keep &= out["date"].to_numpy() <= np.datetime64(filt.end)
-    return out[keep].reset_index(drop=True)
+    return alerts_between(pd.concat(parts, ignore_index=True)[columns], filt.start, filt.end)
+
+
+def alerts_between(alerts: pd.DataFrame, start: date | None, end: date | None) -> pd.DataFrame:
+    """The rows of :func:`kpi_alerts` from ``start`` to ``end`` (inclusive; None = open), as a new frame.
+
+    The scores do not depend on the dates shown (the baseline runs over every
+    day), so the alerts of all dates can be computed once per dimension filter
+    and cut to each date range.
+    """
+    keep = np.ones(len(alerts), dtype=bool)
+    if start is not None:
+        keep &= alerts["date"].to_numpy() >= np.datetime64(start)
+    if end is not None:
+        keep &= alerts["date"].to_numpy() <= np.datetime64(end)
+    return alerts[keep].reset_index(drop=True)
 
 
 def flagged_days(alerts: pd.DataFrame) -> pd.DataFrame:

@@ -181,6 +181,30 @@ def test_the_update_view_clips_and_says_so(models, run_id):
     assert any(f"= ${model.control('w_price_max').maximum:,.0f}" in label for label in waterfall.data[0].y)
 
 
+def test_a_remembered_update_is_the_update_computed_afresh(models, run_id):
+    from plotly.io.json import to_json_plotly
+
+    model = models.get(run_id)
+    values = {**W.typical_values(model.controls), "w_price_mean": 40.0}
+    fresh = to_json_plotly(tab.update_view(models, run_id, values, "w_price_mean", 25))
+    answers = tab.Answers(size=2)
+    first = tab.update_view(models, run_id, values, "w_price_mean", 25, answers)
+    again = tab.update_view(models, run_id, dict(reversed(values.items())), "w_price_mean", 25, answers)
+    assert again is first  # the same inputs in another order: served from the memo
+    assert to_json_plotly(first) == fresh
+    assert answers.of(model).hits == 1
+    other = tab.update_view(models, run_id, values, "w_price_mean", 50, answers)  # another capacity: computed
+    assert other is not first and answers.of(model).misses == 2
+
+
+def test_a_model_prepared_anew_starts_with_no_remembered_updates(models, run_id):
+    answers = tab.Answers()
+    model = models.get(run_id)
+    assert answers.of(model) is answers.of(model)
+    rebuilt = W.prepare_model(model.classifier, model.regressor)
+    assert answers.of(rebuilt) is not answers.of(model) and len(answers.of(rebuilt)) == 0
+
+
 def test_the_update_view_without_a_model_shows_placeholders(models):
     p_text, *_ = tab.update_view(models, None, {}, None)
     assert p_text == "–"

@@ -26,12 +26,15 @@ from dashboard.tabs.kpi.cards import CardSpec, card_specs, kpi_cards  # noqa: F4
 from dashboard.tabs.kpi.views import (  # noqa: F401
     alerts_for,
     alerts_summary,
+    breakdown_outputs,
     breakdown_view,
+    cards_outputs,
     cards_view,
     compare_alert,
     period_note,
     revenue_label,
     toggle_code,
+    trend_outputs,
     trend_view,
 )
 from dashboard.url_state import query_of, with_params
@@ -182,15 +185,16 @@ def register_callbacks(app, context: AppContext) -> None:
         dataset,
     )
     def update_kpis(start, end, values, names, key):
-        data, filt = context.dataset(key), filter_bar.read(start, end, values, names)
-        cards, funnel = cards_view(data, filt)
-        return cards, funnel, compare_alert(period_note(data, filt))
+        filt = filter_bar.read(start, end, values, names)
+        return cards_outputs(context.dataset(key), filt, context.settings.view_cache_size)
 
     @app.callback(Output(BREAKDOWNS_ALL, "figure"), *filter_bar.INPUTS, Input(BREAKDOWNS_ALL, "id"), dataset)
     def update_breakdowns(start, end, values, names, graphs, key):
         data, filt = context.dataset(key), filter_bar.read(start, end, values, names)
         known = dimensions_of(data.cube)  # graphs of the dataset shown before a switch: their tab renders anew
-        return [breakdown_view(data, filt, g["name"]) if g and g["name"] in known else no_update for g in graphs or ()]
+        names_shown = [g["name"] if g else None for g in graphs or ()]
+        keep = context.settings.view_cache_size
+        return [breakdown_outputs(data, filt, name, keep) if name in known else no_update for name in names_shown]
 
     @app.callback(
         Output(ids.KPI_BREAKDOWNS, "children"),
@@ -211,13 +215,8 @@ def register_callbacks(app, context: AppContext) -> None:
     )
     def update_trend(start, end, values, names, freq, key):
         data, filt = context.dataset(key), filter_bar.read(start, end, values, names)
-        window, threshold = context.settings.alert_window, context.settings.alert_threshold
-        alerts = alerts_for(data, filt, window, threshold)
-        figure = trend_view(data, filt, freq or DEFAULT_FREQ, window, threshold, alerts)
-        summary = alerts_summary(alerts, threshold, window)
-        if freq == "W":
-            summary.append(html.Div("Markers on flagged days are drawn in the daily view.", className="text-muted"))
-        return figure, summary
+        s = context.settings
+        return trend_outputs(data, filt, freq or DEFAULT_FREQ, s.alert_window, s.alert_threshold, s.view_cache_size)
 
     @app.callback(
         Output(ids.APP_URL, "search", allow_duplicate=True),
@@ -281,5 +280,5 @@ def register_callbacks(app, context: AppContext) -> None:
             return no_update
         data, filt = context.dataset(key), filter_bar.read(start, end, values, names)
         s = context.settings
-        alerts = alerts_for(data, filt, s.alert_window, s.alert_threshold)
+        alerts = alerts_for(data, filt, s.alert_window, s.alert_threshold, s.view_cache_size)
         return export.alerts_csv(data, data.key, filt, alerts, alert_rule(context))

@@ -1,4 +1,10 @@
-"""What the KPI tab shows for a filter, as pure functions of the prepared data (the callbacks call these)."""
+"""What the KPI tab shows for a filter, as pure functions of the prepared data (the callbacks call these).
+
+The ``*_outputs`` functions are what the callbacks return, kept per dataset
+and filter in a bounded memo (``dashboard.view_cache``): the same view asked
+again (the landing view, a shared link, a filter set back) is not recomputed.
+Their answers are shared between requests and must not be changed.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,8 @@ from dash import html
 from dashboard.figures.kpi import breakdown_figure, funnel_figure, trend_figure
 from dashboard.filter_bar import coverage
 from dashboard.tabs.kpi.cards import card_specs, kpi_cards
-from ml.config import ALERT_THRESHOLD, ALERT_WINDOW
+from dashboard.view_cache import figure_json, memo
+from ml.config import ALERT_THRESHOLD, ALERT_WINDOW, VIEW_CACHE_SIZE
 from ml.features import anomalies, kpis, periods
 from ml.features.kpis import SessionFilter
 from ml.features.prepared import PreparedData
@@ -83,9 +90,23 @@ def breakdown_view(data: PreparedData, filt: SessionFilter, dimension: str) -> g
 
 
 def alerts_for(
-    data: PreparedData, filt: SessionFilter, window: int = ALERT_WINDOW, threshold: float = ALERT_THRESHOLD
+    data: PreparedData,
+    filt: SessionFilter,
+    window: int = ALERT_WINDOW,
+    threshold: float = ALERT_THRESHOLD,
+    keep: int = VIEW_CACHE_SIZE,
 ) -> pd.DataFrame:
-    return anomalies.kpi_alerts(data.cube, filt, window, threshold, conversion_label=data.definition.title.lower())
+    """``anomalies.kpi_alerts`` for the filter: scored once per dimension filter (every date), cut to its dates."""
+    every_date = filt.replace(start=None, end=None)
+    label = data.definition.title.lower()
+    scored = memo(
+        data,
+        "kpi-alerts",
+        (every_date, window, threshold),
+        lambda: anomalies.kpi_alerts(data.cube, every_date, window, threshold, conversion_label=label),
+        keep,
+    )
+    return anomalies.alerts_between(scored, filt.start, filt.end)
 
 
 def trend_view(
@@ -130,3 +151,39 @@ def toggle_code(current: list[int] | None, click: dict | None) -> list[int]:
 
 def compare_alert(note: list) -> dbc.Alert:
     return dbc.Alert(note, color="light", className="py-1 px-2 mb-2 small kpi-compare")
+
+
+# ---------------------------------------------------------------- what the callbacks return (memoised)
+def cards_outputs(data: PreparedData, filt: SessionFilter, keep: int = VIEW_CACHE_SIZE) -> tuple:
+    """The cards, the funnel figure and the period note for a filter (``keep``: the memo's size)."""
+
+    def build() -> tuple:
+        cards, funnel = cards_view(data, filt)
+        return cards, figure_json(funnel), compare_alert(period_note(data, filt))
+
+    return memo(data, "kpi-cards", (filt,), build, keep)
+
+
+def breakdown_outputs(data: PreparedData, filt: SessionFilter, dimension: str, keep: int = VIEW_CACHE_SIZE) -> dict:
+    """One dimension's breakdown figure for a filter."""
+
+    def build() -> dict:
+        return figure_json(breakdown_view(data, filt, dimension))
+
+    return memo(data, "kpi-breakdown", (filt, dimension), build, keep)
+
+
+def trend_outputs(
+    data: PreparedData, filt: SessionFilter, freq: str, window: int, threshold: float, keep: int = VIEW_CACHE_SIZE
+) -> tuple:
+    """The trend figure (daily or weekly, alert markers in the daily view) and the alerts line under it."""
+
+    def build() -> tuple:
+        alerts = alerts_for(data, filt, window, threshold, keep)
+        figure = trend_view(data, filt, freq, window, threshold, alerts)
+        summary = alerts_summary(alerts, threshold, window)
+        if freq == "W":
+            summary.append(html.Div("Markers on flagged days are drawn in the daily view.", className="text-muted"))
+        return figure_json(figure), summary
+
+    return memo(data, "kpi-trend", (filt, freq, window, threshold), build, keep)

@@ -14,9 +14,12 @@ so they are bounded and stepped as the training data was. Three callbacks:
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
 
 import dash_bootstrap_components as dbc
+import plotly.graph_objects as go
 from dash import ALL, MATCH, Input, Output, State, ctx, dcc, html, no_update
 
 from dashboard import ids
@@ -25,7 +28,8 @@ from dashboard.context import AppContext
 from dashboard.figures.style import empty_figure
 from dashboard.figures.whatif import probability_figure, sensitivity_figure, waterfall_figure
 from dashboard.tabs.whatif.inputs import feature_input, number_box_view
-from ml.config import BUNDLED_DATASET_KEY
+from dashboard.view_cache import ViewCache, figure_json
+from ml.config import BUNDLED_DATASET_KEY, VIEW_CACHE_SIZE
 from ml.models.capacity import at_share, share_at_or_above
 from ml.serving.whatif import (
     PreparedModels,
@@ -66,16 +70,24 @@ def prepared_models(context: AppContext, key: str = BUNDLED_DATASET_KEY) -> Prep
 
 
 class ModelsByDataset:
-    """One ``PreparedModels`` per dataset, made on first use (a dataset's models are its own)."""
+    """One ``PreparedModels`` per dataset, made on first use (a dataset's models are its own), with its answers."""
 
     def __init__(self, context: AppContext) -> None:
         self.context = context
-        self._by_key: dict[str, PreparedModels] = {}
+        self._by_key: dict[str, tuple[PreparedModels, Answers]] = {}
 
     def __call__(self, dataset: object) -> PreparedModels:
+        return self._of(dataset)[0]
+
+    def answers(self, dataset: object) -> Answers:
+        """The memo of what-if updates of a dataset's models."""
+        return self._of(dataset)[1]
+
+    def _of(self, dataset: object) -> tuple[PreparedModels, Answers]:
         key = self.context.known(dataset)
         if key not in self._by_key:
-            self._by_key[key] = prepared_models(self.context, key)
+            answers = Answers(self.context.settings.view_cache_size)  # slider moves come back to a position
+            self._by_key[key] = (prepared_models(self.context, key), answers)
         return self._by_key[key]
 
 
@@ -258,19 +270,63 @@ def capacity_text(model: WhatIfModel, p: float, percent: float | None) -> list:
 
 
 def update_view(
-    models: PreparedModels, run_id: str | None, values: dict, sensitivity: str | None, capacity: float | None = None
+    models: PreparedModels,
+    run_id: str | None,
+    values: dict,
+    sensitivity: str | None,
+    capacity: float | None = None,
+    answers: Answers | None = None,
 ) -> tuple:
-    """Everything that follows the inputs: P, verdict, gauge, basket, revenue, clip note, figures, method, capacity."""
+    """Everything that follows the inputs: P, verdict, gauge, basket, revenue, clip note, figures, method, capacity.
+
+    With ``answers`` (the app's memo of updates per model) an update asked for
+    before is returned as it was, its figures as JSON-ready dicts; only
+    successful updates are kept.
+    """
     if not run_id or not values:
         blank = empty_figure("")
         return "–", "", blank, "–", "–", None, blank, "", blank, []
     try:
         model = models.get(run_id)
-        result = predict(model, values, sensitivity)
+        if answers is None:
+            return _update_outputs(model, values, sensitivity, capacity)
+        key = json.dumps([values, sensitivity, capacity], sort_keys=True, default=str)
+
+        def build() -> tuple:
+            return _json_figures(_update_outputs(model, values, sensitivity, capacity))
+
+        return answers.of(model).get(key, build)
     except Exception as exc:  # a broken artifact or a bug: say so, keep the app running
         log.exception("what-if: update failed for run %s", run_id)
         blank = empty_figure("")
         return "–", "", blank, "–", "–", error_alert(str(exc)), blank, "", blank, []
+
+
+class Answers:
+    """Updates already answered, per prepared what-if model (a bounded memo each; see ``dashboard.view_cache``).
+
+    A model prepared anew (a new registry version) gets a new, empty memo.
+    """
+
+    def __init__(self, size: int = VIEW_CACHE_SIZE) -> None:
+        self.size = size
+        self._by_run: dict[str, tuple[WhatIfModel, ViewCache]] = {}
+        self._lock = threading.Lock()
+
+    def of(self, model: WhatIfModel) -> ViewCache:
+        with self._lock:
+            kept = self._by_run.get(model.run_id)
+            if kept is None or kept[0] is not model:
+                kept = self._by_run[model.run_id] = (model, ViewCache(self.size))
+            return kept[1]
+
+
+def _json_figures(outputs: tuple) -> tuple:
+    return tuple(figure_json(o) if isinstance(o, go.Figure) else o for o in outputs)
+
+
+def _update_outputs(model: WhatIfModel, values: dict, sensitivity: str | None, capacity: float | None) -> tuple:
+    result = predict(model, values, sensitivity)
     side = "above" if result.predicted else "below"
     verdict = f"{side} the threshold of {result.threshold:.1%}: {'' if result.predicted else 'un'}likely to convert"
     basket, revenue = basket_texts(model, result)
@@ -485,7 +541,7 @@ def register_callbacks(app, context: AppContext) -> None:
     )
     def update(_values, sensitivity, capacity, run_id, dataset):
         values = {item["id"]["name"]: item["value"] for item in ctx.inputs_list[0]}
-        return update_view(models_of(dataset), run_id, values, sensitivity, capacity)
+        return update_view(models_of(dataset), run_id, values, sensitivity, capacity, models_of.answers(dataset))
 
     @app.callback(
         Output(ids.whatif_feature(MATCH), "value"),
