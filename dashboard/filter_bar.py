@@ -89,6 +89,11 @@ def view_of(
 
 
 def _options(data: PreparedData, column: str) -> list[dict]:
+    """A dimension's dropdown options, most sessions first (built once per dataset: the cube never changes)."""
+    return data.once(f"filter-options:{column}", lambda d: _build_options(d, column))
+
+
+def _build_options(data: PreparedData, column: str) -> list[dict]:
     sessions = data.cube.groupby(column)["sessions"].sum().sort_values(ascending=False)
     book = data.codebooks.get(codebook_of(column), {})
     return [

@@ -40,7 +40,7 @@ def dataset_summary(context: AppContext, key: str) -> list:
     """The line under the data control: profile, events, sessions, dates, label."""
     data = context.dataset(key)
     info = data.info
-    counts = data.loaded.event_counts()
+    counts = data.once("event-counts", lambda d: d.loaded.event_counts())  # counted once per dataset
     kinds = ", ".join(f"{counts[k]:,} {k}s" for k in ("view", "cart", "purchase") if counts.get(k))
     return [
         html.Span(info["profile_title"], className="fw-semibold"),

@@ -244,8 +244,9 @@ class DatasetStore:
         return key == BUNDLED_DATASET_KEY or (self.root / key / INFO_FILE).is_file()
 
     def info(self, key: str) -> DatasetInfo:
-        if key == BUNDLED_DATASET_KEY:
-            return describe(key, self.bundled_name, self.prepared(key), bundled=True)
+        if key == BUNDLED_DATASET_KEY:  # described once per prepared data (counting 10M events takes a while)
+            name = self.bundled_name
+            return self.prepared(key).once(f"dataset-info:{name}", lambda p: describe(key, name, p, bundled=True))
         info = self._read_info(self.root / key) if DATASET_KEY.match(key) else None
         if info is None:
             raise DatasetError(f"there is no dataset '{key}'")
