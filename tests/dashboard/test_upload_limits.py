@@ -313,3 +313,42 @@ def test_gunicorn_bounds_chunked_bodies_too(tmp_path: Path, settings) -> None:
     finally:
         server.terminate()
         server.wait(30)
+
+
+SERVER_THAT_DIES = """
+import base64, os, sys
+from pathlib import Path
+from dashboard import parse_pool
+from ml.config import get_settings
+settings = get_settings().with_overrides(cache_dir=Path(sys.argv[1]))
+parse_pool.parse_upload(sys.argv[2].encode(), "tiny.csv", settings)
+print(" ".join(str(p.pid) for p in parse_pool._pools[settings.limits.max_parses]._processes.values()), flush=True)
+os.kill(os.getpid(), 9)  # killed without a clean shutdown, as the out-of-memory killer does
+"""
+
+
+def test_parse_workers_leave_when_their_server_is_killed(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", SERVER_THAT_DIES, str(tmp_path / "cache"), uci_csv(20).decode()],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    workers = [int(pid) for pid in done.stdout.split()]
+    assert workers, done.stderr
+    deadline = time.monotonic() + 30
+    alive = workers
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.2)
+        alive = [pid for pid in workers if _running(pid)]
+    assert not alive, f"parse workers {alive} outlived their server"
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as stat:
+            return stat.read().rsplit(") ", 1)[-1][:1] not in ("Z", "X")
+    except OSError:
+        return False
