@@ -123,19 +123,60 @@ def _bits(span: int) -> int:
     return max(int(span) - 1, 0).bit_length()
 
 
+def counting_rows(
+    keys: np.ndarray, span: int, order: np.ndarray, blocks: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Rows in (key block, order) order by a counting sort, when each key's orders are distinct and consecutive.
+
+    ``keys`` lie in ``0 .. span - 1``; ``blocks`` lists the present keys in the
+    order their blocks should come (ascending when None). Each row goes straight
+    to its slot, ``block start + order - the key's lowest order``: no sort at
+    all. Returns the rows, the blocks and their starts, or None when some key's orders
+    are not distinct and consecutive (then two rows would share a slot, or a
+    slot stays empty, which the check sees), so the caller sorts instead.
+    Exactly what a stable sort by (block, order) gives whenever it answers.
+    """
+    n = len(keys)
+    counts = np.bincount(keys, minlength=span)
+    if blocks is None:
+        blocks = np.flatnonzero(counts)
+    block_counts = counts[blocks]
+    lowest = np.full(span, np.iinfo(order.dtype).max, dtype=order.dtype)
+    np.minimum.at(lowest, keys, order)
+    block_starts = np.cumsum(block_counts) - block_counts
+    base = np.zeros(span, dtype=np.int64)
+    base[blocks] = block_starts - lowest[blocks]
+    slot = base[keys]
+    slot += order
+    if int(slot.max()) >= n:
+        return None
+    # Each block's slots start at its own start; if every slot is filled, each block filled exactly its own.
+    rows = np.full(n, -1, dtype=np.int64)
+    rows[slot] = np.arange(n, dtype=np.int64)
+    if int(rows.min()) < 0:
+        return None
+    return rows, blocks, block_starts
+
+
 def sorted_rows(groups: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Row numbers in (group, order, row) order, a stable sort by group then order, and the sorted groups.
 
-    Group and order (both integers) and the row number are packed into one
-    int64 when they fit, which numpy sorts several times faster than
-    ``np.lexsort`` sorts two keys; the row number in the lowest bits keeps the
-    sort stable. Otherwise ``np.lexsort``.
+    When each group's orders are distinct and consecutive (positions within a
+    session), a counting sort (``counting_rows``). Otherwise group and order
+    (both integers) and the row number are packed into one int64 when they fit,
+    which numpy sorts several times faster than ``np.lexsort`` sorts two keys;
+    the row number in the lowest bits keeps the sort stable. Otherwise ``np.lexsort``.
     """
     n = len(groups)
     if n == 0:
         return np.zeros(0, dtype=np.int64), groups[:0]
     g_low, g_span = int(groups.min()), int(groups.max()) - int(groups.min()) + 1
     o_low, o_span = int(order.min()), int(order.max()) - int(order.min()) + 1
+    if g_span <= 2 * n + 1024 and o_span <= n and np.issubdtype(order.dtype, np.integer):
+        counted = counting_rows(groups.astype(np.int64) - g_low, g_span, order)
+        if counted is not None:
+            rows, blocks, block_starts = counted
+            return rows, np.repeat(blocks + g_low, np.diff(np.r_[block_starts, n]))
     row_bits, order_bits = _bits(n), _bits(o_span)
     if _bits(g_span) + order_bits + row_bits > 62:
         if order_bits + row_bits > 62 or _bits(g_span) + row_bits > 62:
@@ -177,13 +218,20 @@ def first_appearance_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         codes, uniques = pd.factorize(values, sort=False)
         return codes.astype(np.int64), np.asarray(uniques)
     offset = values - low
-    first_row = np.full(span, n, dtype=np.int64)
-    np.minimum.at(first_row, offset, np.arange(n, dtype=np.int64))
-    present = np.flatnonzero(first_row < n)
-    present = present[np.argsort(first_row[present])]
+    present = _in_first_appearance_order(offset, span)
     code_of = np.empty(span, dtype=np.int64)
     code_of[present] = np.arange(len(present), dtype=np.int64)
     return code_of[offset], present + low
+
+
+def _in_first_appearance_order(offset: np.ndarray, span: int) -> np.ndarray:
+    """The distinct values of ``offset`` (all in ``0 .. span - 1``) in order of first appearance."""
+    n = len(offset)
+    first_row = np.full(span, n, dtype=np.int64)
+    np.minimum.at(first_row, offset, np.arange(n, dtype=np.int64))
+    is_first = np.zeros(n, dtype=bool)
+    is_first[first_row[first_row < n]] = True
+    return offset[is_first]
 
 
 def _is_sorted(session_codes: np.ndarray, order: np.ndarray) -> bool:
@@ -211,8 +259,8 @@ def _session_blocks(clicks: pd.DataFrame) -> tuple[np.ndarray | None, pd.Index, 
     """Source rows in (session, order) order, sessions in order of first appearance; their IDs and block starts.
 
     Exactly what ``pd.factorize`` then ``np.lexsort((order, codes))`` give, faster
-    (see ``first_appearance_codes`` and ``sorted_rows``); ``None`` for rows when
-    the clicks are in that order already.
+    (see ``first_appearance_codes``, ``counting_rows`` and ``sorted_rows``);
+    ``None`` for rows when the clicks are in that order already.
     """
     ids = clicks[S.SESSION_ID]
     order = clicks[S.ORDER].to_numpy()
@@ -222,6 +270,15 @@ def _session_blocks(clicks: pd.DataFrame) -> tuple[np.ndarray | None, pd.Index, 
         if _contiguous_sorted(values, order):
             starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
             return None, pd.Index(values[starts], name=S.SESSION_ID), starts
+        low = int(values.min())
+        span = int(values.max()) - low + 1
+        if span <= 2 * n + 1024 and np.issubdtype(order.dtype, np.integer):
+            # Straight to (first appearance, order) without numbering the sessions first.
+            offset = values - low
+            counted = counting_rows(offset, span, order, blocks=_in_first_appearance_order(offset, span))
+            if counted is not None:
+                rows, blocks, starts = counted
+                return rows, pd.Index(blocks + low, name=S.SESSION_ID), starts
         codes, uniques = first_appearance_codes(values)
     else:
         codes, uniques = pd.factorize(ids, sort=False)
@@ -242,16 +299,16 @@ def review_flags(session: np.ndarray, product_code: np.ndarray, n_products: int,
         return is_review
     pair_key = session * n_products if all_views else session[views] * n_products
     pair_key += product_code if all_views else product_code[views]
-    row_bits = _bits(len(views))
-    if _bits(int(pair_key.max()) + 1) + row_bits > 62:
+    if _bits(int(pair_key.max()) + 1) > 62:
         is_review[views] = pd.Series(pair_key).duplicated(keep="first").to_numpy()
         return is_review
-    # Sort (pair, position) packed in one int64: a repeat follows its pair's first view.
-    pair_key <<= row_bits
-    pair_key += np.arange(len(views), dtype=np.int64)
-    pair_key.sort()
-    repeat = (pair_key[1:] >> row_bits) == (pair_key[:-1] >> row_bits)
-    is_review[views[pair_key[1:][repeat] & ((1 << row_bits) - 1)]] = True
+    # A stable sort of the (session, product) pairs: a repeat follows its pair's first view. The rows are in
+    # session order already, so the keys come in ascending runs, which a stable (merge) sort finds and
+    # merges several times faster than it sorts random keys.
+    by_pair = np.argsort(pair_key, kind="stable")
+    sorted_pairs = pair_key[by_pair]
+    repeat = sorted_pairs[1:] == sorted_pairs[:-1]
+    is_review[views[by_pair[1:][repeat]]] = True
     return is_review
 
 

@@ -95,6 +95,19 @@ def test_the_index_of_a_shuffled_log_is_the_reference_index(log, uci_shuffled, s
         np.testing.assert_array_equal(indexed.column(column), indexed.clicks[column].to_numpy(), err_msg=column)
 
 
+def test_repeated_positions_within_a_session_keep_the_reference_index(uci_shuffled):
+    """A session whose positions are not 1..length cannot take the counting sort: the sorted path gives the same."""
+    clicks = uci_shuffled.copy()
+    first = clicks[S.SESSION_ID].iloc[0]
+    rows = np.flatnonzero(clicks[S.SESSION_ID].to_numpy() == first)
+    clicks.loc[rows[-1], S.ORDER] = clicks.loc[rows[0], S.ORDER]  # a tie: row order decides
+    expected = reference_index(clicks)
+    indexed = index_clicks(clicks)
+    np.testing.assert_array_equal(indexed.source_rows, expected["rows"])
+    np.testing.assert_array_equal(np.asarray(indexed.session_ids), expected["session_ids"])
+    np.testing.assert_array_equal(indexed.starts, expected["starts"])
+
+
 def test_sorted_logs_are_not_copied(small_clicks):
     indexed = index_clicks(small_clicks)
     assert indexed.source_rows is None
@@ -110,6 +123,26 @@ def test_sorted_rows_is_a_stable_lexsort(n, groups, order):
     g = rng.integers(-groups // 2, groups // 2 + 1, n)
     o = rng.integers(0, order, n)
     o[::5] = o[0]  # ties keep row order
+    rows, sorted_groups = sorted_rows(g, o)
+    expected = np.lexsort((o, g))
+    np.testing.assert_array_equal(rows, expected)
+    np.testing.assert_array_equal(sorted_groups, g[expected])
+
+
+@pytest.mark.parametrize("defect", [None, "tie", "gap"])
+def test_sorted_rows_of_positions_within_groups_is_a_stable_lexsort(defect):
+    """Positions 1..length per group take the counting sort; a tie or a gap sends them to the packed sort."""
+    rng = np.random.default_rng(5)
+    lengths = rng.integers(1, 9, 3_000)
+    lengths[0] = 4
+    g = np.repeat(rng.permutation(len(lengths)) * 2 - 1_000, lengths)  # gaps between the group values
+    o = (np.arange(len(g)) - np.repeat(np.cumsum(lengths) - lengths, lengths) + 3).astype(np.int32)
+    if defect == "tie":
+        o[1] = o[0]
+    elif defect == "gap":
+        o[0] += 100
+    perm = rng.permutation(len(g))
+    g, o = g[perm], o[perm]
     rows, sorted_groups = sorted_rows(g, o)
     expected = np.lexsort((o, g))
     np.testing.assert_array_equal(rows, expected)
