@@ -353,18 +353,21 @@ RANK_CAP = 1 << 20  # dominant_code's tie-break reads ranks up to this
 
 
 def code_cells(indexed: IndexedClicks, codes: np.ndarray, n_codes: int) -> np.ndarray:
-    """Each click's (session, code) cell of the count matrix."""
-    flat = indexed.session * (n_codes + 1)
-    flat += codes
+    """Each click's (code, session) cell of the count matrix."""
+    flat = codes.astype(np.int64) * indexed.n_sessions
+    flat += indexed.session
     return flat
 
 
 def code_counts(indexed: IndexedClicks, codes: np.ndarray, n_codes: int, flat: np.ndarray | None = None) -> np.ndarray:
-    """Clicks per (session, code): an ``n_sessions x (n_codes + 1)`` count matrix."""
+    """Clicks per (code, session): an ``(n_codes + 1) x n_sessions`` count matrix.
+
+    Code-major, so one code's counts over the sessions are contiguous and sums over the codes add whole rows.
+    """
     if flat is None:
         flat = code_cells(indexed, codes, n_codes)
     counts = np.bincount(flat, minlength=indexed.n_sessions * (n_codes + 1))
-    return counts.reshape(indexed.n_sessions, n_codes + 1)
+    return counts.reshape(n_codes + 1, indexed.n_sessions)
 
 
 def dominant_code(
@@ -385,11 +388,11 @@ def dominant_code(
         return np.zeros(0, dtype=np.int64)
     if int(indexed.lengths.max()) >= RANK_CAP:
         # Ranks past the cap tie in the score below; keep exactly what it gives.
-        flat = indexed.session * (n_codes + 1) + codes.astype(np.int64)
+        flat = code_cells(indexed, codes, n_codes)
         first_seen = np.full(counts.size, np.iinfo(np.int64).max // 4, dtype=np.int64)
         np.minimum.at(first_seen, flat, indexed.rank)
         score = counts * RANK_CAP - np.minimum(first_seen.reshape(counts.shape), RANK_CAP - 1)
-        return score.argmax(axis=1)
+        return score.argmax(axis=0)
     # Per click: its code's count, less its rank. A session's highest value is the first click on its most
     # clicked code, on the one clicked first among equals: the rule above.
     if flat is None:

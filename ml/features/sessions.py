@@ -167,11 +167,12 @@ def _event_table(indexed: IndexedClicks, targets: SessionTargets, layout: Featur
     names += ["n_clicks", "n_products", "n_reviews", "n_categories", "main_category"]
     names += ["price_mean", "price_min", "price_max"] if layout.has_price else []
     names += [main_column(d) for d in layout.dimensions]
-    both = {**codes, **values, "n_clicks": n}
+    both = {**codes, **values, "n_clicks": n.copy()}
     columns = {name: both[name] for name in names}
-    columns[TARGET_CONVERTED] = targets.converted
-    columns[TARGET_BASKET] = targets.basket_value
-    return pd.DataFrame(columns, index=indexed.session_ids)
+    columns[TARGET_CONVERTED] = targets.converted.copy()  # the targets stay cached with the index
+    columns[TARGET_BASKET] = targets.basket_value.copy()
+    # The other arrays are this call's own, so the frame takes them as they are (no copy into one block).
+    return pd.DataFrame(columns, index=indexed.session_ids, copy=False)
 
 
 def _uci_table(indexed: IndexedClicks, targets: Callable[[], SessionTargets]) -> pd.DataFrame:
@@ -187,16 +188,16 @@ def _uci_table(indexed: IndexedClicks, targets: Callable[[], SessionTargets]) ->
         category_cells, colour_cells = code_cells(indexed, category, 4), code_cells(indexed, colour, 14)
         all_category_counts = code_counts(indexed, category, 4, category_cells)
         all_colour_counts = code_counts(indexed, colour, 14, colour_cells)
-        category_counts, colour_counts = all_category_counts[:, 1:], all_colour_counts[:, 1:]
+        category_counts, colour_counts = all_category_counts[1:], all_colour_counts[1:]  # code-major
         return {
-            "n_categories": (category_counts > 0).sum(axis=1),
-            "n_colours": (colour_counts > 0).sum(axis=1),
+            "n_categories": (category_counts > 0).sum(axis=0),
+            "n_colours": (colour_counts > 0).sum(axis=0),
             "main_category": dominant_code(indexed, category, 4, all_category_counts, category_cells).astype(np.int8),
             "main_colour": dominant_code(indexed, colour, 14, all_colour_counts, colour_cells).astype(np.int8),
-            "sale_share": category_counts[:, S.SALE_CATEGORY - 1] / n,
-            "trousers_share": category_counts[:, 0] / n,
-            "skirts_share": category_counts[:, 1] / n,
-            "blouses_share": category_counts[:, 2] / n,
+            "sale_share": category_counts[S.SALE_CATEGORY - 1] / n,
+            "trousers_share": category_counts[0] / n,
+            "skirts_share": category_counts[1] / n,
+            "blouses_share": category_counts[2] / n,
         }
 
     def values_half() -> dict[str, object]:
@@ -226,7 +227,7 @@ def _uci_table(indexed: IndexedClicks, targets: Callable[[], SessionTargets]) ->
             "country": indexed.first(S.COUNTRY),
             "month": indexed.first(S.MONTH),
             "day_of_week": pd.DatetimeIndex(date).day_of_week.to_numpy().astype(np.int8),
-            "n_clicks": n,
+            "n_clicks": n.copy(),  # the index keeps its lengths
             "n_products": n - values["n_reviews"],
             "n_reviews": values["n_reviews"],
             "n_categories": codes["n_categories"],
@@ -245,9 +246,10 @@ def _uci_table(indexed: IndexedClicks, targets: Callable[[], SessionTargets]) ->
             "top_row_share": values["top_row_share"],
             "max_page": values["max_page"],
             "mean_page": values["mean_page"],
-            TARGET_CONVERTED: done.converted,
-            TARGET_BASKET: done.basket_value,
+            TARGET_CONVERTED: done.converted.copy(),  # the targets stay cached with the index
+            TARGET_BASKET: done.basket_value.copy(),
         },
         index=indexed.session_ids,
+        copy=False,  # the other arrays are this call's own: no copy into one block
     )
     return table

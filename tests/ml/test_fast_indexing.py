@@ -215,3 +215,15 @@ def test_sessionising_does_not_depend_on_row_order():
     number = pd.Series(new.astype(int), index=frame.index).groupby(user).cumsum()
     expected = (frame["u"] + ":" + number.astype(str)).reindex(raw.index)
     np.testing.assert_array_equal(sessions.to_numpy(), expected.to_numpy())
+
+
+def test_the_status_column_is_the_text_column_pandas_would_build(uci_shuffled):
+    """Built from codes through Arrow, the status column equals a Series of the status strings."""
+    from ml.features.labels import session_targets
+    from ml.features.window import window_status
+
+    indexed = index_clicks(uci_shuffled)
+    data = window_features(indexed, 3)
+    plain = pd.Series(window_status(indexed, session_targets(indexed), 3), index=indexed.session_ids, name="status")
+    pd.testing.assert_series_equal(data.status, plain, check_exact=True)
+    assert set(plain) == {"scored", "too short", "already converted in window"}
