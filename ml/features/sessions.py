@@ -184,16 +184,16 @@ def _uci_table(indexed: IndexedClicks, targets: Callable[[], SessionTargets]) ->
 
     def codes_half() -> dict[str, np.ndarray]:
         category = indexed.column(S.CATEGORY)
-        colour = indexed.column(S.COLOUR)
-        category_cells, colour_cells = code_cells(indexed, category, 4), code_cells(indexed, colour, 14)
+        category_cells = code_cells(indexed, category, 4)
         all_category_counts = code_counts(indexed, category, 4, category_cells)
-        all_colour_counts = code_counts(indexed, colour, 14, colour_cells)
-        category_counts, colour_counts = all_category_counts[1:], all_colour_counts[1:]  # code-major
+        category_counts = all_category_counts[1:]  # code-major
+        # Colours 1..14: distinct ones and the main one from the (session, colour) pairs, not a 15-row count matrix.
+        n_colours, main_colour = distinct_and_dominant(indexed, indexed.column(S.COLOUR), lowest_counted=1)
         return {
             "n_categories": (category_counts > 0).sum(axis=0),
-            "n_colours": (colour_counts > 0).sum(axis=0),
+            "n_colours": n_colours,
             "main_category": dominant_code(indexed, category, 4, all_category_counts, category_cells).astype(np.int8),
-            "main_colour": dominant_code(indexed, colour, 14, all_colour_counts, colour_cells).astype(np.int8),
+            "main_colour": main_colour.astype(np.int8),
             "sale_share": category_counts[S.SALE_CATEGORY - 1] / n,
             "trousers_share": category_counts[0] / n,
             "skirts_share": category_counts[1] / n,
@@ -218,6 +218,7 @@ def _uci_table(indexed: IndexedClicks, targets: Callable[[], SessionTargets]) ->
             "targets": targets(),
         }
 
+    indexed.prefetch([S.CATEGORY, S.COLOUR, S.PAGE, S.PRICE_2, S.PHOTOGRAPHY, S.LOCATION])
     codes, values = run_parallel(codes_half, values_half)
     date = indexed.first(S.DATE)
     done = values["targets"]

@@ -227,3 +227,16 @@ def test_the_status_column_is_the_text_column_pandas_would_build(uci_shuffled):
     plain = pd.Series(window_status(indexed, session_targets(indexed), 3), index=indexed.session_ids, name="status")
     pd.testing.assert_series_equal(data.status, plain, check_exact=True)
     assert set(plain) == {"scored", "too short", "already converted in window"}
+
+
+def test_prefetched_one_byte_columns_are_the_sorted_columns(uci_shuffled):
+    """Columns gathered together (packed side by side) are each column in session order; others are left alone."""
+    indexed = index_clicks(uci_shuffled)
+    small = [S.CATEGORY, S.COLOUR, S.PAGE, S.PRICE_2, S.PHOTOGRAPHY, S.LOCATION, S.COUNTRY, S.MONTH, S.DAY]
+    indexed.prefetch([*small, S.PRICE, S.PRODUCT, "no such column"])
+    assert {key[1] for key in indexed._cache if key[0] == "column"} == set(small)  # nine: two packed gathers
+    expected = uci_shuffled.take(indexed.source_rows).reset_index(drop=True)
+    for name in [*small, S.PRICE, S.PRODUCT]:
+        got = indexed.column(name)
+        np.testing.assert_array_equal(got, expected[name].to_numpy(), err_msg=name)
+        assert got.dtype == expected[name].to_numpy().dtype, name
