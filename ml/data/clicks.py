@@ -211,7 +211,7 @@ def sorted_rows(groups: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.n
             return rows, groups[rows]
         # Too wide for one key (millisecond times, say): rank rows by (order, row) first, then sort
         # (group, rank), both packed; the ranks are distinct, so the second sort needs no row number.
-        by_order, _ = sorted_rows(np.zeros(n, dtype=np.int64), order)
+        by_order = _stable_order(order)
         packed = np.empty(n, dtype=np.int64)
         packed[by_order] = np.arange(n, dtype=np.int64)
         packed += (groups.astype(np.int64) - g_low) << row_bits
@@ -230,6 +230,23 @@ def sorted_rows(groups: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.n
     sorted_groups += g_low
     packed &= (1 << row_bits) - 1
     return packed, sorted_groups
+
+
+def _stable_order(order: np.ndarray) -> np.ndarray:
+    """Rows by (order, row): a stable sort, merge or packed, whichever suits the values.
+
+    Exports come in time order, give or take: a value rarely lies far below the
+    largest one before it. Then numpy's stable (merge) sort, which finds and
+    merges the near-sorted runs, is several times faster than sorting packed
+    keys; on values in random order it is about twice as slow. Both give the same rows.
+    """
+    n = len(order)
+    span = int(order.max()) - int(order.min()) + 1
+    lag = np.maximum.accumulate(order)
+    lag -= order
+    if float(lag.mean()) * 1000 < span:
+        return np.argsort(order, kind="stable")
+    return sorted_rows(np.zeros(n, dtype=np.int64), order)[0]
 
 
 def first_appearance_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

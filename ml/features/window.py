@@ -19,6 +19,7 @@ import pandas as pd
 
 from ml.data import schema as S
 from ml.data.clicks import IndexedClicks, index_clicks
+from ml.data.codes import text_from_codes
 from ml.data.threads import run_parallel
 from ml.features.labels import TARGET_BASKET, TARGET_CONVERTED, LabelDefinition, SessionTargets, session_targets
 from ml.features.layout import FAMILY_UCI, TOP_SHARES, FeatureLayout, layout_of, pool_codes
@@ -158,20 +159,9 @@ def window_status(indexed: IndexedClicks, targets: SessionTargets, window: int) 
 
 
 def _text_series(codes: np.ndarray, labels: Sequence[str], index: pd.Index, name: str) -> pd.Series:
-    """``pd.Series(labels_as_objects[codes], index=index, name=name)``, without a Python string per row.
-
-    When pandas keeps text in Arrow (its default string type), the column is
-    built from the codes as an Arrow dictionary and cast; otherwise as before.
-    """
+    """``pd.Series(labels_as_objects[codes], index=index, name=name)``, built from the codes."""
     dtype = pd.Series(np.asarray(labels, dtype=object)).dtype  # what the text column would be inferred as
-    if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow":
-        import pyarrow as pa
-
-        target = pd.array(list(labels), dtype=dtype)._pa_array.type  # the Arrow type pandas uses for the text
-        dictionary = pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(list(labels), type=target))
-        values = pd.array(dictionary.cast(target), dtype=dtype)
-        return pd.Series(values, index=index, name=name)
-    return pd.Series(np.asarray(labels, dtype=object)[codes], index=index, name=name)
+    return pd.Series(text_from_codes(codes, labels, dtype), index=index, name=name)
 
 
 class _Grid:

@@ -240,3 +240,28 @@ def test_prefetched_one_byte_columns_are_the_sorted_columns(uci_shuffled):
         got = indexed.column(name)
         np.testing.assert_array_equal(got, expected[name].to_numpy(), err_msg=name)
         assert got.dtype == expected[name].to_numpy().dtype, name
+
+
+@pytest.mark.parametrize("jitter", [0, 1_000])
+def test_sorted_rows_of_times_in_export_order_is_a_stable_lexsort(jitter):
+    """Millisecond times in time order, give or take a second, with ties: the merge-sort path, same rows."""
+    rng = np.random.default_rng(jitter)
+    n = 40_000
+    times = 1_700_000_000_000 + np.sort(rng.integers(0, 10**9, n)) + rng.integers(0, jitter + 1, n)
+    times[1::7] = times[::7][: len(times[1::7])]  # ties keep row order
+    users = rng.integers(0, 3_000, n)
+    rows, sorted_users = sorted_rows(users, times)
+    expected = np.lexsort((times, users))
+    np.testing.assert_array_equal(rows, expected)
+    np.testing.assert_array_equal(sorted_users, users[expected])
+
+
+@pytest.mark.parametrize("dtype", ["string", "str", "string[python]", "category"])
+def test_text_from_codes_is_the_labels_taken_by_code(dtype):
+    from ml.data.codes import text_from_codes
+
+    labels = np.asarray(["b:1", "a:2", "scored", "é"], dtype=object)
+    codes = np.random.default_rng(2).integers(0, len(labels), 500)
+    got = text_from_codes(codes, labels, dtype)
+    expected = pd.array(labels[codes], dtype=dtype)
+    pd.testing.assert_extension_array_equal(got, expected)
