@@ -338,22 +338,21 @@ def review_flags(session: np.ndarray, product_code: np.ndarray, n_products: int,
     """Views of a product the session has already viewed (rows in session, rank order)."""
     is_review = np.zeros(len(session), dtype=bool)
     all_views = bool(is_view.all())
-    views = np.arange(len(session)) if all_views else np.flatnonzero(is_view)
-    if not len(views):
+    views = None if all_views else np.flatnonzero(is_view)  # None: every row
+    if not len(session) or (views is not None and not len(views)):
         return is_review
-    pair_key = session * n_products if all_views else session[views] * n_products
-    pair_key += product_code if all_views else product_code[views]
+    pair_key = session * n_products if views is None else session[views] * n_products
+    pair_key += product_code if views is None else product_code[views]
     if _bits(int(pair_key.max()) + 1) > 62:
-        is_review[views] = pd.Series(pair_key).duplicated(keep="first").to_numpy()
+        repeats = pd.Series(pair_key).duplicated(keep="first").to_numpy()
+        is_review[slice(None) if views is None else views] = repeats
         return is_review
-    # Every view but the first of its (session, product) pair is a repeat.
-    _, first_views, _ = _pair_runs(pair_key)
-    if all_views:
-        is_review = np.ones(len(session), dtype=bool)
-        is_review[first_views] = False
-        return is_review
-    is_review[views] = True
-    is_review[views[first_views]] = False
+    # A stable sort of the (session, product) pairs (see ``_pair_runs``): a repeat follows its pair's first view.
+    by_pair = np.argsort(pair_key, kind="stable")
+    sorted_pairs = pair_key[by_pair]
+    repeat = sorted_pairs[1:] == sorted_pairs[:-1]
+    positions = by_pair[1:][repeat]
+    is_review[positions if views is None else views[positions]] = True
     return is_review
 
 
@@ -377,7 +376,8 @@ def index_clicks(clicks: pd.DataFrame) -> IndexedClicks:
         return code, event, review_flags(session, code, n_products, event == S.EVENT_VIEW)
 
     def ranks() -> np.ndarray:
-        return np.arange(n, dtype=np.int64) - np.repeat(starts, lengths)
+        rank = np.repeat(starts, lengths)
+        return np.subtract(np.arange(n, dtype=np.int64), rank, out=rank)
 
     (product_code, event, is_review), rank = run_parallel(product_and_reviews, ranks)
     return IndexedClicks(
@@ -505,18 +505,12 @@ def dominant_code_sparse(indexed: IndexedClicks, codes: np.ndarray) -> np.ndarra
     return distinct_and_dominant(indexed, codes)[1]
 
 
-def distinct_and_dominant(
-    indexed: IndexedClicks, codes: np.ndarray, lowest_counted: int | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """``distinct_per_session`` and ``dominant_code_sparse`` of one code column, from one sort.
-
-    ``lowest_counted``: count only the distinct codes from this one up (the dominant code may be any).
-    """
+def distinct_and_dominant(indexed: IndexedClicks, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``distinct_per_session`` and ``dominant_code_sparse`` of one code column, from one sort."""
     if not len(codes):
         return np.zeros(indexed.n_sessions, dtype=np.int64), np.zeros(0, dtype=np.int64)
     sessions, pair_codes, first_index, counts = _unique_pairs(indexed, codes)
-    counted = sessions if lowest_counted is None else sessions[pair_codes >= lowest_counted]
-    distinct = np.bincount(counted, minlength=indexed.n_sessions)
+    distinct = np.bincount(sessions, minlength=indexed.n_sessions)
     first_rank = indexed.rank[first_index]
     out = np.zeros(indexed.n_sessions, dtype=np.int64)
     if int(indexed.lengths.max()) >= RANK_CAP:

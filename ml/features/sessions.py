@@ -102,9 +102,15 @@ def session_features(
 def _event_counts(indexed: IndexedClicks, targets: SessionTargets) -> dict[str, np.ndarray]:
     """Per-session counts by event type and orders, for the KPIs and the funnel."""
     n_types = len(S.EVENT_NAMES)
-    flat = indexed.session * n_types
-    flat += indexed.event
-    by_type = np.bincount(flat, minlength=indexed.n_sessions * n_types).reshape(indexed.n_sessions, n_types)
+    only = int(indexed.event[0]) if len(indexed.event) else -1
+    if 0 <= only < n_types and int(indexed.event.min()) == int(indexed.event.max()) == only:
+        # One event type (the UCI file: all views): every event of a session is of that type.
+        by_type = np.zeros((indexed.n_sessions, n_types), dtype=np.int64)
+        by_type[:, only] = indexed.lengths
+    else:
+        flat = indexed.session * n_types
+        flat += indexed.event
+        by_type = np.bincount(flat, minlength=indexed.n_sessions * n_types).reshape(indexed.n_sessions, n_types)
     counts = {
         name: by_type[:, code]
         for name, code in (("n_views", S.EVENT_VIEW), ("n_carts", S.EVENT_CART), ("n_purchases", S.EVENT_PURCHASE))
@@ -184,16 +190,16 @@ def _uci_table(indexed: IndexedClicks, targets: Callable[[], SessionTargets]) ->
 
     def codes_half() -> dict[str, np.ndarray]:
         category = indexed.column(S.CATEGORY)
-        category_cells = code_cells(indexed, category, 4)
+        colour = indexed.column(S.COLOUR)
+        category_cells, colour_cells = code_cells(indexed, category, 4), code_cells(indexed, colour, 14)
         all_category_counts = code_counts(indexed, category, 4, category_cells)
-        category_counts = all_category_counts[1:]  # code-major
-        # Colours 1..14: distinct ones and the main one from the (session, colour) pairs, not a 15-row count matrix.
-        n_colours, main_colour = distinct_and_dominant(indexed, indexed.column(S.COLOUR), lowest_counted=1)
+        all_colour_counts = code_counts(indexed, colour, 14, colour_cells)
+        category_counts, colour_counts = all_category_counts[1:], all_colour_counts[1:]  # code-major
         return {
             "n_categories": (category_counts > 0).sum(axis=0),
-            "n_colours": n_colours,
+            "n_colours": (colour_counts > 0).sum(axis=0),
             "main_category": dominant_code(indexed, category, 4, all_category_counts, category_cells).astype(np.int8),
-            "main_colour": main_colour.astype(np.int8),
+            "main_colour": dominant_code(indexed, colour, 14, all_colour_counts, colour_cells).astype(np.int8),
             "sale_share": category_counts[S.SALE_CATEGORY - 1] / n,
             "trousers_share": category_counts[0] / n,
             "skirts_share": category_counts[1] / n,
