@@ -20,6 +20,26 @@ from ml.data.threads import run_parallel
 
 
 @dataclass(frozen=True, eq=False)
+class SessionSlice:
+    """Some consecutive sessions of an index, with what the count helpers read (``code_counts``, ...).
+
+    ``session``, ``starts`` and ``rank`` count from the slice's own first
+    session and row; ``rows`` and ``sessions`` say where the slice lies in the index.
+    """
+
+    session: np.ndarray
+    starts: np.ndarray
+    lengths: np.ndarray
+    rank: np.ndarray
+    rows: slice
+    sessions: slice
+
+    @property
+    def n_sessions(self) -> int:
+        return len(self.starts)
+
+
+@dataclass(frozen=True, eq=False)
 class IndexedClicks:
     """Clicks in (session, order) order, with per-session block offsets.
 
@@ -143,6 +163,31 @@ class IndexedClicks:
     def first(self, name: str) -> np.ndarray:
         """The value of a column at each session's first click."""
         return self.at(name, self.starts)
+
+    def session_slices(self, max_rows: int) -> list[SessionSlice]:
+        """The sessions in consecutive slices of about ``max_rows`` events (a longer session is a slice alone).
+
+        Per-session work slice by slice keeps every temporary small: the
+        allocator reuses small blocks, while each fresh full-length array costs
+        the kernel a first touch of its pages.
+        """
+        n = len(self.session)
+        cuts = np.unique(np.r_[np.searchsorted(self.starts, np.arange(0, n, max(max_rows, 1))), self.n_sessions])
+        slices = []
+        for first, last in zip(cuts[:-1].tolist(), cuts[1:].tolist(), strict=True):
+            row_first = int(self.starts[first])
+            row_last = int(self.starts[last]) if last < self.n_sessions else n
+            slices.append(
+                SessionSlice(
+                    session=self.session[row_first:row_last] - first,
+                    starts=self.starts[first:last] - row_first,
+                    lengths=self.lengths[first:last],
+                    rank=self.rank[row_first:row_last],
+                    rows=slice(row_first, row_last),
+                    sessions=slice(first, last),
+                )
+            )
+        return slices
 
 
 def _bits(span: int) -> int:
@@ -397,14 +442,16 @@ def index_clicks(clicks: pd.DataFrame) -> IndexedClicks:
 RANK_CAP = 1 << 20  # dominant_code's tie-break reads ranks up to this
 
 
-def code_cells(indexed: IndexedClicks, codes: np.ndarray, n_codes: int) -> np.ndarray:
+def code_cells(indexed: IndexedClicks | SessionSlice, codes: np.ndarray, n_codes: int) -> np.ndarray:
     """Each click's (code, session) cell of the count matrix."""
     flat = codes.astype(np.int64) * indexed.n_sessions
     flat += indexed.session
     return flat
 
 
-def code_counts(indexed: IndexedClicks, codes: np.ndarray, n_codes: int, flat: np.ndarray | None = None) -> np.ndarray:
+def code_counts(
+    indexed: IndexedClicks | SessionSlice, codes: np.ndarray, n_codes: int, flat: np.ndarray | None = None
+) -> np.ndarray:
     """Clicks per (code, session): an ``(n_codes + 1) x n_sessions`` count matrix.
 
     Code-major, so one code's counts over the sessions are contiguous and sums over the codes add whole rows.
@@ -416,7 +463,7 @@ def code_counts(indexed: IndexedClicks, codes: np.ndarray, n_codes: int, flat: n
 
 
 def dominant_code(
-    indexed: IndexedClicks,
+    indexed: IndexedClicks | SessionSlice,
     codes: np.ndarray,
     n_codes: int,
     counts: np.ndarray | None = None,

@@ -65,6 +65,8 @@ def main_column(dimension: str) -> str:
     return f"main_{dimension}"
 
 
+SLICE_ROWS = 1 << 20  # events per slice of the count matrices: each temporary stays a few MB
+
 # ---------------------------------------------------------------- whole session
 def _share(indexed: IndexedClicks, mask: np.ndarray) -> np.ndarray:
     # Counted as integers (exact), then divided: the same floats as summing 1.0s.
@@ -189,22 +191,30 @@ def _uci_table(indexed: IndexedClicks, targets: Callable[[], SessionTargets]) ->
     n = indexed.lengths
 
     def codes_half() -> dict[str, np.ndarray]:
-        category = indexed.column(S.CATEGORY)
-        colour = indexed.column(S.COLOUR)
-        category_cells, colour_cells = code_cells(indexed, category, 4), code_cells(indexed, colour, 14)
-        all_category_counts = code_counts(indexed, category, 4, category_cells)
-        all_colour_counts = code_counts(indexed, colour, 14, colour_cells)
-        category_counts, colour_counts = all_category_counts[1:], all_colour_counts[1:]  # code-major
-        return {
-            "n_categories": (category_counts > 0).sum(axis=0),
-            "n_colours": (colour_counts > 0).sum(axis=0),
-            "main_category": dominant_code(indexed, category, 4, all_category_counts, category_cells).astype(np.int8),
-            "main_colour": dominant_code(indexed, colour, 14, all_colour_counts, colour_cells).astype(np.int8),
-            "sale_share": category_counts[S.SALE_CATEGORY - 1] / n,
-            "trousers_share": category_counts[0] / n,
-            "skirts_share": category_counts[1] / n,
-            "blouses_share": category_counts[2] / n,
-        }
+        category, colour = indexed.column(S.CATEGORY), indexed.column(S.COLOUR)
+        size = indexed.n_sessions
+        out = {name: np.empty(size, dtype=np.int64) for name in ("n_categories", "n_colours")}
+        out |= {name: np.empty(size, dtype=np.int8) for name in ("main_category", "main_colour")}
+        shares = ("sale_share", "trousers_share", "skirts_share", "blouses_share")
+        out |= {name: np.empty(size, dtype=np.float64) for name in shares}
+        for part in indexed.session_slices(SLICE_ROWS):  # small count matrices, reused memory
+            part_category, part_colour = category[part.rows], colour[part.rows]
+            category_cells, colour_cells = code_cells(part, part_category, 4), code_cells(part, part_colour, 14)
+            all_category_counts = code_counts(part, part_category, 4, category_cells)
+            all_colour_counts = code_counts(part, part_colour, 14, colour_cells)
+            category_counts, colour_counts = all_category_counts[1:], all_colour_counts[1:]  # code-major
+            main_category = dominant_code(part, part_category, 4, all_category_counts, category_cells)
+            main_colour = dominant_code(part, part_colour, 14, all_colour_counts, colour_cells)
+            here, length = part.sessions, part.lengths
+            out["n_categories"][here] = (category_counts > 0).sum(axis=0)
+            out["n_colours"][here] = (colour_counts > 0).sum(axis=0)
+            out["main_category"][here] = main_category.astype(np.int8)
+            out["main_colour"][here] = main_colour.astype(np.int8)
+            out["sale_share"][here] = category_counts[S.SALE_CATEGORY - 1] / length
+            out["trousers_share"][here] = category_counts[0] / length
+            out["skirts_share"][here] = category_counts[1] / length
+            out["blouses_share"][here] = category_counts[2] / length
+        return out
 
     def values_half() -> dict[str, object]:
         price = indexed.column(S.PRICE)

@@ -9,6 +9,8 @@ of the same log in order.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -265,3 +267,30 @@ def test_text_from_codes_is_the_labels_taken_by_code(dtype):
     got = text_from_codes(codes, labels, dtype)
     expected = pd.array(labels[codes], dtype=dtype)
     pd.testing.assert_extension_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("max_rows", [1, 7, 1_000, 10**9])
+def test_session_slices_cover_every_session_once(uci_shuffled, max_rows):
+    """Slices of consecutive sessions, each from a session start, together exactly the index's sessions and rows."""
+    indexed = index_clicks(uci_shuffled)
+    parts = indexed.session_slices(max_rows)
+    assert parts[0].sessions.start == 0 and parts[-1].sessions.stop == indexed.n_sessions
+    assert parts[0].rows.start == 0 and parts[-1].rows.stop == len(indexed.session)
+    for before, after in itertools.pairwise(parts):
+        assert before.sessions.stop == after.sessions.start and before.rows.stop == after.rows.start
+    for part in parts:
+        np.testing.assert_array_equal(part.session + part.sessions.start, indexed.session[part.rows])
+        np.testing.assert_array_equal(part.starts + part.rows.start, indexed.starts[part.sessions])
+        assert part.n_sessions == 1 or part.rows.stop - part.rows.start < max_rows + int(part.lengths.max())
+    if max_rows >= len(indexed.session):
+        assert len(parts) == 1
+
+
+def test_sliced_session_table_is_the_whole_one(uci_shuffled, monkeypatch):
+    """The UCI session table's count columns are the same whatever the slice size."""
+    import ml.features.sessions as sessions_module
+
+    whole = session_features(index_clicks(uci_shuffled))
+    monkeypatch.setattr(sessions_module, "SLICE_ROWS", 333)
+    sliced = session_features(index_clicks(uci_shuffled))
+    pd.testing.assert_frame_equal(sliced, whole, check_exact=True)
