@@ -94,31 +94,12 @@ class IndexedClicks:
         return self._cache[key]
 
     def prefetch(self, names: Sequence[str]) -> None:
-        """Put several one-byte columns in order with one gather (then ``column`` finds them kept).
-
-        A random gather costs about as much for eight bytes a row as for one, so up
-        to eight int8 columns are packed side by side, gathered once and split.
-        """
+        """Put several one-byte columns in order with one gather (then ``column`` finds them kept)."""
         if self.source_rows is None or "clicks" in self.__dict__:
             return
-        small = [
-            name
-            for name in names
-            if ("column", name, None) not in self._cache
-            and name in self.source
-            and isinstance(self.source[name].dtype, np.dtype)
-            and self.source[name].dtype.itemsize == 1
-            and self.source[name].dtype.kind in "iub"
-        ]
-        for first in range(0, len(small) if len(small) > 1 else 0, 8):
-            group = small[first : first + 8]
-            packed = np.zeros((len(self.source), 8), dtype=np.uint8)
-            for j, name in enumerate(group):
-                packed[:, j] = self.source[name].to_numpy().view(np.uint8)
-            gathered = packed.view(np.uint64).ravel()[self.source_rows].view(np.uint8).reshape(-1, 8)
-            del packed
-            for j, name in enumerate(group):
-                self._cache[("column", name, None)] = gathered[:, j].copy().view(self.source[name].dtype)
+        wanted = [name for name in names if ("column", name, None) not in self._cache]
+        for name, values in gather_one_byte_columns(self.source, self.source_rows, wanted).items():
+            self._cache[("column", name, None)] = values
 
     def at(
         self, name: str, positions: np.ndarray | None, dtype: type | None = None, rows: np.ndarray | None = None
@@ -188,6 +169,34 @@ class IndexedClicks:
                 )
             )
         return slices
+
+
+def gather_one_byte_columns(frame: pd.DataFrame, rows: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The one-byte numeric columns among ``names``, each taken at ``rows``, through packed gathers.
+
+    A random gather costs about as much for eight bytes a row as for one, so up
+    to eight int8 columns are packed side by side, gathered once and split.
+    Other columns (and a lone one-byte column) are left out.
+    """
+    small = [
+        name
+        for name in names
+        if name in frame
+        and isinstance(frame[name].dtype, np.dtype)
+        and frame[name].dtype.itemsize == 1
+        and frame[name].dtype.kind in "iub"
+    ]
+    out: dict[str, np.ndarray] = {}
+    for first in range(0, len(small) if len(small) > 1 else 0, 8):
+        group = small[first : first + 8]
+        packed = np.zeros((len(frame), 8), dtype=np.uint8)
+        for j, name in enumerate(group):
+            packed[:, j] = frame[name].to_numpy().view(np.uint8)
+        gathered = packed.view(np.uint64).ravel()[rows].view(np.uint8).reshape(-1, 8)
+        del packed
+        for j, name in enumerate(group):
+            out[name] = gathered[:, j].copy().view(frame[name].dtype)
+    return out
 
 
 def _bits(span: int) -> int:
@@ -420,11 +429,17 @@ def index_clicks(clicks: pd.DataFrame) -> IndexedClicks:
             event = np.zeros(n, dtype=np.int8)
         return code, event, review_flags(session, code, n_products, event == S.EVENT_VIEW)
 
-    def ranks() -> np.ndarray:
+    def ranks_and_columns() -> tuple[np.ndarray, dict]:
         rank = np.repeat(starts, lengths)
-        return np.subtract(np.arange(n, dtype=np.int64), rank, out=rank)
+        np.subtract(np.arange(n, dtype=np.int64), rank, out=rank)
+        if rows is None:
+            return rank, {}
+        # While the re-views sort on the other thread: the one-byte columns, in order (most features read them).
+        others = [name for name in clicks.columns if name != S.EVENT_TYPE]
+        gathered = gather_one_byte_columns(clicks, rows, others)
+        return rank, {("column", name, None): values for name, values in gathered.items()}
 
-    (product_code, event, is_review), rank = run_parallel(product_and_reviews, ranks)
+    (product_code, event, is_review), (rank, columns) = run_parallel(product_and_reviews, ranks_and_columns)
     return IndexedClicks(
         source=clicks,
         source_rows=rows,
@@ -436,6 +451,7 @@ def index_clicks(clicks: pd.DataFrame) -> IndexedClicks:
         product_code=product_code,
         event=event,
         is_review=is_review,
+        _cache=columns,
     )
 
 

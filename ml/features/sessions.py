@@ -67,6 +67,7 @@ def main_column(dimension: str) -> str:
 
 SLICE_ROWS = 1 << 20  # events per slice of the count matrices: each temporary stays a few MB
 
+
 # ---------------------------------------------------------------- whole session
 def _share(indexed: IndexedClicks, mask: np.ndarray) -> np.ndarray:
     # Counted as integers (exact), then divided: the same floats as summing 1.0s.
@@ -186,7 +187,7 @@ def _event_table(indexed: IndexedClicks, targets: SessionTargets, layout: Featur
 def _uci_table(indexed: IndexedClicks, targets: Callable[[], SessionTargets]) -> pd.DataFrame:
     """The UCI file's session table, exactly as before the event-log rewrite (pinned by a test).
 
-    Two independent halves (categories and colours; prices, pages, photos and the targets) run side by side.
+    Two independent halves (categories, colours, photos and pages; prices, re-views and the targets) run side by side.
     """
     n = indexed.lengths
 
@@ -214,23 +215,24 @@ def _uci_table(indexed: IndexedClicks, targets: Callable[[], SessionTargets]) ->
             out["trousers_share"][here] = category_counts[0] / length
             out["skirts_share"][here] = category_counts[1] / length
             out["blouses_share"][here] = category_counts[2] / length
+        # The photo and page columns here too, so the two halves take about as long.
+        page = indexed.column(S.PAGE)
+        out["premium_share"] = _share(indexed, indexed.column(S.PRICE_2) == S.PREMIUM_PRICE_2)
+        out["profile_share"] = _share(indexed, indexed.column(S.PHOTOGRAPHY) == S.PROFILE_PHOTOGRAPHY)
+        out["top_row_share"] = _share(indexed, _top_row(indexed.column(S.LOCATION)))
+        out["max_page"] = np.maximum.reduceat(page, indexed.starts)
+        # Whole pages: their float sum is exact in any order, so an integer sum gives the same floats.
+        out["mean_page"] = indexed.per_session_count(page) / n
         return out
 
     def values_half() -> dict[str, object]:
         price = indexed.column(S.PRICE)
-        page = indexed.column(S.PAGE)
         n_reviews = indexed.per_session_count(indexed.is_review)
         return {
             "n_reviews": n_reviews,
             "price_mean": indexed.per_session_sum(price) / n,
             "price_min": np.minimum.reduceat(price, indexed.starts),
             "price_max": np.maximum.reduceat(price, indexed.starts),
-            "premium_share": _share(indexed, indexed.column(S.PRICE_2) == S.PREMIUM_PRICE_2),
-            "profile_share": _share(indexed, indexed.column(S.PHOTOGRAPHY) == S.PROFILE_PHOTOGRAPHY),
-            "top_row_share": _share(indexed, _top_row(indexed.column(S.LOCATION))),
-            "max_page": np.maximum.reduceat(page, indexed.starts),
-            # Whole pages: their float sum is exact in any order, so an integer sum gives the same floats.
-            "mean_page": indexed.per_session_count(page) / n,
             "targets": targets(),
         }
 
@@ -254,15 +256,15 @@ def _uci_table(indexed: IndexedClicks, targets: Callable[[], SessionTargets]) ->
             "price_mean": values["price_mean"],
             "price_min": values["price_min"],
             "price_max": values["price_max"],
-            "premium_share": values["premium_share"],
+            "premium_share": codes["premium_share"],
             "sale_share": codes["sale_share"],
             "trousers_share": codes["trousers_share"],
             "skirts_share": codes["skirts_share"],
             "blouses_share": codes["blouses_share"],
-            "profile_share": values["profile_share"],
-            "top_row_share": values["top_row_share"],
-            "max_page": values["max_page"],
-            "mean_page": values["mean_page"],
+            "profile_share": codes["profile_share"],
+            "top_row_share": codes["top_row_share"],
+            "max_page": codes["max_page"],
+            "mean_page": codes["mean_page"],
             TARGET_CONVERTED: done.converted.copy(),  # the targets stay cached with the index
             TARGET_BASKET: done.basket_value.copy(),
         },

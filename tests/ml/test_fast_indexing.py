@@ -235,6 +235,8 @@ def test_prefetched_one_byte_columns_are_the_sorted_columns(uci_shuffled):
     """Columns gathered together (packed side by side) are each column in session order; others are left alone."""
     indexed = index_clicks(uci_shuffled)
     small = [S.CATEGORY, S.COLOUR, S.PAGE, S.PRICE_2, S.PHOTOGRAPHY, S.LOCATION, S.COUNTRY, S.MONTH, S.DAY]
+    assert {key[1] for key in indexed._cache if key[0] == "column"} == set(small)  # gathered while indexing
+    indexed._cache.clear()
     indexed.prefetch([*small, S.PRICE, S.PRODUCT, "no such column"])
     assert {key[1] for key in indexed._cache if key[0] == "column"} == set(small)  # nine: two packed gathers
     expected = uci_shuffled.take(indexed.source_rows).reset_index(drop=True)
