@@ -9,9 +9,10 @@ The UCI file keeps its own published codes and codebook.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 
 NONE_CODE = 0
 NONE_LABEL = "(none)"
@@ -58,3 +59,23 @@ def recode(codes: np.ndarray, source: Codebook, target: Codebook) -> np.ndarray:
         if 0 <= code < top:
             table[code] = lookup.get(label, NONE_CODE)
     return table[np.clip(codes, 0, top - 1)].astype(codes.dtype)
+
+
+def text_from_codes(
+    codes: np.ndarray, labels: Sequence[str] | np.ndarray, dtype: object
+) -> pd.api.extensions.ExtensionArray:
+    """``pd.array(labels_as_objects[codes], dtype=dtype)`` without a Python string per row.
+
+    When ``dtype`` keeps text in Arrow (pandas' default string types), the
+    values are built from the codes as an Arrow dictionary and cast in Arrow;
+    otherwise as above. ``labels`` must hold no missing value.
+    """
+    dtype = pd.api.types.pandas_dtype(dtype)
+    objects = np.asarray(labels, dtype=object)
+    if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow":
+        import pyarrow as pa
+
+        target = pd.array([], dtype=dtype)._pa_array.type  # the Arrow type pandas uses for this text
+        dictionary = pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(objects, type=target))
+        return pd.array(dictionary.cast(target), dtype=dtype)
+    return pd.array(objects[codes], dtype=dtype)

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ml.data.clicks import sorted_rows
+from ml.data.codes import text_from_codes
 
 
 def cut_sessions(users: pd.Series, timestamps: np.ndarray, gap_minutes: float) -> pd.Series:
@@ -44,9 +45,7 @@ def cut_sessions(users: pd.Series, timestamps: np.ndarray, gap_minutes: float) -
     )
     per_event = np.empty(n, dtype=np.int64)
     per_event[order] = session_index
-    return pd.Series(pd.Categorical.from_codes(per_event, categories=labels.astype(object), validate=False)).astype(
-        "string"
-    )
+    return pd.Series(text_from_codes(per_event, labels, "string"))
 
 
 def positions_in_sessions(session_codes: np.ndarray, sort_keys: list[np.ndarray]) -> np.ndarray:

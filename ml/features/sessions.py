@@ -65,6 +65,9 @@ def main_column(dimension: str) -> str:
     return f"main_{dimension}"
 
 
+SLICE_ROWS = 1 << 20  # events per slice of the count matrices: each temporary stays a few MB
+
+
 # ---------------------------------------------------------------- whole session
 def _share(indexed: IndexedClicks, mask: np.ndarray) -> np.ndarray:
     # Counted as integers (exact), then divided: the same floats as summing 1.0s.
@@ -102,9 +105,15 @@ def session_features(
 def _event_counts(indexed: IndexedClicks, targets: SessionTargets) -> dict[str, np.ndarray]:
     """Per-session counts by event type and orders, for the KPIs and the funnel."""
     n_types = len(S.EVENT_NAMES)
-    flat = indexed.session * n_types
-    flat += indexed.event
-    by_type = np.bincount(flat, minlength=indexed.n_sessions * n_types).reshape(indexed.n_sessions, n_types)
+    only = int(indexed.event[0]) if len(indexed.event) else -1
+    if 0 <= only < n_types and int(indexed.event.min()) == int(indexed.event.max()) == only:
+        # One event type (the UCI file: all views): every event of a session is of that type.
+        by_type = np.zeros((indexed.n_sessions, n_types), dtype=np.int64)
+        by_type[:, only] = indexed.lengths
+    else:
+        flat = indexed.session * n_types
+        flat += indexed.event
+        by_type = np.bincount(flat, minlength=indexed.n_sessions * n_types).reshape(indexed.n_sessions, n_types)
     counts = {
         name: by_type[:, code]
         for name, code in (("n_views", S.EVENT_VIEW), ("n_carts", S.EVENT_CART), ("n_purchases", S.EVENT_PURCHASE))
@@ -167,56 +176,67 @@ def _event_table(indexed: IndexedClicks, targets: SessionTargets, layout: Featur
     names += ["n_clicks", "n_products", "n_reviews", "n_categories", "main_category"]
     names += ["price_mean", "price_min", "price_max"] if layout.has_price else []
     names += [main_column(d) for d in layout.dimensions]
-    both = {**codes, **values, "n_clicks": n}
+    both = {**codes, **values, "n_clicks": n.copy()}
     columns = {name: both[name] for name in names}
-    columns[TARGET_CONVERTED] = targets.converted
-    columns[TARGET_BASKET] = targets.basket_value
-    return pd.DataFrame(columns, index=indexed.session_ids)
+    columns[TARGET_CONVERTED] = targets.converted.copy()  # the targets stay cached with the index
+    columns[TARGET_BASKET] = targets.basket_value.copy()
+    # The other arrays are this call's own, so the frame takes them as they are (no copy into one block).
+    return pd.DataFrame(columns, index=indexed.session_ids, copy=False)
 
 
 def _uci_table(indexed: IndexedClicks, targets: Callable[[], SessionTargets]) -> pd.DataFrame:
     """The UCI file's session table, exactly as before the event-log rewrite (pinned by a test).
 
-    Two independent halves (categories and colours; prices, pages, photos and the targets) run side by side.
+    Two independent halves (categories, colours, photos and pages; prices, re-views and the targets) run side by side.
     """
     n = indexed.lengths
 
     def codes_half() -> dict[str, np.ndarray]:
-        category = indexed.column(S.CATEGORY)
-        colour = indexed.column(S.COLOUR)
-        category_cells, colour_cells = code_cells(indexed, category, 4), code_cells(indexed, colour, 14)
-        all_category_counts = code_counts(indexed, category, 4, category_cells)
-        all_colour_counts = code_counts(indexed, colour, 14, colour_cells)
-        category_counts, colour_counts = all_category_counts[:, 1:], all_colour_counts[:, 1:]
-        return {
-            "n_categories": (category_counts > 0).sum(axis=1),
-            "n_colours": (colour_counts > 0).sum(axis=1),
-            "main_category": dominant_code(indexed, category, 4, all_category_counts, category_cells).astype(np.int8),
-            "main_colour": dominant_code(indexed, colour, 14, all_colour_counts, colour_cells).astype(np.int8),
-            "sale_share": category_counts[:, S.SALE_CATEGORY - 1] / n,
-            "trousers_share": category_counts[:, 0] / n,
-            "skirts_share": category_counts[:, 1] / n,
-            "blouses_share": category_counts[:, 2] / n,
-        }
+        category, colour = indexed.column(S.CATEGORY), indexed.column(S.COLOUR)
+        size = indexed.n_sessions
+        out = {name: np.empty(size, dtype=np.int64) for name in ("n_categories", "n_colours")}
+        out |= {name: np.empty(size, dtype=np.int8) for name in ("main_category", "main_colour")}
+        shares = ("sale_share", "trousers_share", "skirts_share", "blouses_share")
+        out |= {name: np.empty(size, dtype=np.float64) for name in shares}
+        for part in indexed.session_slices(SLICE_ROWS):  # small count matrices, reused memory
+            part_category, part_colour = category[part.rows], colour[part.rows]
+            category_cells, colour_cells = code_cells(part, part_category, 4), code_cells(part, part_colour, 14)
+            all_category_counts = code_counts(part, part_category, 4, category_cells)
+            all_colour_counts = code_counts(part, part_colour, 14, colour_cells)
+            category_counts, colour_counts = all_category_counts[1:], all_colour_counts[1:]  # code-major
+            main_category = dominant_code(part, part_category, 4, all_category_counts, category_cells)
+            main_colour = dominant_code(part, part_colour, 14, all_colour_counts, colour_cells)
+            here, length = part.sessions, part.lengths
+            out["n_categories"][here] = (category_counts > 0).sum(axis=0)
+            out["n_colours"][here] = (colour_counts > 0).sum(axis=0)
+            out["main_category"][here] = main_category.astype(np.int8)
+            out["main_colour"][here] = main_colour.astype(np.int8)
+            out["sale_share"][here] = category_counts[S.SALE_CATEGORY - 1] / length
+            out["trousers_share"][here] = category_counts[0] / length
+            out["skirts_share"][here] = category_counts[1] / length
+            out["blouses_share"][here] = category_counts[2] / length
+        # The photo and page columns here too, so the two halves take about as long.
+        page = indexed.column(S.PAGE)
+        out["premium_share"] = _share(indexed, indexed.column(S.PRICE_2) == S.PREMIUM_PRICE_2)
+        out["profile_share"] = _share(indexed, indexed.column(S.PHOTOGRAPHY) == S.PROFILE_PHOTOGRAPHY)
+        out["top_row_share"] = _share(indexed, _top_row(indexed.column(S.LOCATION)))
+        out["max_page"] = np.maximum.reduceat(page, indexed.starts)
+        # Whole pages: their float sum is exact in any order, so an integer sum gives the same floats.
+        out["mean_page"] = indexed.per_session_count(page) / n
+        return out
 
     def values_half() -> dict[str, object]:
         price = indexed.column(S.PRICE)
-        page = indexed.column(S.PAGE)
         n_reviews = indexed.per_session_count(indexed.is_review)
         return {
             "n_reviews": n_reviews,
             "price_mean": indexed.per_session_sum(price) / n,
             "price_min": np.minimum.reduceat(price, indexed.starts),
             "price_max": np.maximum.reduceat(price, indexed.starts),
-            "premium_share": _share(indexed, indexed.column(S.PRICE_2) == S.PREMIUM_PRICE_2),
-            "profile_share": _share(indexed, indexed.column(S.PHOTOGRAPHY) == S.PROFILE_PHOTOGRAPHY),
-            "top_row_share": _share(indexed, _top_row(indexed.column(S.LOCATION))),
-            "max_page": np.maximum.reduceat(page, indexed.starts),
-            # Whole pages: their float sum is exact in any order, so an integer sum gives the same floats.
-            "mean_page": indexed.per_session_count(page) / n,
             "targets": targets(),
         }
 
+    indexed.prefetch([S.CATEGORY, S.COLOUR, S.PAGE, S.PRICE_2, S.PHOTOGRAPHY, S.LOCATION])
     codes, values = run_parallel(codes_half, values_half)
     date = indexed.first(S.DATE)
     done = values["targets"]
@@ -226,7 +246,7 @@ def _uci_table(indexed: IndexedClicks, targets: Callable[[], SessionTargets]) ->
             "country": indexed.first(S.COUNTRY),
             "month": indexed.first(S.MONTH),
             "day_of_week": pd.DatetimeIndex(date).day_of_week.to_numpy().astype(np.int8),
-            "n_clicks": n,
+            "n_clicks": n.copy(),  # the index keeps its lengths
             "n_products": n - values["n_reviews"],
             "n_reviews": values["n_reviews"],
             "n_categories": codes["n_categories"],
@@ -236,18 +256,19 @@ def _uci_table(indexed: IndexedClicks, targets: Callable[[], SessionTargets]) ->
             "price_mean": values["price_mean"],
             "price_min": values["price_min"],
             "price_max": values["price_max"],
-            "premium_share": values["premium_share"],
+            "premium_share": codes["premium_share"],
             "sale_share": codes["sale_share"],
             "trousers_share": codes["trousers_share"],
             "skirts_share": codes["skirts_share"],
             "blouses_share": codes["blouses_share"],
-            "profile_share": values["profile_share"],
-            "top_row_share": values["top_row_share"],
-            "max_page": values["max_page"],
-            "mean_page": values["mean_page"],
-            TARGET_CONVERTED: done.converted,
-            TARGET_BASKET: done.basket_value,
+            "profile_share": codes["profile_share"],
+            "top_row_share": codes["top_row_share"],
+            "max_page": codes["max_page"],
+            "mean_page": codes["mean_page"],
+            TARGET_CONVERTED: done.converted.copy(),  # the targets stay cached with the index
+            TARGET_BASKET: done.basket_value.copy(),
         },
         index=indexed.session_ids,
+        copy=False,  # the other arrays are this call's own: no copy into one block
     )
     return table

@@ -19,6 +19,7 @@ import pandas as pd
 
 from ml.data import schema as S
 from ml.data.clicks import IndexedClicks, index_clicks
+from ml.data.codes import text_from_codes
 from ml.data.threads import run_parallel
 from ml.features.labels import TARGET_BASKET, TARGET_CONVERTED, LabelDefinition, SessionTargets, session_targets
 from ml.features.layout import FAMILY_UCI, TOP_SHARES, FeatureLayout, layout_of, pool_codes
@@ -144,12 +145,23 @@ def _changes_per_row(matrix: np.ndarray) -> np.ndarray:
     return (np.diff(matrix, axis=1) != 0).sum(axis=1)
 
 
+def _status_codes(indexed: IndexedClicks, targets: SessionTargets, window: int) -> np.ndarray:
+    """Each session's status as its position in ``STATUSES``."""
+    codes = np.zeros(indexed.n_sessions, dtype=np.int8)
+    codes[targets.conversion_rank < window] = STATUSES.index(STATUS_CONVERTED_IN_WINDOW)
+    codes[indexed.lengths < window] = STATUSES.index(STATUS_TOO_SHORT)
+    return codes
+
+
 def window_status(indexed: IndexedClicks, targets: SessionTargets, window: int) -> np.ndarray:
     """Status of each session: scored, too short, or already converted inside the window."""
-    status = np.full(indexed.n_sessions, STATUS_SCORED, dtype=object)
-    status[targets.conversion_rank < window] = STATUS_CONVERTED_IN_WINDOW
-    status[indexed.lengths < window] = STATUS_TOO_SHORT
-    return status
+    return np.asarray(STATUSES, dtype=object)[_status_codes(indexed, targets, window)]
+
+
+def _text_series(codes: np.ndarray, labels: Sequence[str], index: pd.Index, name: str) -> pd.Series:
+    """``pd.Series(labels_as_objects[codes], index=index, name=name)``, built from the codes."""
+    dtype = pd.Series(np.asarray(labels, dtype=object)).dtype  # what the text column would be inferred as
+    return pd.Series(text_from_codes(codes, labels, dtype), index=index, name=name)
 
 
 class _Grid:
@@ -330,15 +342,16 @@ def window_features(
     layout = layout_of(indexed.source)
     specs = window_feature_specs(layout)
     targets = session_targets(indexed, definition)
-    status = window_status(indexed, targets, window)
-    scoreable = status == STATUS_SCORED
+    status = _status_codes(indexed, targets, window)
+    scoreable = status == STATUSES.index(STATUS_SCORED)
     ids = indexed.session_ids[scoreable]
     grid = _Grid(indexed, scoreable, window)
     values = _uci_features(grid) if layout.family == FAMILY_UCI else _event_features(grid, layout)
-    features = pd.DataFrame(values, index=ids)
+    # Every array is this call's own, so the frame takes them as they are (no copy into one block).
+    features = pd.DataFrame({spec.name: values[spec.name] for spec in specs}, index=ids, copy=False)
     return WindowData(
-        features=features[[s.name for s in specs]],
-        status=pd.Series(status, index=indexed.session_ids, name="status"),
+        features=features,
+        status=_text_series(status, STATUSES, indexed.session_ids, "status"),
         n_clicks=pd.Series(indexed.lengths, index=indexed.session_ids, name="clicks"),
         converted=pd.Series(targets.converted[scoreable], index=ids, name=TARGET_CONVERTED),
         basket_value=pd.Series(targets.basket_value[scoreable], index=ids, name=TARGET_BASKET),

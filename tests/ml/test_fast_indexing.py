@@ -9,6 +9,8 @@ of the same log in order.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -95,6 +97,19 @@ def test_the_index_of_a_shuffled_log_is_the_reference_index(log, uci_shuffled, s
         np.testing.assert_array_equal(indexed.column(column), indexed.clicks[column].to_numpy(), err_msg=column)
 
 
+def test_repeated_positions_within_a_session_keep_the_reference_index(uci_shuffled):
+    """A session whose positions are not 1..length cannot take the counting sort: the sorted path gives the same."""
+    clicks = uci_shuffled.copy()
+    first = clicks[S.SESSION_ID].iloc[0]
+    rows = np.flatnonzero(clicks[S.SESSION_ID].to_numpy() == first)
+    clicks.loc[rows[-1], S.ORDER] = clicks.loc[rows[0], S.ORDER]  # a tie: row order decides
+    expected = reference_index(clicks)
+    indexed = index_clicks(clicks)
+    np.testing.assert_array_equal(indexed.source_rows, expected["rows"])
+    np.testing.assert_array_equal(np.asarray(indexed.session_ids), expected["session_ids"])
+    np.testing.assert_array_equal(indexed.starts, expected["starts"])
+
+
 def test_sorted_logs_are_not_copied(small_clicks):
     indexed = index_clicks(small_clicks)
     assert indexed.source_rows is None
@@ -110,6 +125,26 @@ def test_sorted_rows_is_a_stable_lexsort(n, groups, order):
     g = rng.integers(-groups // 2, groups // 2 + 1, n)
     o = rng.integers(0, order, n)
     o[::5] = o[0]  # ties keep row order
+    rows, sorted_groups = sorted_rows(g, o)
+    expected = np.lexsort((o, g))
+    np.testing.assert_array_equal(rows, expected)
+    np.testing.assert_array_equal(sorted_groups, g[expected])
+
+
+@pytest.mark.parametrize("defect", [None, "tie", "gap"])
+def test_sorted_rows_of_positions_within_groups_is_a_stable_lexsort(defect):
+    """Positions 1..length per group take the counting sort; a tie or a gap sends them to the packed sort."""
+    rng = np.random.default_rng(5)
+    lengths = rng.integers(1, 9, 3_000)
+    lengths[0] = 4
+    g = np.repeat(rng.permutation(len(lengths)) * 2 - 1_000, lengths)  # gaps between the group values
+    o = (np.arange(len(g)) - np.repeat(np.cumsum(lengths) - lengths, lengths) + 3).astype(np.int32)
+    if defect == "tie":
+        o[1] = o[0]
+    elif defect == "gap":
+        o[0] += 100
+    perm = rng.permutation(len(g))
+    g, o = g[perm], o[perm]
     rows, sorted_groups = sorted_rows(g, o)
     expected = np.lexsort((o, g))
     np.testing.assert_array_equal(rows, expected)
@@ -182,3 +217,82 @@ def test_sessionising_does_not_depend_on_row_order():
     number = pd.Series(new.astype(int), index=frame.index).groupby(user).cumsum()
     expected = (frame["u"] + ":" + number.astype(str)).reindex(raw.index)
     np.testing.assert_array_equal(sessions.to_numpy(), expected.to_numpy())
+
+
+def test_the_status_column_is_the_text_column_pandas_would_build(uci_shuffled):
+    """Built from codes through Arrow, the status column equals a Series of the status strings."""
+    from ml.features.labels import session_targets
+    from ml.features.window import window_status
+
+    indexed = index_clicks(uci_shuffled)
+    data = window_features(indexed, 3)
+    plain = pd.Series(window_status(indexed, session_targets(indexed), 3), index=indexed.session_ids, name="status")
+    pd.testing.assert_series_equal(data.status, plain, check_exact=True)
+    assert set(plain) == {"scored", "too short", "already converted in window"}
+
+
+def test_prefetched_one_byte_columns_are_the_sorted_columns(uci_shuffled):
+    """Columns gathered together (packed side by side) are each column in session order; others are left alone."""
+    indexed = index_clicks(uci_shuffled)
+    small = [S.CATEGORY, S.COLOUR, S.PAGE, S.PRICE_2, S.PHOTOGRAPHY, S.LOCATION, S.COUNTRY, S.MONTH, S.DAY]
+    assert {key[1] for key in indexed._cache if key[0] == "column"} == set(small)  # gathered while indexing
+    indexed._cache.clear()
+    indexed.prefetch([*small, S.PRICE, S.PRODUCT, "no such column"])
+    assert {key[1] for key in indexed._cache if key[0] == "column"} == set(small)  # nine: two packed gathers
+    expected = uci_shuffled.take(indexed.source_rows).reset_index(drop=True)
+    for name in [*small, S.PRICE, S.PRODUCT]:
+        got = indexed.column(name)
+        np.testing.assert_array_equal(got, expected[name].to_numpy(), err_msg=name)
+        assert got.dtype == expected[name].to_numpy().dtype, name
+
+
+@pytest.mark.parametrize("jitter", [0, 1_000])
+def test_sorted_rows_of_times_in_export_order_is_a_stable_lexsort(jitter):
+    """Millisecond times in time order, give or take a second, with ties: the merge-sort path, same rows."""
+    rng = np.random.default_rng(jitter)
+    n = 40_000
+    times = 1_700_000_000_000 + np.sort(rng.integers(0, 10**9, n)) + rng.integers(0, jitter + 1, n)
+    times[1::7] = times[::7][: len(times[1::7])]  # ties keep row order
+    users = rng.integers(0, 3_000, n)
+    rows, sorted_users = sorted_rows(users, times)
+    expected = np.lexsort((times, users))
+    np.testing.assert_array_equal(rows, expected)
+    np.testing.assert_array_equal(sorted_users, users[expected])
+
+
+@pytest.mark.parametrize("dtype", ["string", "str", "string[python]", "category"])
+def test_text_from_codes_is_the_labels_taken_by_code(dtype):
+    from ml.data.codes import text_from_codes
+
+    labels = np.asarray(["b:1", "a:2", "scored", "é"], dtype=object)
+    codes = np.random.default_rng(2).integers(0, len(labels), 500)
+    got = text_from_codes(codes, labels, dtype)
+    expected = pd.array(labels[codes], dtype=dtype)
+    pd.testing.assert_extension_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("max_rows", [1, 7, 1_000, 10**9])
+def test_session_slices_cover_every_session_once(uci_shuffled, max_rows):
+    """Slices of consecutive sessions, each from a session start, together exactly the index's sessions and rows."""
+    indexed = index_clicks(uci_shuffled)
+    parts = indexed.session_slices(max_rows)
+    assert parts[0].sessions.start == 0 and parts[-1].sessions.stop == indexed.n_sessions
+    assert parts[0].rows.start == 0 and parts[-1].rows.stop == len(indexed.session)
+    for before, after in itertools.pairwise(parts):
+        assert before.sessions.stop == after.sessions.start and before.rows.stop == after.rows.start
+    for part in parts:
+        np.testing.assert_array_equal(part.session + part.sessions.start, indexed.session[part.rows])
+        np.testing.assert_array_equal(part.starts + part.rows.start, indexed.starts[part.sessions])
+        assert part.n_sessions == 1 or part.rows.stop - part.rows.start < max_rows + int(part.lengths.max())
+    if max_rows >= len(indexed.session):
+        assert len(parts) == 1
+
+
+def test_sliced_session_table_is_the_whole_one(uci_shuffled, monkeypatch):
+    """The UCI session table's count columns are the same whatever the slice size."""
+    import ml.features.sessions as sessions_module
+
+    whole = session_features(index_clicks(uci_shuffled))
+    monkeypatch.setattr(sessions_module, "SLICE_ROWS", 333)
+    sliced = session_features(index_clicks(uci_shuffled))
+    pd.testing.assert_frame_equal(sliced, whole, check_exact=True)
