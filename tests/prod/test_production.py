@@ -210,7 +210,16 @@ def test_a_job_started_through_one_worker_reports_progress_through_the_other(sta
     assert len(runs_of(stack)) == 3
     # The job's progress is in the job file on the shared cache folder: both workers showed its rows.
     started_by = stack.pid_of(panel.started_tag)
-    showing = {stack.pid_of(tag) for tag, v in panel.views if v["states"]}
+    for _ in range(60):  # gunicorn may hand a quick run of polls to one worker: poll until the other answered too
+        if {stack.pid_of(tag) for tag, v in panel.views if v["states"]} - {started_by}:
+            break
+        panel.poll_panel()
+        time.sleep(0.05)
+    for _ in range(40):  # the access log line of the last answer may still be on its way
+        showing = {stack.pid_of(tag) for tag, v in panel.views if v["states"]}
+        if None not in showing:
+            break
+        time.sleep(0.05)
     running = {stack.pid_of(tag) for tag, v in panel.views if {"waiting", "fitting"} & set(v["states"])}
     assert started_by and None not in showing
     assert showing - {started_by}, f"every progress answer came from the starting worker {started_by}"
