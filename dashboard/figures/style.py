@@ -9,8 +9,10 @@ import plotly.io as pio
 PRIMARY = "#2fa4e7"
 SECONDARY = "#033c73"
 ACCENT = "#dd5600"
-POSITIVE = "#73a839"
-NEGATIVE = "#c71c22"
+# Good/bad, raises/lowers: Okabe-Ito bluish green and vermillion (Okabe & Ito 2008), which readers with any
+# common colour-vision deficiency tell apart (red and green are not; every such bar also carries its +/- label).
+POSITIVE = "#009E73"
+NEGATIVE = "#D55E00"
 MUTED = "#868e96"
 COLORWAY = ["#2fa4e7", "#dd5600", "#73a839", "#033c73", "#9b479f", "#c71c22", "#e3a21a", "#20c997", "#868e96"]
 SECONDARY_Y = "y2"  # the right-hand axis of sessions_with_rate

@@ -99,3 +99,11 @@ def test_funnel_labels_and_breakdown_bars_are_readable():
         assert contrast(fill, text) >= 4.5, (fill, text)
     assert contrast(CHOSEN, "#ffffff") >= 3.0  # chosen bars stand out from the page (non-text: 3:1)
     assert contrast(CHOSEN, NOT_CHOSEN) >= 3.0  # and from the greyed-out bars
+
+
+def test_figures_good_and_bad_colours_are_okabe_ito_not_red_and_green():
+    """The what-if waterfall, the gauge and the leaderboard's signed bars use the colour-blind-safe pair."""
+    from dashboard.figures import style
+
+    assert style.POSITIVE.lower() == OKABE_ITO["bluish_green"].lower()
+    assert style.NEGATIVE.lower() == OKABE_ITO["vermillion"].lower()

@@ -454,7 +454,9 @@ def layout(context: AppContext, key: str = BUNDLED_DATASET_KEY) -> html.Div:
         ]
     )
     sensitivity = dcc.Dropdown(id=ids.WHATIF_SENSITIVITY_DROPDOWN, clearable=False, className="whatif-sensitivity")
-    waterfall_note = "percentage points of P(convert) from the base to this session; green raises P, red lowers it"
+    waterfall_note = (
+        "percentage points of P(convert) from the base to this session; green bars raise P, vermillion bars lower it"
+    )
     sensitivity_note = "P(convert) across one input, the others held at this session's values"
     outputs = [
         _results(context.dataset(key).definition.title),
