@@ -71,6 +71,7 @@ from bench_engine import ensure_synthetic
 log = logging.getLogger("bench")
 
 KPI_P95_TARGET_MS = 300.0
+BUNDLED_KEY = "bundled"  # ml.config.BUNDLED_DATASET_KEY: the key the app serves its configured data file under
 WHATIF_P95_TARGET_MS = 100.0
 STARTUP_TIMEOUT_S = 900.0
 KPI_VIEWS = (  # the filter views a manager walks through, as URL query strings
@@ -135,8 +136,8 @@ def server_env(models_dir: Path, cache_dir: Path, data_file: str | None, memo: b
 def train_models(env: dict[str, str], data_file: str | None) -> float:
     """Quick what-if models (logistic + linear regression) into the scratch registry; seconds taken."""
     command = [sys.executable, "-m", "ml", "train", "--quick", "--models", "logreg,linear"]
-    if data_file:
-        command += ["--data", data_file]
+    if data_file:  # the app serves its configured data file as the bundled dataset: the models must be its
+        command += ["--data", data_file, "--dataset", BUNDLED_KEY]
     started = time.perf_counter()
     subprocess.run(command, cwd=PROJECT_ROOT, env=env, check=True, capture_output=True, text=True)
     return time.perf_counter() - started
@@ -232,9 +233,10 @@ def record_interactions(url: str) -> list[Interaction]:
             interactions.append(current[0])
         current[:] = []
         page.goto(f"{url}/?tab=whatif")
-        page.wait_for_selector("[role=slider]", timeout=120_000)
+        # The first slider in the page may be a hidden one (the capacity rule's, before its card shows).
+        thumbs = page.locator("[role=slider]:visible")
+        thumbs.first.wait_for(timeout=STARTUP_TIMEOUT_S * 1000)
         settle(page)
-        thumbs = page.locator("[role=slider]")
         for index in range(min(WHATIF_SLIDERS, thumbs.count())):
             for step in range(WHATIF_MOVES):
                 current[:] = [Interaction("whatif", f"what-if slider {index + 1}, step {step + 1}")]
