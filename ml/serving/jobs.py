@@ -221,6 +221,19 @@ class JobBoard:
         return found if isinstance(found, dict) and "seconds" in found else None
 
 
+def awaiting_worker(request: dict | None, job: dict | None, wait_s: float, now: float | None = None) -> bool:
+    """Whether a job request (``{"requested": time, ...}``) is still waiting for its worker to write its job.
+
+    True for ``wait_s`` seconds after the request, unless a job started since
+    (its file is newer): a page counts such a request as running, so a second
+    press cannot start a second job.
+    """
+    now = time.time() if now is None else now
+    if not request or now - float(request.get("requested", 0)) >= wait_s:
+        return False
+    return job is None or float(job.get("started", 0)) < float(request.get("requested", 0)) - 1
+
+
 def format_duration(seconds: float) -> str:
     """``"45 s"``, ``"3 min 47 s"``, ``"1 h 02 min"``."""
     seconds = max(0, round(float(seconds)))

@@ -30,6 +30,7 @@ from ml.config import ENV_UPLOAD_QUOTA_MB, MEGABYTE, PROJECT_ROOT, InputLimits, 
 from ml.data.limits import parse_gate
 from ml.errors import ServerBusy, ValidationError
 from ml.serving.registry import Registry
+from tests.processes import process_running
 
 UCI_HEADER = "year;month;day;order;country;session ID;page 1 (main category);page 2 (clothing model);colour;location;model photography;price;price 2;page"  # noqa: E501
 
@@ -342,13 +343,5 @@ def test_parse_workers_leave_when_their_server_is_killed(tmp_path: Path) -> None
     alive = workers
     while alive and time.monotonic() < deadline:
         time.sleep(0.2)
-        alive = [pid for pid in workers if _running(pid)]
+        alive = [pid for pid in workers if process_running(pid)]
     assert not alive, f"parse workers {alive} outlived their server"
-
-
-def _running(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as stat:
-            return stat.read().rsplit(") ", 1)[-1][:1] not in ("Z", "X")
-    except OSError:
-        return False

@@ -36,6 +36,7 @@ from tests.e2e.conftest import (
     watched_page,
 )
 from tests.ml.factories import lowercase_form
+from tests.processes import process_running
 
 WAIT_MS = 120_000  # a busy two-core machine: waiting is not an assertion on speed
 UPLOAD_LIMIT_MB = 50  # the default, as the screenshot shows it
@@ -320,7 +321,7 @@ def test_a_running_scoring_job_survives_a_reload_and_cancel_there_writes_nothing
         os.kill(pid, signal.SIGCONT)  # it goes on to its next step, reads the Cancel and stops
     job = scoring_job_file(scoring_server)
     for _ in range(600):
-        if not psutil_alive(pid):
+        if not process_running(pid):
             break
         time.sleep(0.05)
     assert json.loads(job.read_text(encoding="utf-8"))["state"] == "cancelled"
@@ -334,12 +335,3 @@ def test_a_running_scoring_job_survives_a_reload_and_cancel_there_writes_nothing
     wait_for_dash(page, WAIT_MS)
     assert "24,026" in page.locator(f"#{ids.SCORING_SUMMARY}").inner_text()
     assert page.locator(f"#{ids.SCORING_JOB_NOTE}").inner_text().strip() == ""  # the old cancel note is gone
-
-
-def psutil_alive(pid: int) -> bool:
-    """Whether the job's process still runs (a finished job process is reaped by its parent)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as stat:
-            return stat.read().split(") ")[-1][:1] not in ("Z", "X")
-    except OSError:
-        return False

@@ -221,11 +221,7 @@ def job_view(job: dict | None, request: dict | None, other: dict | None, now: fl
     its job yet counts as running (so the button cannot start a second job).
     """
     now = time.time() if now is None else now
-    pending = bool(
-        request
-        and now - float(request.get("requested", 0)) < PENDING_SECONDS
-        and (job is None or float(job.get("started", 0)) < float(request.get("requested", 0)) - 1)
-    )
+    pending = jobs.awaiting_worker(request, job, PENDING_SECONDS, now)
     notice = None
     if other and not (job and job.get("state") == jobs.RUNNING):
         notice = dbc.Alert(

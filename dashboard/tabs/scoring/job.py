@@ -22,13 +22,11 @@ import dash_bootstrap_components as dbc
 from dash import html, no_update
 
 from dashboard.background import SCORING_LOST, JobTerminated
+from dashboard.tabs.leaderboard.training_panel import PENDING_SECONDS, POLL_IDLE_MS, POLL_RUNNING_MS
 from dashboard.uploads import SCORING_CANCELLED, UploadGone, UploadStore, run_scoring_job
 from ml.config import Settings
 from ml.serving import jobs
 
-POLL_RUNNING_MS = 1000
-POLL_IDLE_MS = 5000
-PENDING_SECONDS = 30  # a Score press waits this long for its worker before Score is offered again
 HIDDEN = {"visibility": "hidden"}
 
 
@@ -77,13 +75,6 @@ def run_job(settings: Settings, request: dict, set_progress: Callable[[tuple], N
 
 
 # ---------------------------------------------------------------- what a page shows
-def _pending(request: dict | None, job: dict | None, now: float) -> bool:
-    """A Score press whose worker has not written its job yet (the button must not start a second one)."""
-    if not request or now - float(request.get("requested", 0)) >= PENDING_SECONDS:
-        return False
-    return job is None or float(job.get("started", 0)) < float(request.get("requested", 0)) - 1
-
-
 def _results_kept(settings: Settings, upload_id: object, uploader: str | None) -> bool:
     try:
         UploadStore.for_settings(settings).owned(upload_id, uploader)
@@ -109,7 +100,7 @@ def job_view(
     job still has them on the server.
     """
     now = time.time() if now is None else now
-    if _pending(request, job, now):
+    if jobs.awaiting_worker(request, job, PENDING_SECONDS, now):
         return 0, "starting…", {}, True, True, POLL_RUNNING_MS, None, no_update, no_update
     if job is None:
         return 0, "", HIDDEN, False, True, POLL_IDLE_MS, None, no_update, no_update
