@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ml.data import schema as S
+from ml.data.memory import reusing_freed_memory
 from ml.data.threads import run_parallel
 
 
@@ -81,7 +82,7 @@ class IndexedClicks:
 
     def rows(self, positions: np.ndarray) -> np.ndarray:
         """The source rows of sorted positions."""
-        return positions if self.source_rows is None else self.source_rows[positions]
+        return positions if self.source_rows is None else gather(self.source_rows, positions)
 
     def column(self, name: str, dtype: type | None = None) -> np.ndarray:
         """A column's values in sorted order (gathered once, then kept)."""
@@ -94,7 +95,7 @@ class IndexedClicks:
         return self._cache[key]
 
     def prefetch(self, names: Sequence[str]) -> None:
-        """Put several one-byte columns in order with one gather (then ``column`` finds them kept)."""
+        """Put several one-byte columns in order now (then ``column`` finds them kept)."""
         if self.source_rows is None or "clicks" in self.__dict__:
             return
         wanted = [name for name in names if ("column", name, None) not in self._cache]
@@ -111,17 +112,17 @@ class IndexedClicks:
         key = ("column", name, dtype)
         if key in self._cache:
             values = self._cache[key]
-            return values if positions is None else values[positions]
+            return values if positions is None else gather(values, positions)
         series = self.source[name]
         if rows is None:
             rows = self.source_rows if positions is None else self.rows(positions)
         if isinstance(series.dtype, pd.CategoricalDtype) and dtype is None:
             # Gather the codes, not a text value per row.
             codes = series.cat.codes.to_numpy()
-            picked = pd.Categorical.from_codes(codes if rows is None else codes[rows], dtype=series.dtype)
+            picked = pd.Categorical.from_codes(codes if rows is None else gather(codes, rows), dtype=series.dtype)
             return picked.to_numpy()
         values = series.to_numpy(dtype=dtype)
-        return values if rows is None else values[rows]
+        return values if rows is None else gather(values, rows)
 
     def once(self, key: object, build: Callable[[], object]) -> object:
         """A value derived from these clicks, computed on first use (session targets, say)."""
@@ -171,14 +172,9 @@ class IndexedClicks:
         return slices
 
 
-def gather_one_byte_columns(frame: pd.DataFrame, rows: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
-    """The one-byte numeric columns among ``names``, each taken at ``rows``, through packed gathers.
-
-    A random gather costs about as much for eight bytes a row as for one, so up
-    to eight int8 columns are packed side by side, gathered once and split.
-    Other columns (and a lone one-byte column) are left out.
-    """
-    small = [
+def one_byte_columns(frame: pd.DataFrame, names: Sequence[str]) -> list[str]:
+    """The one-byte numeric columns among ``names`` (codes that most features read)."""
+    return [
         name
         for name in names
         if name in frame
@@ -186,17 +182,24 @@ def gather_one_byte_columns(frame: pd.DataFrame, rows: np.ndarray, names: Sequen
         and frame[name].dtype.itemsize == 1
         and frame[name].dtype.kind in "iub"
     ]
-    out: dict[str, np.ndarray] = {}
-    for first in range(0, len(small) if len(small) > 1 else 0, 8):
-        group = small[first : first + 8]
-        packed = np.zeros((len(frame), 8), dtype=np.uint8)
-        for j, name in enumerate(group):
-            packed[:, j] = frame[name].to_numpy().view(np.uint8)
-        gathered = packed.view(np.uint64).ravel()[rows].view(np.uint8).reshape(-1, 8)
-        del packed
-        for j, name in enumerate(group):
-            out[name] = gathered[:, j].copy().view(frame[name].dtype)
-    return out
+
+
+def gather_one_byte_columns(frame: pd.DataFrame, rows: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The one-byte numeric columns among ``names``, each taken at ``rows`` (other columns are left out)."""
+    return {name: gather(frame[name].to_numpy(), rows) for name in one_byte_columns(frame, names)}
+
+
+def gather(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``values[rows]`` through ``np.take`` when ``rows`` are integers: the same values, faster.
+
+    numpy's fancy indexing goes through its general iterator, while ``take``
+    copies straight along the index: about twice as fast for one-byte values
+    and a quarter faster for eight-byte ones on ten million shuffled rows.
+    """
+    rows = np.asarray(rows)
+    if rows.dtype.kind not in "iu":
+        return values[rows]  # a mask (take would read True as row 1)
+    return np.take(values, rows, axis=0)
 
 
 def _bits(span: int) -> int:
@@ -227,7 +230,7 @@ def counting_rows(
     block_starts = np.cumsum(block_counts) - block_counts
     base = np.zeros(span, dtype=np.int64)
     base[blocks] = block_starts - lowest[blocks]
-    slot = base[keys]
+    slot = np.take(base, keys)
     slot += order
     if int(slot.max()) >= n:
         return None
@@ -319,7 +322,7 @@ def first_appearance_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     present = _in_first_appearance_order(offset, span)
     code_of = np.empty(span, dtype=np.int64)
     code_of[present] = np.arange(len(present), dtype=np.int64)
-    return code_of[offset], present + low
+    return np.take(code_of, offset), present + low
 
 
 def _in_first_appearance_order(offset: np.ndarray, span: int) -> np.ndarray:
@@ -403,13 +406,27 @@ def review_flags(session: np.ndarray, product_code: np.ndarray, n_products: int,
         return is_review
     # A stable sort of the (session, product) pairs (see ``_pair_runs``): a repeat follows its pair's first view.
     by_pair = np.argsort(pair_key, kind="stable")
-    sorted_pairs = pair_key[by_pair]
+    sorted_pairs = np.take(pair_key, by_pair)
     repeat = sorted_pairs[1:] == sorted_pairs[:-1]
     positions = by_pair[1:][repeat]
     is_review[positions if views is None else views[positions]] = True
     return is_review
 
 
+def _review_flags_in_parts(
+    session: np.ndarray, starts: np.ndarray, product_code: np.ndarray, n_products: int, is_view: np.ndarray
+) -> np.ndarray:
+    """``review_flags`` of the two halves of the sessions side by side (a session's flags read only its own rows)."""
+    n = len(session)
+    cut = int(starts[np.searchsorted(starts, n // 2)]) if n and np.searchsorted(starts, n // 2) < len(starts) else n
+    first, second = run_parallel(
+        lambda: review_flags(session[:cut], product_code[:cut], n_products, is_view[:cut]),
+        lambda: review_flags(session[cut:], product_code[cut:], n_products, is_view[cut:]),
+    )
+    return np.concatenate([first, second])
+
+
+@reusing_freed_memory
 def index_clicks(clicks: pd.DataFrame) -> IndexedClicks:
     """Sort clicks by (session, order) and compute block offsets and re-view flags."""
     rows, session_ids, starts = _session_blocks(clicks)
@@ -419,27 +436,37 @@ def index_clicks(clicks: pd.DataFrame) -> IndexedClicks:
     products = clicks[S.PRODUCT].cat
     n_products = max(len(products.categories), 1)
 
-    def product_and_reviews() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        code = products.codes.to_numpy()
-        code = (code if rows is None else code[rows]).astype(np.int64)
-        if S.EVENT_TYPE in clicks:
-            event = clicks[S.EVENT_TYPE].to_numpy()
-            event = (event if rows is None else event[rows]).astype(np.int8, copy=False)
-        else:
-            event = np.zeros(n, dtype=np.int8)
-        return code, event, review_flags(session, code, n_products, event == S.EVENT_VIEW)
+    def in_order(values: np.ndarray) -> np.ndarray:
+        return values if rows is None else gather(values, rows)
 
-    def ranks_and_columns() -> tuple[np.ndarray, dict]:
+    def product_codes() -> np.ndarray:
+        return in_order(products.codes.to_numpy()).astype(np.int64)
+
+    def events() -> np.ndarray:
+        if S.EVENT_TYPE not in clicks:
+            return np.zeros(n, dtype=np.int8)
+        return in_order(clicks[S.EVENT_TYPE].to_numpy()).astype(np.int8, copy=False)
+
+    def ranks() -> np.ndarray:
         rank = np.repeat(starts, lengths)
-        np.subtract(np.arange(n, dtype=np.int64), rank, out=rank)
-        if rows is None:
-            return rank, {}
-        # While the re-views sort on the other thread: the one-byte columns, in order (most features read them).
-        others = [name for name in clicks.columns if name != S.EVENT_TYPE]
-        gathered = gather_one_byte_columns(clicks, rows, others)
-        return rank, {("column", name, None): values for name, values in gathered.items()}
+        return np.subtract(np.arange(n, dtype=np.int64), rank, out=rank)
 
-    (product_code, event, is_review), (rank, columns) = run_parallel(product_and_reviews, ranks_and_columns)
+    def sessions() -> np.ndarray:
+        return np.repeat(np.arange(len(starts), dtype=np.int64), lengths)
+
+    # Most features read the one-byte columns and the prices: put them in order now, one task each.
+    eager = [] if rows is None else [c for c in one_byte_columns(clicks, clicks.columns) if c != S.EVENT_TYPE]
+    if rows is not None and S.PRICE in clicks and clicks[S.PRICE].dtype == np.float64:
+        eager.insert(0, S.PRICE)
+
+    def column(name: str) -> Callable[[], np.ndarray]:
+        return lambda: gather(clicks[name].to_numpy(), rows)
+
+    # Longest first: each thread takes the next task when it is free.
+    product_code, session, rank, event, *columns = run_parallel(
+        product_codes, sessions, ranks, events, *map(column, eager)
+    )
+    is_review = _review_flags_in_parts(session, starts, product_code, n_products, event == S.EVENT_VIEW)
     return IndexedClicks(
         source=clicks,
         source_rows=rows,
@@ -451,7 +478,7 @@ def index_clicks(clicks: pd.DataFrame) -> IndexedClicks:
         product_code=product_code,
         event=event,
         is_review=is_review,
-        _cache=columns,
+        _cache={("column", name, None): values for name, values in zip(eager, columns, strict=True)},
     )
 
 
@@ -505,7 +532,7 @@ def dominant_code(
     # clicked code, on the one clicked first among equals: the rule above.
     if flat is None:
         flat = code_cells(indexed, codes, n_codes)
-    key = counts.ravel()[flat]
+    key = np.take(counts.ravel(), flat)
     key *= RANK_CAP
     key -= indexed.rank
     best_rank = (-np.maximum.reduceat(key, indexed.starts)) & (RANK_CAP - 1)
@@ -521,7 +548,7 @@ def _pair_runs(pair: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     random keys.
     """
     by_pair = np.argsort(pair, kind="stable")
-    keys = pair[by_pair]
+    keys = np.take(pair, by_pair)
     starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
     return keys[starts], by_pair[starts], np.diff(np.r_[starts, len(pair)])
 

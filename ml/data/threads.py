@@ -14,6 +14,7 @@ exist there, and a task handed to that pool would wait forever.
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from collections.abc import Callable
@@ -70,11 +71,36 @@ def _marked(task: Callable[[], Any]) -> Callable[[], Any]:
 
 
 def run_parallel(*tasks: Callable[[], Any]) -> list[Any]:
-    """Each task's result, in order; the tasks run on the pool when there is more than one thread."""
+    """Each task's result, in order; the tasks run on the pool when there is more than one thread.
+
+    The caller's thread and the pool's take the next task not yet started,
+    one at a time, so tasks of uneven length still keep both cores busy: list
+    the longest first. If a task raises, no further task starts and the
+    first error is raised once the running ones have finished.
+    """
     size = feature_threads()
     if size < 2 or len(tasks) < 2 or getattr(_inside, "active", False):
         return [task() for task in tasks]
+    results: list[Any] = [None] * len(tasks)
+    failures: list[BaseException] = []
+    taken = itertools.count()  # next() on a count is atomic: each task goes to one thread
+
+    def drain() -> None:
+        while not failures:
+            index = next(taken)
+            if index >= len(tasks):
+                return
+            try:
+                results[index] = tasks[index]()
+            except BaseException as exc:  # re-raised in the caller's thread below
+                failures.append(exc)
+                return
+
     pool = _executor(size)
-    futures = [pool.submit(_marked(task)) for task in tasks[1:]]
-    first = _marked(tasks[0])()  # the caller's thread takes the first task
-    return [first, *(future.result() for future in futures)]
+    helpers = [pool.submit(_marked(drain)) for _ in range(min(size - 1, len(tasks) - 1))]
+    _marked(drain)()  # the caller's thread works too
+    for helper in helpers:
+        helper.result()
+    if failures:
+        raise failures[0]
+    return results

@@ -23,6 +23,7 @@ from ml.data import schema as S
 from ml.data.clicks import IndexedClicks, index_clicks
 from ml.data.codes import Codebook
 from ml.data.loading import LoadedEvents, load_events
+from ml.data.memory import reusing_freed_memory
 from ml.features import kpis
 from ml.features.labels import LabelDefinition, choose_definition, label_source
 from ml.features.sessions import session_features
@@ -109,6 +110,7 @@ class PreparedData:
         return cache[name]
 
 
+@reusing_freed_memory
 def prepare(loaded: LoadedEvents, display_name: str | None = None, key: str = BUNDLED_DATASET_KEY) -> PreparedData:
     """Sessions and the KPI cube from loaded events."""
     start = time.perf_counter()

@@ -25,6 +25,7 @@ from ml.data.clicks import (
     dominant_code_sparse,
     index_clicks,
 )
+from ml.data.memory import reusing_freed_memory
 from ml.data.threads import run_parallel
 from ml.features.labels import TARGET_BASKET, TARGET_CONVERTED, LabelDefinition, SessionTargets, session_targets
 from ml.features.layout import FAMILY_UCI, FeatureLayout, layout_of
@@ -83,6 +84,7 @@ def _top_row(location: np.ndarray) -> np.ndarray:
     return table[location.view(np.uint8)]
 
 
+@reusing_freed_memory
 def session_features(
     data: pd.DataFrame | IndexedClicks,
     definition: LabelDefinition | None = None,
@@ -187,11 +189,12 @@ def _event_table(indexed: IndexedClicks, targets: SessionTargets, layout: Featur
 def _uci_table(indexed: IndexedClicks, targets: Callable[[], SessionTargets]) -> pd.DataFrame:
     """The UCI file's session table, exactly as before the event-log rewrite (pinned by a test).
 
-    Two independent halves (categories, colours, photos and pages; prices, re-views and the targets) run side by side.
+    Four independent parts (the targets; categories and colours; prices and re-views; photos and pages) run
+    side by side.
     """
     n = indexed.lengths
 
-    def codes_half() -> dict[str, np.ndarray]:
+    def categories_and_colours() -> dict[str, np.ndarray]:
         category, colour = indexed.column(S.CATEGORY), indexed.column(S.COLOUR)
         size = indexed.n_sessions
         out = {name: np.empty(size, dtype=np.int64) for name in ("n_categories", "n_colours")}
@@ -215,7 +218,10 @@ def _uci_table(indexed: IndexedClicks, targets: Callable[[], SessionTargets]) ->
             out["trousers_share"][here] = category_counts[0] / length
             out["skirts_share"][here] = category_counts[1] / length
             out["blouses_share"][here] = category_counts[2] / length
-        # The photo and page columns here too, so the two halves take about as long.
+        return out
+
+    def shares_and_pages() -> dict[str, np.ndarray]:
+        out = {}
         page = indexed.column(S.PAGE)
         out["premium_share"] = _share(indexed, indexed.column(S.PRICE_2) == S.PREMIUM_PRICE_2)
         out["profile_share"] = _share(indexed, indexed.column(S.PHOTOGRAPHY) == S.PROFILE_PHOTOGRAPHY)
@@ -225,7 +231,7 @@ def _uci_table(indexed: IndexedClicks, targets: Callable[[], SessionTargets]) ->
         out["mean_page"] = indexed.per_session_count(page) / n
         return out
 
-    def values_half() -> dict[str, object]:
+    def prices_and_reviews() -> dict[str, object]:
         price = indexed.column(S.PRICE)
         n_reviews = indexed.per_session_count(indexed.is_review)
         return {
@@ -233,13 +239,15 @@ def _uci_table(indexed: IndexedClicks, targets: Callable[[], SessionTargets]) ->
             "price_mean": indexed.per_session_sum(price) / n,
             "price_min": np.minimum.reduceat(price, indexed.starts),
             "price_max": np.maximum.reduceat(price, indexed.starts),
-            "targets": targets(),
         }
 
     indexed.prefetch([S.CATEGORY, S.COLOUR, S.PAGE, S.PRICE_2, S.PHOTOGRAPHY, S.LOCATION])
-    codes, values = run_parallel(codes_half, values_half)
+    # Longest first: each thread takes the next task when it is free.
+    done, categories_colours, values, shares = run_parallel(
+        targets, categories_and_colours, prices_and_reviews, shares_and_pages
+    )
+    codes = categories_colours | shares
     date = indexed.first(S.DATE)
-    done = values["targets"]
     table = pd.DataFrame(
         {
             "date": date,

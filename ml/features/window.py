@@ -20,6 +20,7 @@ import pandas as pd
 from ml.data import schema as S
 from ml.data.clicks import IndexedClicks, index_clicks
 from ml.data.codes import text_from_codes
+from ml.data.memory import reusing_freed_memory
 from ml.data.threads import run_parallel
 from ml.features.labels import TARGET_BASKET, TARGET_CONVERTED, LabelDefinition, SessionTargets, session_targets
 from ml.features.layout import FAMILY_UCI, TOP_SHARES, FeatureLayout, layout_of, pool_codes
@@ -326,6 +327,7 @@ def _event_features(grid: _Grid, layout: FeatureLayout) -> dict[str, np.ndarray]
     return {**events, **values}
 
 
+@reusing_freed_memory
 def window_features(
     data: pd.DataFrame | IndexedClicks,
     window: int,

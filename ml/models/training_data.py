@@ -15,6 +15,7 @@ from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
 from ml.config import CV_FOLDS, DEFAULT_WINDOW, RANDOM_SEED, TEST_SIZE
 from ml.data.clicks import index_clicks
+from ml.data.memory import reusing_freed_memory
 from ml.errors import ClickstreamError
 from ml.features.labels import choose_definition, label_source
 from ml.features.sessions import session_features
@@ -61,6 +62,7 @@ class TrainingData:
     extra: dict = field(default_factory=dict)
 
 
+@reusing_freed_memory
 def prepare_training_data(clicks: pd.DataFrame, config: TrainConfig, source: str, data_hash: str) -> TrainingData:
     indexed = index_clicks(clicks)
     definition = choose_definition(clicks, config.label)

@@ -32,6 +32,7 @@ import pandas as pd
 from ml.data import schema as S
 from ml.data.clicks import index_clicks
 from ml.data.codes import Codebook, codebook_from_json, recode
+from ml.data.memory import reusing_freed_memory
 from ml.data.profiles import UCI_PROFILE
 from ml.errors import ArtifactError, ClickstreamError, NoModelError
 from ml.features.labels import definition_for_scoring
@@ -239,6 +240,7 @@ def code_like_training(events: pd.DataFrame, codebooks: Mapping[str, Codebook], 
     return out
 
 
+@reusing_freed_memory
 def score_clicks(clicks: pd.DataFrame, models: ScoringModels) -> pd.DataFrame:
     """Per-session scores for canonical events (coded as the training data was), in ``SCORE_COLUMNS`` order."""
     if len(clicks) == 0:

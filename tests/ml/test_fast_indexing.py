@@ -232,13 +232,13 @@ def test_the_status_column_is_the_text_column_pandas_would_build(uci_shuffled):
 
 
 def test_prefetched_one_byte_columns_are_the_sorted_columns(uci_shuffled):
-    """Columns gathered together (packed side by side) are each column in session order; others are left alone."""
+    """Columns gathered while indexing (one-byte codes and prices) and by prefetch are each column in session order."""
     indexed = index_clicks(uci_shuffled)
     small = [S.CATEGORY, S.COLOUR, S.PAGE, S.PRICE_2, S.PHOTOGRAPHY, S.LOCATION, S.COUNTRY, S.MONTH, S.DAY]
-    assert {key[1] for key in indexed._cache if key[0] == "column"} == set(small)  # gathered while indexing
+    assert {key[1] for key in indexed._cache if key[0] == "column"} == {*small, S.PRICE}  # gathered while indexing
     indexed._cache.clear()
     indexed.prefetch([*small, S.PRICE, S.PRODUCT, "no such column"])
-    assert {key[1] for key in indexed._cache if key[0] == "column"} == set(small)  # nine: two packed gathers
+    assert {key[1] for key in indexed._cache if key[0] == "column"} == set(small)  # the one-byte columns only
     expected = uci_shuffled.take(indexed.source_rows).reset_index(drop=True)
     for name in [*small, S.PRICE, S.PRODUCT]:
         got = indexed.column(name)
