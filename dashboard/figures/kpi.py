@@ -1,8 +1,8 @@
 """Figures of the KPI tab: trend (partial weeks hatched, alert markers), breakdown bars, funnel.
 
-Each figure is built from plain dicts in one ``go.Figure(data, layout)`` call
-(no subplot helpers, ``add_trace`` or ``update_layout`` round trips, which
-validate the figure again each time): they are redrawn on every filter change.
+Each figure is written as plain dicts and returned as the JSON-ready figure
+Dash sends (``style.figure_dict``: no figure object to validate, no subplot
+helpers or ``update_layout`` round trips): they are redrawn on every filter change.
 
 Breakdown bars cross-filter: the values in the filter are drawn in colour and
 the others in grey, all still shown, so a click shows the choice in context.
@@ -14,9 +14,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pandas as pd
-import plotly.graph_objects as go
 
-from dashboard.figures.style import SECONDARY_Y, TEMPLATE_NAME, empty_figure, sessions_with_rate_parts
+from dashboard.figures.style import (
+    SECONDARY_Y,
+    TEMPLATE_NAME,
+    Figure,
+    empty_figure,
+    figure_dict,
+    sessions_with_rate_parts,
+)
 
 NO_SESSIONS = "No sessions match the filters"
 # Okabe-Ito (Okabe & Ito 2008), a palette colour-blind readers tell apart.
@@ -38,9 +44,7 @@ FUNNEL_COLOURS = [OKABE_ITO["blue"], OKABE_ITO["sky_blue"], "#a9d6f2", OKABE_ITO
 FUNNEL_TEXT = ["white", "black", "black", "black"]
 
 
-def trend_figure(
-    trend: pd.DataFrame, freq: str, conversion_title: str, alerts: pd.DataFrame | None = None
-) -> go.Figure:
+def trend_figure(trend: pd.DataFrame, freq: str, conversion_title: str, alerts: pd.DataFrame | None = None) -> Figure:
     """Sessions per day or week as bars, conversion rate as a line on a second axis.
 
     Weeks the filter or the data cover only partly (``trend["partial"]``) are
@@ -86,7 +90,7 @@ def trend_figure(
     if alerts is not None and freq == "D":
         traces += _alert_markers(alerts)
     layout.update(template=TEMPLATE_NAME, bargap=0.15, hovermode="x unified")
-    return go.Figure(traces, layout)
+    return figure_dict(traces, layout)
 
 
 def _alert_markers(alerts: pd.DataFrame) -> list[dict]:
@@ -123,7 +127,7 @@ def breakdown_figure(
     conversion_title: str,
     top: int = 12,
     revenue: str = "Potential revenue",
-) -> go.Figure:
+) -> Figure:
     """Sessions per value (largest first): the values in the filter in colour, the others in grey.
 
     ``table`` is the breakdown without the dimension's own filter, so every
@@ -173,10 +177,10 @@ def breakdown_figure(
         "margin": {"l": 10, "r": 10, "t": 10, "b": 40},
         "clickmode": "event",
     }
-    return go.Figure([bar], layout)
+    return figure_dict([bar], layout)
 
 
-def funnel_figure(funnel: pd.DataFrame) -> go.Figure:
+def funnel_figure(funnel: pd.DataFrame) -> Figure:
     """Sessions reaching each step (browse or purchase funnel), with step conversion in the hover."""
     if funnel.empty or funnel["sessions"].iloc[0] == 0:
         return empty_figure(NO_SESSIONS)
@@ -192,4 +196,4 @@ def funnel_figure(funnel: pd.DataFrame) -> go.Figure:
         "textfont": {"color": FUNNEL_TEXT[-len(funnel) :]},
         "connector": {"line": {"color": "#dee2e6"}},
     }
-    return go.Figure([trace], {"template": TEMPLATE_NAME, "margin": {"l": 10, "r": 10, "t": 10, "b": 10}})
+    return figure_dict([trace], {"template": TEMPLATE_NAME, "margin": {"l": 10, "r": 10, "t": 10, "b": 10}})

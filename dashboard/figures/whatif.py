@@ -1,9 +1,10 @@
 """Figures of the what-if tab: P(convert) against the threshold, contributions, sensitivity.
 
 The waterfall is in one unit: P(convert) on the axis, each input's bar in
-percentage points. Each figure is built in one ``go.Figure(data, layout)`` call (no
-``update_layout``/``add_vline`` round trips): they are redrawn on every slider
-move and must stay within a few milliseconds.
+percentage points. Each figure is written as plain dicts and returned as the
+JSON-ready figure Dash sends (``style.figure_dict``: no figure object to
+validate, no ``update_layout``/``add_vline`` round trips): they are redrawn on
+every slider move and must stay within a few milliseconds.
 """
 
 from __future__ import annotations
@@ -12,16 +13,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-import plotly.graph_objects as go
 
-from dashboard.figures.style import ACCENT, MUTED, NEGATIVE, POSITIVE, PRIMARY, SECONDARY, TEMPLATE_NAME
+from dashboard.figures.style import (
+    ACCENT,
+    MUTED,
+    NEGATIVE,
+    POSITIVE,
+    PRIMARY,
+    SECONDARY,
+    TEMPLATE_NAME,
+    Figure,
+    figure_dict,
+)
 from ml.models.explain import Contributions, probability
 from ml.serving.whatif import Control, SensitivityLine, format_value
 
 THRESHOLD_LINE = {"color": ACCENT, "width": 2, "dash": "dash"}
 
 
-def probability_figure(p: float, threshold: float) -> go.Figure:
+def probability_figure(p: float, threshold: float) -> Figure:
     """A bullet gauge of P(convert) on 0-100% with the model's threshold marked."""
     colour = POSITIVE if p >= threshold else PRIMARY
     gauge = {
@@ -32,9 +42,10 @@ def probability_figure(p: float, threshold: float) -> go.Figure:
         "borderwidth": 0,
         "threshold": {"line": {"color": ACCENT, "width": 3}, "thickness": 0.9, "value": threshold},
     }
-    indicator = go.Indicator(mode="gauge", value=p, gauge=gauge, domain={"x": [0.02, 0.98], "y": [0.35, 1]})
+    indicator = {"type": "indicator", "mode": "gauge", "value": p, "gauge": gauge}
+    indicator["domain"] = {"x": [0.02, 0.98], "y": [0.35, 1]}
     layout = {"template": TEMPLATE_NAME, "height": 70, "margin": {"l": 8, "r": 8, "t": 4, "b": 4}}
-    return go.Figure([indicator], layout)
+    return figure_dict([indicator], layout)
 
 
 UNCHANGED_PP = 0.0005  # steps smaller than 0.05 percentage points are folded into one "unchanged" row
@@ -86,7 +97,7 @@ def waterfall_figure(
     labels: Mapping[str, str],
     threshold: float,
     top: int | None = None,
-) -> go.Figure:
+) -> Figure:
     """Horizontal waterfall on a P(convert) axis, in percentage points from the base P to this session's P.
 
     Inputs are added largest first; inputs that change nothing are one
@@ -114,21 +125,22 @@ def waterfall_figure(
     running = w.base_p + np.concatenate([[0.0], np.cumsum(steps)])
     low, high = min(running.min(), threshold), max(running.max(), threshold)
     pad = max((high - low) * 0.25, 0.01)  # room for the step labels outside the bars
-    trace = go.Waterfall(
-        orientation="h",
-        base=w.base_p,
-        measure=measure,
-        y=y,
-        x=steps,
-        text=text,
-        textposition="outside",
-        cliponaxis=False,
-        connector={"line": {"color": "#ced4da", "width": 1}},
-        increasing={"marker": {"color": POSITIVE}},
-        decreasing={"marker": {"color": NEGATIVE}},
-        totals={"marker": {"color": SECONDARY}},
-        hovertemplate="%{y}<br>%{text}<extra></extra>",
-    )
+    trace = {
+        "type": "waterfall",
+        "orientation": "h",
+        "base": w.base_p,
+        "measure": measure,
+        "y": y,
+        "x": steps,
+        "text": text,
+        "textposition": "outside",
+        "cliponaxis": False,
+        "connector": {"line": {"color": "#ced4da", "width": 1}},
+        "increasing": {"marker": {"color": POSITIVE}},
+        "decreasing": {"marker": {"color": NEGATIVE}},
+        "totals": {"marker": {"color": SECONDARY}},
+        "hovertemplate": "%{y}<br>%{text}<extra></extra>",
+    }
     lines = [
         {"x": w.base_p, "text": f"{contributions.base_label.lower()} {w.base_p:.1%}", "color": MUTED, "dash": "dot"},
         {"x": threshold, "text": f"threshold {threshold:.1%}", "color": ACCENT, "dash": "dash"},
@@ -171,7 +183,7 @@ def waterfall_figure(
             for row, line in enumerate(lines)
         ],
     }
-    return go.Figure([trace], layout)
+    return figure_dict([trace], layout)
 
 
 def _threshold_layout(threshold: float) -> tuple[list[dict], list[dict]]:
@@ -189,7 +201,7 @@ def _threshold_layout(threshold: float) -> tuple[list[dict], list[dict]]:
     return [{**shape, "line": THRESHOLD_LINE}], [note]
 
 
-def sensitivity_figure(line: SensitivityLine, threshold: float) -> go.Figure:
+def sensitivity_figure(line: SensitivityLine, threshold: float) -> Figure:
     """P(convert) across one feature's values, the others held; the current value highlighted."""
     control = line.control
     shapes, notes = _threshold_layout(threshold)
@@ -198,13 +210,21 @@ def sensitivity_figure(line: SensitivityLine, threshold: float) -> go.Figure:
         xs = [float(v) for v in line.x]
         current = {"x": [float(line.current)], "y": [line.current_p]}
         traces = [
-            go.Scatter(x=xs, y=line.p, mode="lines", line={"color": PRIMARY, "width": 2}, hovertemplate=hover),
-            go.Scatter(
+            {
+                "type": "scatter",
+                "x": xs,
+                "y": line.p,
+                "mode": "lines",
+                "line": {"color": PRIMARY, "width": 2},
+                "hovertemplate": hover,
+            },
+            {
+                "type": "scatter",
                 **current,
-                mode="markers",
-                marker={"color": SECONDARY, "size": 11, "line": {"color": "white", "width": 2}},
-                hovertemplate="this session<br>" + hover,
-            ),
+                "mode": "markers",
+                "marker": {"color": SECONDARY, "size": 11, "line": {"color": "white", "width": 2}},
+                "hovertemplate": "this session<br>" + hover,
+            },
         ]
         shapes.append(
             {
@@ -221,7 +241,7 @@ def sensitivity_figure(line: SensitivityLine, threshold: float) -> go.Figure:
     else:
         names = [format_value(control, v) for v in line.x]
         colours = [SECONDARY if v == line.current else PRIMARY for v in line.x]
-        traces = [go.Bar(x=names, y=line.p, marker_color=colours, hovertemplate=hover)]
+        traces = [{"type": "bar", "x": names, "y": line.p, "marker": {"color": colours}, "hovertemplate": hover}]
         xaxis = {"title": {"text": control.label}, "type": "category", "tickangle": -30 if len(names) > 6 else 0}
     low, high = float(np.min(line.p)), float(np.max(line.p))
     y_low, y_high = min(low, threshold), max(high, threshold)
@@ -237,7 +257,7 @@ def sensitivity_figure(line: SensitivityLine, threshold: float) -> go.Figure:
         "annotations": notes,
         "bargap": 0.3,
     }
-    return go.Figure(traces, layout)
+    return figure_dict(traces, layout)
 
 
 def _numeric_axis(control: Control) -> dict:

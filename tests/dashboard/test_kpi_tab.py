@@ -183,7 +183,7 @@ def test_purchase_cards_equal_the_engine_for_a_filter(shop):
 def _views(data, filt):
     cards, funnel = cards_view(data, filt)
     breakdowns = [breakdown_view(data, filt, d) for d in kpis.dimensions_of(data.cube)]
-    return cards, [funnel, *breakdowns]
+    return cards, [go.Figure(f) for f in (funnel, *breakdowns)]  # figure dicts, validated
 
 
 def test_the_view_builds_every_figure_and_an_empty_filter_says_so(context):
@@ -196,7 +196,7 @@ def test_the_view_builds_every_figure_and_an_empty_filter_says_so(context):
 
 def test_breakdown_bars_carry_codes_as_plain_lists_for_click_events(context):
     table = kpis.breakdown(context.dataset().cube, SessionFilter(), "main_category")
-    fig = breakdown_figure(table, (2,), "Conversion (proxy)")
+    fig = go.Figure(breakdown_figure(table, (2,), "Conversion (proxy)"))
     bar = fig.data[0]
     # Plain sequences, not a NumPy array: the browser drops typed-array customdata from click events.
     assert isinstance(bar.customdata, tuple | list) and not isinstance(bar.customdata, np.ndarray)
@@ -209,7 +209,7 @@ def test_breakdown_bars_carry_codes_as_plain_lists_for_click_events(context):
 
 def test_cross_filtering_greys_the_other_bars_instead_of_removing_them(context):
     filt = SessionFilter(main_category=(2,), country=(29,))
-    bar = breakdown_view(context.dataset(), filt, "main_category").data[0]
+    bar = go.Figure(breakdown_view(context.dataset(), filt, "main_category")).data[0]
     colours = dict(zip(bar.y, bar.marker.color, strict=True))
     assert set(colours) == {"trousers", "skirts", "blouses", "sale"}  # every category still drawn
     assert colours["skirts"] == CHOSEN and {colours[c] for c in ("trousers", "blouses", "sale")} == {NOT_CHOSEN}
@@ -220,7 +220,7 @@ def test_cross_filtering_greys_the_other_bars_instead_of_removing_them(context):
     assert poland[2][4] == "click to remove from the filter" and poland[1][4] == "click to filter"
     # A chosen value outside the top bars is still drawn.
     rare = kpis.breakdown(context.dataset().cube, SessionFilter(), "country").iloc[-1]
-    shown = breakdown_view(context.dataset(), SessionFilter(country=(int(rare["code"]),)), "country").data[0]
+    shown = go.Figure(breakdown_view(context.dataset(), SessionFilter(country=(int(rare["code"]),)), "country")).data[0]
     assert rare["label"] in shown.y
 
 
@@ -233,13 +233,13 @@ def test_a_bar_click_toggles_its_code_in_the_filter():
 
 def test_partial_weeks_at_the_edges_are_hatched_and_say_so(context):
     june = SessionFilter(start=date(2008, 6, 4), end=date(2008, 6, 30))  # Wed 4 Jun .. Mon 30 Jun
-    bars = trend_view(context.dataset(), june, "W").data[0]
+    bars = go.Figure(trend_view(context.dataset(), june, "W")).data[0]
     shapes = list(bars.marker.pattern.shape)
     assert shapes == ["/", "", "", "", "/"]
     assert "partial week: 5 of 7 days" in bars.customdata[0] and bars.customdata[1] == ""
     assert "partial week: 1 of 7 days" in bars.customdata[-1]
     whole = SessionFilter(start=date(2008, 6, 2), end=date(2008, 6, 29))
-    assert trend_view(context.dataset(), whole, "W").data[0].marker.pattern.shape is None
+    assert go.Figure(trend_view(context.dataset(), whole, "W")).data[0].marker.pattern.shape is None
 
 
 def test_view_controls_and_all_dates_round_trip_through_the_url(context):
@@ -270,19 +270,18 @@ def test_view_controls_and_all_dates_round_trip_through_the_url(context):
 
 
 def test_trend_is_daily_or_weekly(context):
-    daily = trend_view(context.dataset(), SessionFilter(start=date(2008, 6, 1), end=date(2008, 6, 30)), "D")
-    weekly = trend_view(context.dataset(), SessionFilter(start=date(2008, 6, 1), end=date(2008, 6, 30)), "W")
+    daily = go.Figure(trend_view(context.dataset(), SessionFilter(start=date(2008, 6, 1), end=date(2008, 6, 30)), "D"))
+    weekly = go.Figure(trend_view(context.dataset(), SessionFilter(start=date(2008, 6, 1), end=date(2008, 6, 30)), "W"))
     assert len(daily.data[0].x) == 30
     assert len(weekly.data[0].x) in (5, 6)
-    assert isinstance(
-        trend_figure(kpis.trend(context.dataset().cube, SessionFilter(), "W"), "W", "Conversion (proxy)"), go.Figure
-    )
+    whole = go.Figure(trend_figure(kpis.trend(context.dataset().cube, SessionFilter(), "W"), "W", "Conversion (proxy)"))
+    assert whole.data[0].type == "bar"
 
 
 def test_funnel_steps_never_grow(context):
     table = kpis.funnel(context.dataset().cube, NON_TRIVIAL)
     assert list(table["sessions"]) == sorted(table["sessions"], reverse=True)
-    assert isinstance(funnel_figure(table), go.Figure)
+    assert go.Figure(funnel_figure(table)).data[0].type == "funnel"
 
 
 def test_export_is_the_breakdown_for_the_filter_without_formula_cells(context):
@@ -330,7 +329,7 @@ def test_trend_alerts_mark_a_flagged_day_explain_it_and_download(context):
     alerts = alerts_for(context.dataset(), filt, window, threshold)
     flagged = alerts[alerts["flag"]]
     assert len(flagged) > 0
-    fig = trend_view(context.dataset(), filt, "D", window, threshold)
+    fig = go.Figure(trend_view(context.dataset(), filt, "D", window, threshold))
     markers = [t for t in fig.data if t.name and t.name.startswith("Alert")]
     assert sum(len(t.x) for t in markers) == len(flagged)
     assert all("vs usual" in row[0] for t in markers for row in t.customdata)
@@ -341,7 +340,9 @@ def test_trend_alerts_mark_a_flagged_day_explain_it_and_download(context):
     summary = _text(alerts_summary(alerts, threshold, window))
     assert f"{len(flagged)} flag(s)" in summary
     assert not [
-        t for t in trend_view(context.dataset(), filt, "W", window, threshold).data if t.name.startswith("Alert")
+        t
+        for t in go.Figure(trend_view(context.dataset(), filt, "W", window, threshold)).data
+        if t.name.startswith("Alert")
     ]
 
 

@@ -158,7 +158,7 @@ def test_the_update_view_gives_p_basket_and_expected_revenue(models, run_id):
     p_text, verdict, gauge, basket, revenue, clip_note, waterfall, method, line, capacity = tab.update_view(
         models, run_id, values, "w_price_mean", 10
     )
-    p = gauge.data[0].value
+    p = go.Figure(gauge).data[0].value
     assert 0.0 <= p <= 1.0 and p_text == f"{p:.1%}"
     result = W.predict(model, values, "w_price_mean")
     interval = model.basket_interval
@@ -169,7 +169,7 @@ def test_the_update_view_gives_p_basket_and_expected_revenue(models, run_id):
     assert "top" in _text(capacity) and "held-out sessions" in _text(capacity)
     assert ("likely" in verdict) and f"{model.threshold:.1%}" in verdict
     assert clip_note is None
-    assert isinstance(waterfall, go.Figure) and isinstance(line, go.Figure)
+    assert go.Figure(waterfall).data[0].type == "waterfall" and go.Figure(line).data  # valid figures
     assert "Contributions:" in method
 
 
@@ -178,7 +178,7 @@ def test_the_update_view_clips_and_says_so(models, run_id):
     values = {**W.typical_values(model.controls), "w_price_max": 10_000.0}
     *_, clip_note, waterfall, _, _, _ = tab.update_view(models, run_id, values, None)
     assert "Highest price viewed" in _text(clip_note)
-    assert any(f"= ${model.control('w_price_max').maximum:,.0f}" in label for label in waterfall.data[0].y)
+    assert any(f"= ${model.control('w_price_max').maximum:,.0f}" in label for label in go.Figure(waterfall).data[0].y)
 
 
 def test_a_remembered_update_is_the_update_computed_afresh(models, run_id):
@@ -214,10 +214,10 @@ def test_figures_mark_the_threshold_and_end_at_this_sessions_p(models, run_id):
     model = models.get(run_id)
     values = {**W.typical_values(model.controls), "first_price": 70.0}
     result = W.predict(model, values, "country")
-    gauge = probability_figure(result.p, result.threshold)
+    gauge = go.Figure(probability_figure(result.p, result.threshold))
     assert gauge.data[0].gauge.threshold.value == result.threshold
     labels = {c.name: c.label for c in model.controls}
-    waterfall = waterfall_figure(result.contributions, labels, result.threshold)
+    waterfall = go.Figure(waterfall_figure(result.contributions, labels, result.threshold))
     trace = waterfall.data[0]
     base_p = float(probability(result.contributions.base))
     assert trace.base == pytest.approx(base_p)  # one unit: P on the axis, percentage points in the bars
@@ -225,7 +225,7 @@ def test_figures_mark_the_threshold_and_end_at_this_sessions_p(models, run_id):
     assert trace.y[-1] == f"This session (P {result.p:.1%})"
     assert all(t.endswith(" pp") or t.endswith(" pp in all") for t in trace.text)
     assert waterfall.layout.xaxis.tickformat.endswith("%") and not waterfall.layout.xaxis.tickvals
-    line = sensitivity_figure(result.sensitivity, result.threshold)
+    line = go.Figure(sensitivity_figure(result.sensitivity, result.threshold))
     assert [s.y0 for s in line.layout.shapes if s.xref == "paper"] == [result.threshold]
     assert "Poland" in line.data[0].x
 
@@ -242,7 +242,7 @@ def test_the_waterfall_folds_inputs_that_change_nothing_into_one_unchanged_row()
     contributions = Contributions(
         ("a", "b", "c", "d"), np.array([0.4, 0.0, -0.1, 0.0]), base=float(np.log(0.25 / 0.75)), method=METHOD_LINEAR
     )
-    figure = waterfall_figure(contributions, {"a": "A", "b": "B", "c": "C", "d": "D"}, 0.3)
+    figure = go.Figure(waterfall_figure(contributions, {"a": "A", "b": "B", "c": "C", "d": "D"}, 0.3))
     trace = figure.data[0]
     assert list(trace.y) == [
         "A",

@@ -120,7 +120,9 @@ def dimension_view(data: PreparedData, filt: SessionFilter, dimension: str | Non
         return empty_figure("Sessions by dimension: left out, this dataset has no dimensions.")
     table = eda.dimension_breakdown(cubes, filt, dimension)
     revenue = "Revenue" if data.has_purchases else "Potential revenue"
-    return breakdown_figure(table, filt.codes_for(dimension), conversion_title(data), top=15, revenue=revenue)
+    return go.Figure(
+        breakdown_figure(table, filt.codes_for(dimension), conversion_title(data), top=15, revenue=revenue)
+    )
 
 
 def weekday_view(data: PreparedData, filt: SessionFilter) -> go.Figure:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import dash_bootstrap_components as dbc
 import pandas as pd
-import plotly.graph_objects as go
 from dash import html
 
 from dashboard.figures.kpi import breakdown_figure, funnel_figure, trend_figure
+from dashboard.figures.style import Figure
 from dashboard.filter_bar import coverage
 from dashboard.tabs.kpi.cards import card_specs, kpi_cards
 from dashboard.view_cache import figure_json, memo
@@ -82,7 +82,7 @@ def period_note(data: PreparedData, filt: SessionFilter) -> list:
     return [f"{shown}; {against}. ", html.A("Show all dates", href=ALL_DATES_LINK, className="kpi-all-dates")]
 
 
-def breakdown_view(data: PreparedData, filt: SessionFilter, dimension: str) -> go.Figure:
+def breakdown_view(data: PreparedData, filt: SessionFilter, dimension: str) -> Figure:
     """Bars for one dimension: the other filters apply, its own values are highlighted, not removed."""
     context_filter = filt.replace(**{dimension: ()})
     table = kpis.breakdown(data.cube, context_filter, dimension, data.codebooks)
@@ -116,7 +116,7 @@ def trend_view(
     window: int = ALERT_WINDOW,
     threshold: float = ALERT_THRESHOLD,
     alerts: pd.DataFrame | None = None,
-) -> go.Figure:
+) -> Figure:
     """The trend; in the daily view with alert markers (``alerts`` if computed already)."""
     trend = kpis.trend(data.cube, filt, freq, coverage(data))
     if freq == "D" and alerts is None:
