@@ -15,7 +15,9 @@ next array while the outermost decorated call runs: glibc serves large blocks
 from the heap (``M_MMAP_MAX`` 0) and keeps what is freed (a high
 ``M_TRIM_THRESHOLD``), and NumPy's huge-page advice is off. When the outermost
 call returns, both go back to their defaults and ``malloc_trim`` hands the
-free memory back, so a server process does not keep a pipeline's peak. Only
+free memory back, so a server process does not keep a pipeline's peak (the
+thresholds then stay at glibc's defaults instead of adapting, as they do once
+any program sets them; a forked child starts with the defaults). Only
 where the allocator is glibc's; elsewhere (musl, macOS, Windows) it does
 nothing. The values computed are the same either way: only where memory comes from changes.
 """
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import os
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -89,6 +92,19 @@ def _leave() -> None:
             _LIBC.mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX)
             _LIBC.mallopt(M_TRIM_THRESHOLD, DEFAULT_TRIM_THRESHOLD)
             _LIBC.malloc_trim(0)
+
+
+def _reset_in_child() -> None:
+    """A forked child has none of the parent's threads: whatever they were running is not running here."""
+    global _lock, _depth  # noqa: PLW0603 - a new process: a fresh lock and count
+    _lock = threading.Lock()  # it may have been held by a parent's thread at the fork
+    if _depth:
+        _depth = 1
+        _leave()  # restore the defaults the parent's running call had changed
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_in_child)
 
 
 def active() -> bool:

@@ -95,3 +95,26 @@ def test_re_views_flagged_in_two_halves_are_the_flags_of_the_whole(small_clicks)
     whole = review_flags(indexed.session, indexed.product_code, n_products, indexed.event == 0)
     np.testing.assert_array_equal(indexed.is_review, whole)
     assert whole.any()
+
+
+def _child_reports(queue) -> None:
+    queue.put((memory._depth, memory.active(), _huge_pages()))
+
+
+def test_a_child_forked_during_a_call_starts_with_the_defaults():
+    import multiprocessing
+
+    before = _huge_pages()
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+
+    @memory.reusing_freed_memory
+    def fork_inside():
+        child = context.Process(target=_child_reports, args=(queue,))
+        child.start()
+        child.join(30)
+        return queue.get(timeout=5)
+
+    depth, active, huge_pages = fork_inside()
+    assert (depth, active) == (0, False)
+    assert huge_pages == before
