@@ -6,6 +6,12 @@ dataset in the data control renders the bar for it (filters cleared) and
 writes ``?dataset=`` into the URL. After that, every change of tab or filter
 rewrites the URL without reloading the page. One callback does all of it, so
 there is no cycle between the URL and the components.
+
+A URL that keeps the tab and the dataset (back/forward between filters, a
+shared link opened in-page) re-renders only the filter bar: the tab and the
+dataset controls are left as they are, so the tab's content is not rebuilt and
+its views are computed once for the new filters, not a second time for the
+rebuilt components.
 """
 
 from __future__ import annotations
@@ -67,7 +73,7 @@ def sync_view(
         shown = filter_bar.view_of(tab or state.tab, start, end, values, names, current, search)
         if current == state.dataset and shown == state:
             return UNCHANGED  # the URL we just wrote ourselves
-        return _render(context, state, search)
+        return _render(context, state, search, shown_tab=tab, shown_dataset=current)
     if trigger == ids.DATA_SELECT:
         if not choice or choice == current:
             return UNCHANGED
@@ -81,18 +87,28 @@ def sync_view(
     return (new_search if new_search != (search or "") else no_update, *UNCHANGED[1:])
 
 
-def _render(context: AppContext, state: ViewState, search: str | None, write_url: bool = False) -> tuple:
+def _render(
+    context: AppContext,
+    state: ViewState,
+    search: str | None,
+    write_url: bool = False,
+    shown_tab: str | None = None,
+    shown_dataset: str | None = None,
+) -> tuple:
+    """Every output for ``state``; the tab and the dataset controls only where they differ from what is shown."""
     data = context.dataset(state.dataset)
     new_search = to_search(state)
+    same_dataset = shown_dataset == state.dataset
     return (
         new_search if write_url and new_search != (search or "") else no_update,
-        state.tab,
+        no_update if shown_tab == state.tab else state.tab,
         filter_bar.dimension_fields(data, state),
         *filter_bar.date_props(data, state),
-        state.dataset,
-        state.dataset,
-        dataset_options(context),
-        dataset_summary(context, state.dataset),
+        *(
+            (no_update,) * 4
+            if same_dataset
+            else (state.dataset, state.dataset, dataset_options(context), dataset_summary(context, state.dataset))
+        ),
     )
 
 

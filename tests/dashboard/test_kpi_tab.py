@@ -360,3 +360,30 @@ def test_a_url_without_dates_opens_on_the_default_period_and_dates_all_on_everyt
     _, _, start, end, _ = filter_bar.date_props(context.dataset(), landing)
     assert (start, end) == ("2008-07-14", "2008-08-10")
     assert filter_bar.view_of("kpi", start, end, [], [], "bundled", "?freq=W") == landing
+
+
+def test_a_url_with_new_filters_on_the_same_tab_leaves_the_tab_and_dataset_alone(context, monkeypatch):
+    """Back/forward between filters re-renders the filter bar only (a rebuilt tab computes every view twice)."""
+    from types import SimpleNamespace
+
+    from dash import no_update
+
+    from dashboard import ids, navigation
+    from ml.config import BUNDLED_DATASET_KEY as KEY
+
+    monkeypatch.setattr(navigation, "ctx", SimpleNamespace(triggered_id=ids.APP_URL))
+    names = [f"{o.component_id}.{o.component_property}" for o in navigation.OUTPUTS]
+
+    def outputs(search, tab, current):
+        return dict(
+            zip(names, navigation.sync_view(context, search, tab, current, None, None, [], [], current), strict=True)
+        )
+
+    same = outputs("?tab=kpi&from=2008-06-01&to=2008-06-30&country=29", "kpi", KEY)
+    assert same[f"{ids.APP_TABS}.active_tab"] is no_update
+    assert same[f"{ids.APP_DATASET_STORE}.data"] is no_update
+    assert same[f"{ids.FILTER_BAR_BODY}.children"] is not no_update  # the bar shows the URL's filters
+    # Another tab in the URL, or the first render, still sets them.
+    assert outputs("?tab=eda", "kpi", KEY)[f"{ids.APP_TABS}.active_tab"] == "eda"
+    first = outputs("?tab=kpi&country=29", None, None)
+    assert first[f"{ids.APP_TABS}.active_tab"] == "kpi" and first[f"{ids.APP_DATASET_STORE}.data"] == KEY
