@@ -7,7 +7,8 @@ Cases (the attacks of issue 11):
 1. four concurrent uploads of a 1.5 MB gzip that inflates to 1.5 GB, through
    ``check_upload`` with the default limits (50 MB upload, 2 parses at once);
 2. one valid gzip upload that unpacks to just under the 50 MB limit (what a
-   legitimate upload at the limit costs the parse worker);
+   legitimate upload at the limit costs the parse worker), and the same with a
+   decimal price in its last row (the chunks' types differ: parsed whole);
 3. a 48 MB one-line CSV of 24M columns, and a 3-row file with 1M extra columns;
 4. ``python -m ml score /dev/zero`` with a 256 MB input limit.
 
@@ -151,18 +152,24 @@ def bench_bombs(settings) -> dict:
     }
 
 
-def bench_valid_at_limit(settings) -> dict:
+def bench_valid_at_limit(settings, decimal_price_last: bool = False) -> dict:
     text = uci_rows(1_250_000)
     while len(text) > settings.max_upload_bytes:
         text = text[: text.rfind(b"\n", 0, len(text) - 1) + 1]
+    if decimal_price_last:  # one decimal price in the last row: the chunks' types differ, the file is parsed whole
+        head, last, _ = text.rsplit(b"\n", 2)
+        cells = last.split(b";")
+        cells[11] = b"30.5"
+        text = head + b"\n" + b";".join(cells) + b"\n"
     packed = gzip_of([text], b"\n", 0)
     payload = data_url(packed)
     base_self, base_child, _ = snapshot()
     with RssSampler() as rss:
         result, seconds = outcome(lambda: check_upload(settings, Registry(settings.models_dir), payload, "ok.csv.gz"))
     limit = settings.max_upload_bytes
+    last = ", a decimal price in its last row" if decimal_price_last else ""
     return {
-        "case": f"one valid gzip upload unpacking to {len(text) / MB:.1f} MB (limit {limit // MB} MB)",
+        "case": f"one valid gzip upload unpacking to {len(text) / MB:.1f} MB (limit {limit // MB} MB){last}",
         "outcome": result,
         "seconds": round(seconds, 2),
         "gzip_bytes": len(packed),
@@ -247,6 +254,8 @@ def main() -> int:
         print(json.dumps(report["bombs"]), flush=True)
         report["valid_at_limit"] = bench_valid_at_limit(settings)
         print(json.dumps(report["valid_at_limit"]), flush=True)
+        report["valid_at_limit_parsed_whole"] = bench_valid_at_limit(settings, decimal_price_last=True)
+        print(json.dumps(report["valid_at_limit_parsed_whole"]), flush=True)
         report["load_after"] = os.getloadavg()[0]
         parse_pool.shutdown_pools()
     OUT.parent.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,11 @@ server's worker processes (the gate: lock files in the cache folder, since
 memory is the machine's); a further upload waits ``limits.parse_wait_s``
 seconds and is then told the server is busy. A worker that dies (killed for memory, say) is reported as a
 message and replaced; the server keeps serving.
+
+A worker hands the events back through a file in the cache folder (pickle
+protocol 5, streamed from the arrays), not through the pool's pipe: there they
+would be pickled with protocol 4 in memory, the pickle and a copy of every
+array's bytes held until it is done, twice the events on top of them.
 """
 
 from __future__ import annotations
@@ -15,19 +20,25 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import pickle
+import tempfile
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 
 from ml.config import Settings
 from ml.data.limits import parse_gate
 from ml.data.loading import LoadedEvents, load_events
+from ml.data.memory import return_freed_memory
 from ml.errors import Problem, ServerBusy, ValidationError
 
 log = logging.getLogger(__name__)
 
 PARSE_SLOTS_DIRNAME = "parse-slots"
+PARSE_RESULTS_DIRNAME = "parse-results"
+STALE_RESULT_S = 3600.0  # a result file this old was left by a server that stopped mid-parse
 TASKS_PER_WORKER = 20  # then the worker is replaced, giving its memory back
 PARENT_CHECK_S = 1.0  # how often an idle parse worker checks that its server is still there
 
@@ -45,11 +56,17 @@ def _pool(workers: int) -> ProcessPoolExecutor:
                 workers,
                 mp_context=context,
                 max_tasks_per_child=TASKS_PER_WORKER,
-                initializer=_exit_with_parent,
+                initializer=_start_worker,
                 initargs=(os.getpid(),),
             )
             _pools[workers] = pool
         return pool
+
+
+def _start_worker(parent: int) -> None:
+    """A parse worker gives freed memory back at once (its peak is then one file's) and leaves with its server."""
+    return_freed_memory()
+    _exit_with_parent(parent)
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -96,9 +113,13 @@ def _parse(data: bytes, filename: str, settings: Settings) -> LoadedEvents:
     limits = settings.limits
     with upload_gate(settings).slot(limits.parse_wait_s):
         pool = _pool(limits.max_parses)
+        result = _result_file(settings)
         try:
-            future = pool.submit(load_events, data, name=filename, max_bytes=settings.max_upload_bytes, limits=limits)
-            return future.result()
+            options = {"name": filename, "max_bytes": settings.max_upload_bytes, "limits": limits}
+            if result is None:
+                return pool.submit(load_events, data, **options).result()
+            returned = pool.submit(_load_into, result, data, **options).result()
+            return returned if returned is not None else _read_result(result)
         except BrokenProcessPool as exc:
             log.error("the parse worker stopped while reading %s: %s", filename, exc)
             _discard(limits.max_parses, pool)
@@ -107,6 +128,55 @@ def _parse(data: bytes, filename: str, settings: Settings) -> LoadedEvents:
                 "try a smaller file, or score it on the server with python -m ml score"
             )
             raise ValidationError([Problem(message)], source=filename) from exc
+        finally:
+            if result is not None:
+                result.unlink(missing_ok=True)
+
+
+def _result_file(settings: Settings) -> Path | None:
+    """A new empty file for a worker's events (only this user may read it); ``None`` where none can be made."""
+    folder = settings.cache_dir / PARSE_RESULTS_DIRNAME
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        _remove_stale_results(folder)
+        handle, name = tempfile.mkstemp(prefix="events-", suffix=".pickle", dir=folder)
+    except OSError as exc:
+        log.warning("no file for a parse result in %s (%s): the events come back through the pipe", folder, exc)
+        return None
+    os.close(handle)
+    return Path(name)
+
+
+def _remove_stale_results(folder: Path) -> None:
+    now = time.time()
+    for path in folder.glob("events-*.pickle"):
+        try:
+            if now - path.stat().st_mtime > STALE_RESULT_S:
+                path.unlink()
+        except OSError:
+            continue  # removed by another server process meanwhile
+
+
+def _load_into(result: Path, data: bytes, **options: object) -> LoadedEvents | None:
+    """In a parse worker: ``load_events``, the events written to ``result`` (``None`` back), or returned if that fails.
+
+    Pickle protocol 5 writes each array's bytes straight to the file, so this
+    costs no memory beyond the events; a file that cannot be written (a full
+    disk) is left empty, and the events go back through the pipe.
+    """
+    loaded = load_events(data, **options)
+    try:
+        with result.open("wb") as stream:
+            pickle.dump(loaded, stream, protocol=5)
+    except OSError as exc:
+        log.warning("the parse result could not be written to %s (%s): returned through the pipe", result, exc)
+        return loaded
+    return None
+
+
+def _read_result(result: Path) -> LoadedEvents:
+    with result.open("rb") as stream:
+        return pickle.load(stream)  # written by our own parse worker, to a file made for this call
 
 
 def shutdown_pools() -> None:

@@ -34,7 +34,7 @@ from ml.errors import MAX_EXAMPLE_ROWS, Problem, ServerBusy, ValidationError
 
 READ_CHUNK = 1 << 20
 GZIP_INPUT_CHUNK = 64 << 10
-SCAN_CHUNK = 4 << 20
+SCAN_CHUNK = 1 << 20  # the scan holds a few times this (an int32 count per byte)
 NEWLINE = 10
 NUL = 0
 

@@ -33,7 +33,7 @@ from ml.data.profiles import (
     detect_profile,
     load_profile,
 )
-from ml.data.reading import RawTable, parse_bytes, read_source_bytes, uci_text_columns
+from ml.data.reading import RawTable, TextColumns, parse_bytes, read_source_bytes, uci_compact_columns, uci_text_columns
 from ml.data.sessionise import cut_sessions, positions_in_sessions
 from ml.data.sql import is_sql_url, read_sql_source
 from ml.data.validation import validate_frame
@@ -106,16 +106,23 @@ def uci_codebooks() -> dict[str, Codebook]:
     return {column: dict(S.CODEBOOK[column]) for column in (S.CATEGORY, *UCI_DIMENSIONS) if column in S.CODEBOOK}
 
 
-def _profile_text_columns(profile: DataProfile | None) -> object:
+def _header_profile(profile: DataProfile | None, names: Sequence[str]) -> DataProfile | None:
+    """The profile given, or the one the header names (``None`` when it names none)."""
+    if profile is not None:
+        return profile
+    try:
+        return detect_profile(names)
+    except ValidationError:
+        return None
+
+
+def _profile_text_columns(profile: DataProfile | None) -> TextColumns:
     """Which CSV columns to read as text: IDs and labels, so leading zeros and long numbers survive."""
 
     def text_columns(names: Sequence[str]) -> Collection[str]:
-        chosen = profile
+        chosen = _header_profile(profile, names)
         if chosen is None:
-            try:
-                chosen = detect_profile(names)
-            except ValidationError:
-                return ()
+            return ()
         if chosen.is_uci:
             return uci_text_columns(names)
         ids = {c for f, c in chosen.columns.items() if f not in ("timestamp", "price", "revenue", "order", "date")}
@@ -124,6 +131,16 @@ def _profile_text_columns(profile: DataProfile | None) -> object:
         return [name for name in names if S.normalise_header(name) in wanted]
 
     return text_columns
+
+
+def _profile_compact_columns(profile: DataProfile | None) -> TextColumns:
+    """Which CSV columns may come compact (small integers, encoded text): the UCI file's, which validation reads."""
+
+    def compact_columns(names: Sequence[str]) -> Collection[str]:
+        chosen = _header_profile(profile, names)
+        return uci_compact_columns(names) if chosen is not None and chosen.is_uci else ()
+
+    return compact_columns
 
 
 def _form(raw: RawTable, header_form: str) -> str:
@@ -192,7 +209,12 @@ def _load(
     display = name or (Path(source).name if not isinstance(source, bytes) else "upload")
     data = read_source_bytes(source, max_bytes=max_bytes, name=display)
     raw = parse_bytes(
-        data, max_bytes=max_bytes, source=display, text_columns=_profile_text_columns(profile), limits=limits
+        data,
+        max_bytes=max_bytes,
+        source=display,
+        text_columns=_profile_text_columns(profile),
+        limits=limits,
+        compact_columns=_profile_compact_columns(profile),
     )
     return events_from_table(
         raw, source=display, data_hash=hashlib.sha256(data).hexdigest(), n_bytes=len(data), **options

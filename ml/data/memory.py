@@ -35,7 +35,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # glibc's mallopt parameters (malloc.h) and defaults
 M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
 M_MMAP_MAX = -4
+PROMPT_MMAP_THRESHOLD = 16 * 1024  # glibc starts at 128 KB and raises it as large blocks are freed
 DEFAULT_TRIM_THRESHOLD = 128 * 1024
 DEFAULT_MMAP_MAX = 65536
 KEEP_FREED = 2**31 - 1  # the largest value mallopt takes: keep up to 2 GB of freed heap
@@ -124,3 +126,27 @@ def reusing_freed_memory(function: F) -> F:
             _leave()
 
     return wrapper  # type: ignore[return-value]
+
+
+def return_freed_memory() -> None:
+    """For a process that parses one file after another (an upload's parse worker): freed arrays go back to the kernel.
+
+    glibc serves blocks under its ``mmap`` threshold from the heap, whose freed
+    pieces stay in the resident set unless they lie at its top, and it raises
+    the threshold (from 128 KB up to 32 MB) each time a large block is freed;
+    Arrow's mimalloc pool keeps what it freed too. A chunked parse makes and
+    frees thousands of blocks of tens of kilobytes (a column of one chunk), so
+    the heap's resident set grew by tens of megabytes beyond what is held.
+    Fixing the threshold at 16 KB (which also stops the raising) and giving
+    Arrow the system allocator makes each such block its own mapping, unmapped
+    when freed: the process's peak is what it holds at once, not what its steps
+    freed before. Process-wide and for good; the values computed are the same
+    either way.
+    """
+    if _LIBC is not None:
+        _LIBC.mallopt(M_MMAP_THRESHOLD, PROMPT_MMAP_THRESHOLD)
+    try:
+        import pyarrow as pa
+    except ImportError:
+        return
+    pa.set_memory_pool(pa.system_memory_pool())

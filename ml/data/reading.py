@@ -15,12 +15,16 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import logging
+import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ml.config import InputLimits
 from ml.data import schema as S
@@ -34,6 +38,8 @@ EMPTY_ZIP_MAGIC = b"PK\x05\x06"
 OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # legacy .xls workbooks
 UTF8_CHUNK = 1 << 20
 DELIMITERS = (";", ",", "\t", "|")
+log = logging.getLogger(__name__)
+NOT_BLANK = re.compile(rb"\S")  # bytes.strip() strips exactly the ASCII whitespace \s matches in bytes
 
 
 @dataclass(frozen=True)
@@ -132,11 +138,29 @@ def uci_text_columns(names: Sequence[str]) -> set[str]:
     return {name for name in names if S.HEADER_ALIASES.get(S.normalise_header(name)) in keep}
 
 
+def uci_compact_columns(names: Sequence[str]) -> set[str]:
+    """All the UCI file's columns: validation reads codes and price as numbers of any width, and IDs as values."""
+    return {name for name in names if S.HEADER_ALIASES.get(S.normalise_header(name)) in S.SOURCE_COLUMNS}
+
+
+def no_columns(names: Sequence[str]) -> Collection[str]:
+    """No column (the default of ``compact_columns``: every column as the parser types it)."""
+    return ()
+
+
 TextColumns = Callable[[Sequence[str]], Collection[str]]
+CSV_CHUNK_BYTES = 1 << 20  # about this much text per parsed chunk: the parser's tables stay a few times it
+CSV_MIN_CHUNK_ROWS = 1000
+SMALL_INTEGERS = (np.int8, np.int16, np.int32)
 
 
 def _read_csv(
-    data: bytes, container: str, source: str | None, text_columns: TextColumns, limits: InputLimits
+    data: bytes,
+    container: str,
+    source: str | None,
+    text_columns: TextColumns,
+    limits: InputLimits,
+    compact_columns: TextColumns = no_columns,
 ) -> RawTable:
     if b"\x00" in data[:8192]:
         raise _fail("the file is binary, not CSV text or Parquet", source)
@@ -167,13 +191,131 @@ def _read_csv(
         names = [str(c) for c in pd.read_csv(io.BytesIO(data), nrows=0, **options).columns]
         text = set(text_columns(names))
         dtypes = {name: "string" for name in names if name in text}
-        frame = pd.read_csv(io.BytesIO(data), dtype=dtypes, low_memory=False, **options)
+        frame = _parse_csv(data, options, dtypes, set(compact_columns(names)))
     except pd.errors.EmptyDataError as exc:
         raise _fail("the file is empty: no header and no rows", source) from exc
     except (pd.errors.ParserError, csv.Error) as exc:
         raise _fail(f"the CSV cannot be parsed: {exc}", source) from exc
     problems = _cut_off_last_line(data, delimiter or ",", len(frame.columns), len(frame))
     return RawTable(frame=frame, container=container, delimiter=delimiter, problems=problems)
+
+
+def _parse_csv(data: bytes, options: dict, dtypes: dict[str, str], compact: Collection[str]) -> pd.DataFrame:
+    """The CSV parsed as one whole (every column's type inferred from all its rows), in chunks where that is the same.
+
+    A file of many chunks' worth of text is parsed in chunks, and the
+    ``compact`` columns are kept small: integers in the smallest integer type
+    that holds them, text read as text (``dtypes``) dictionary-encoded, so the
+    parser's tables and int64 or text columns of the whole file are never held
+    at once. Where the chunks' inferred types differ (a column numeric in the
+    first rows and text later, say), or a chunk cannot be parsed, the file is
+    parsed again as one whole, so the types, values and error messages are
+    those of the whole-file parse (whose ``compact`` columns are then made
+    small the same way).
+    """
+    lines = data.count(b"\n")
+    rows = max(CSV_MIN_CHUNK_ROWS, CSV_CHUNK_BYTES * lines // max(len(data), 1))
+    if lines > rows:
+        frame = _parse_in_chunks(data, options, dtypes, compact, rows)
+        if frame is not None:
+            return frame
+    frame = pd.read_csv(io.BytesIO(data), dtype=dtypes, low_memory=False, **options)
+    for name in compact:
+        if name in frame.columns:
+            if name in dtypes:
+                frame[name] = _dictionary_text([_compacted(frame[name], text=True)])
+            else:
+                frame[name] = _smallest_integers(_values(frame[name]))
+    return frame
+
+
+def _parse_in_chunks(
+    data: bytes, options: dict, dtypes: dict[str, str], compact: Collection[str], rows: int
+) -> pd.DataFrame | None:
+    """The chunks of the CSV joined column by column, or ``None`` where their inferred types differ or one fails.
+
+    Chunks of differing types are not reconciled (whole numbers in one chunk
+    and decimals in the next would be float64 in the whole parse, but "-0"
+    read as an integer has lost its sign): the whole parse decides.
+    """
+    parts: dict[str, list] = {}
+    first: pd.Series | None = None
+    try:
+        with pd.read_csv(io.BytesIO(data), dtype=dtypes, low_memory=False, chunksize=rows, **options) as reader:
+            for chunk in reader:
+                if first is None:
+                    first = chunk.dtypes
+                elif not chunk.dtypes.equals(first):
+                    return None
+                for name, column in chunk.items():
+                    values = _compacted(column, name in dtypes) if name in compact else _values(column)
+                    parts.setdefault(str(name), []).append(values)
+    except Exception as exc:  # the whole-file parse gives the error (or the file's true types)
+        log.debug("parsing the CSV in chunks stopped (%s: %s); parsing it whole", type(exc).__name__, exc)
+        return None
+    if first is None or len(parts) != len(first):
+        return None
+    columns = {}
+    for name in list(parts):
+        columns[name] = _joined(parts.pop(name))
+    return pd.DataFrame(columns, copy=False)
+
+
+def _compacted(column: pd.Series, text: bool) -> object:
+    """A chunk's column in less memory: text read as text dictionary-encoded, integers in the smallest integer type."""
+    if text:
+        values = pa.array(column.array)
+        return pc.dictionary_encode(values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values)
+    return _smallest_integers(_values(column))
+
+
+def _values(column: pd.Series) -> object:
+    return column.to_numpy() if isinstance(column.dtype, np.dtype) else column.array
+
+
+def _joined(parts: list) -> object:
+    """One column of the parsed chunks: arrays concatenated, Arrow text (plain or dictionary-encoded) as its pieces."""
+    if all(isinstance(part, np.ndarray) for part in parts):
+        return np.concatenate(parts)
+    if not isinstance(parts[0], np.ndarray) and hasattr(parts[0], "dictionary"):
+        return _dictionary_text(parts)
+    return pd.concat([pd.Series(part, copy=False) for part in parts], ignore_index=True).array
+
+
+def _dictionary_text(parts: list) -> pd.arrays.ArrowExtensionArray:
+    """Dictionary-encoded chunks of a text column as one Arrow column (each chunk keeps its own dictionary).
+
+    Not a pandas ``Categorical``: its categories would build a Python hash
+    table of every distinct value (250,000 session IDs) when checked unique.
+    Validation unites the dictionaries, once the file's text is freed.
+    """
+    chunks = pa.chunked_array(parts)
+    parts.clear()
+    return pd.arrays.ArrowExtensionArray(chunks)
+
+
+def _text_in_one_piece(frame: pd.DataFrame) -> None:
+    """Arrow text columns joined from chunks made one piece, as the whole-file parse has them; one column at a time."""
+    for name in list(frame.columns):
+        dtype = frame[name].dtype
+        if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow":
+            pieces = pa.array(frame[name].array)
+            if isinstance(pieces, pa.ChunkedArray) and pieces.num_chunks > 1:
+                joined = pieces.combine_chunks()
+                del pieces  # the chunks go as the column is replaced
+                frame[name] = pd.array(joined, dtype=dtype)
+
+
+def _smallest_integers(values: np.ndarray) -> np.ndarray:
+    """int64 values in the smallest signed integer type that holds them all (others unchanged)."""
+    if not isinstance(values, np.ndarray) or values.dtype != np.int64 or not len(values):
+        return values
+    low, high = values.min(), values.max()
+    for dtype in SMALL_INTEGERS:
+        info = np.iinfo(dtype)
+        if info.min <= low and high <= info.max:
+            return values.astype(dtype)
+    return values
 
 
 def _rows_wider_than_header(data: bytes, scan: LineScan, delimiter: str, n_columns: int) -> Problem | None:
@@ -256,6 +398,11 @@ def _nullable_integer(arrow_type: object) -> object:
     return pd.api.types.pandas_dtype(str(arrow_type).replace("uint", "UInt").replace("int", "Int"))
 
 
+def _blank(data: bytes) -> bool:
+    """``not data.strip()`` (nothing but ASCII whitespace) without a stripped copy of the file."""
+    return NOT_BLANK.search(data) is None
+
+
 def parse_bytes(
     data: bytes,
     *,
@@ -263,10 +410,15 @@ def parse_bytes(
     source: str | None,
     text_columns: TextColumns = uci_text_columns,
     limits: InputLimits | None = None,
+    compact_columns: TextColumns = no_columns,
 ) -> RawTable:
     """Detect the form of ``data`` and parse it into a raw table.
 
-    ``text_columns`` names the CSV columns to keep as text (IDs), given the header.
+    ``text_columns`` names the CSV columns to keep as text (IDs), given the header;
+    ``compact_columns`` those a caller reads only as numbers or as text values
+    (validation of the UCI file): their integers may come in the smallest
+    integer type that holds them (int8 rather than int64), and their text
+    columns dictionary-encoded (an Arrow dictionary column).
     A gzip file may unpack to at most ``max_bytes``: the limit is on the data a
     file holds, whatever its container.
     """
@@ -275,7 +427,7 @@ def parse_bytes(
     if data[:2] == GZIP_MAGIC:
         data = gunzip_bounded(data, max_bytes, source)
         container = "csv.gz"
-    if not data.strip():
+    if _blank(data):
         raise _fail("the file is empty: no header and no rows", source)
     if data[:4] == PARQUET_MAGIC:
         return _read_parquet(data, source, limits)
@@ -286,4 +438,7 @@ def parse_bytes(
             "this is a legacy Excel workbook (.xls), not CSV or Parquet; save the sheet as CSV",
             source,
         )
-    return _read_csv(data, container, source, text_columns, limits)
+    raw = _read_csv(data, container, source, text_columns, limits, compact_columns)
+    del data  # the text, where it was unpacked here, is freed before the text columns are joined
+    _text_in_one_piece(raw.frame)
+    return raw

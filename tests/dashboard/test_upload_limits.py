@@ -73,6 +73,46 @@ def test_an_upload_is_parsed_in_a_worker_process(settings) -> None:
     assert workers and os.getpid() not in workers
 
 
+def result_files(settings) -> list[Path]:
+    folder = settings.cache_dir / parse_pool.PARSE_RESULTS_DIRNAME
+    return sorted(folder.iterdir()) if folder.is_dir() else []
+
+
+def test_a_worker_hands_the_events_back_through_a_file_that_is_then_removed(settings) -> None:
+    checked = check_upload(settings, Registry(settings.models_dir), data_url(gzip.compress(uci_csv(50))), "ok.csv.gz")
+    assert len(checked.loaded.events) == 50 and (settings.cache_dir / parse_pool.PARSE_RESULTS_DIRNAME).is_dir()
+    with pytest.raises(ValidationError):
+        check_upload(settings, Registry(settings.models_dir), data_url(b"not,a,click,file\n1,2,3,4\n"), "bad.csv")
+    assert result_files(settings) == []
+
+
+def test_without_a_result_file_the_events_come_back_through_the_pipe(settings) -> None:
+    settings.cache_dir.mkdir(parents=True)
+    (settings.cache_dir / parse_pool.PARSE_RESULTS_DIRNAME).write_text("a file where the folder would be")
+    checked = check_upload(settings, Registry(settings.models_dir), data_url(uci_csv(30)), "ok.csv")
+    assert len(checked.loaded.events) == 30
+
+
+def test_a_result_file_that_cannot_be_written_returns_the_events(tmp_path: Path) -> None:
+    loaded = parse_pool._load_into(tmp_path / "no-such-folder" / "events.pickle", uci_csv(20), max_bytes=MEGABYTE)
+    assert loaded is not None and len(loaded.events) == 20
+    written = tmp_path / "events.pickle"
+    assert parse_pool._load_into(written, uci_csv(20), max_bytes=MEGABYTE) is None
+    assert parse_pool._read_result(written).events.equals(loaded.events)
+
+
+def test_result_files_left_by_a_stopped_server_are_removed(settings) -> None:
+    folder = settings.cache_dir / parse_pool.PARSE_RESULTS_DIRNAME
+    folder.mkdir(parents=True)
+    stale, recent = folder / "events-old.pickle", folder / "events-new.pickle"
+    for path in (stale, recent):
+        path.write_bytes(b"left over")
+    an_hour_ago = time.time() - parse_pool.STALE_RESULT_S - 60
+    os.utime(stale, (an_hour_ago, an_hour_ago))
+    check_upload(settings, Registry(settings.models_dir), data_url(uci_csv(20)), "ok.csv")
+    assert result_files(settings) == [recent]  # another parse's file, maybe still being written, stays
+
+
 def test_a_parse_worker_that_dies_is_reported_and_replaced(settings) -> None:
     registry = Registry(settings.models_dir)
     check_upload(settings, registry, data_url(uci_csv(20)), "first.csv")
