@@ -418,7 +418,8 @@ def _review_flags_in_parts(
 ) -> np.ndarray:
     """``review_flags`` of the two halves of the sessions side by side (a session's flags read only its own rows)."""
     n = len(session)
-    cut = int(starts[np.searchsorted(starts, n // 2)]) if n and np.searchsorted(starts, n // 2) < len(starts) else n
+    middle = int(np.searchsorted(starts, n // 2))  # the first session starting at or after the middle row
+    cut = int(starts[middle]) if middle < len(starts) else n
     first, second = run_parallel(
         lambda: review_flags(session[:cut], product_code[:cut], n_products, is_view[:cut]),
         lambda: review_flags(session[cut:], product_code[cut:], n_products, is_view[cut:]),

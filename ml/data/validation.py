@@ -173,6 +173,18 @@ def _factorized_text(series: pd.Series) -> tuple[np.ndarray, pd.Series]:
     return codes, pd.Series(pd.array(dictionary, dtype="string"))
 
 
+def _stripped_text(series: pd.Series) -> tuple[np.ndarray, pd.Series, np.ndarray]:
+    """The column's distinct text values stripped (each once), a code per row into them, and the rows left blank.
+
+    A row is blank where its value is missing (code -1, which reads the last
+    entry of the lookup) or nothing but whitespace.
+    """
+    codes, distinct = _factorized_text(series)
+    stripped = distinct.str.strip()
+    blank = np.append((stripped == "").to_numpy(dtype=bool), True)[codes]
+    return codes, stripped, blank
+
+
 def _products(series: pd.Series) -> tuple[pd.Categorical, np.ndarray]:
     """The products as categories of their stripped text, and where that is missing or empty.
 
@@ -180,10 +192,8 @@ def _products(series: pd.Series) -> tuple[pd.Categorical, np.ndarray]:
     text, but each distinct value is stripped once, and no stripped copy of
     every row is made.
     """
-    codes, distinct = _factorized_text(series)
-    stripped = distinct.str.strip()
-    # Code -1 (a missing value) takes the last entry of each lookup.
-    blank = np.append((stripped == "").to_numpy(dtype=bool), True)[codes]
+    codes, stripped, blank = _stripped_text(series)
+    # Code -1 (a missing value) takes the last entry of the lookup.
     labels, categories = pd.factorize(stripped.astype(str), sort=True)
     # Codes in the smallest type for the number of categories, as pd.Categorical keeps them.
     small = next(t for t in (np.int8, np.int16, np.int32, np.int64) if len(categories) < np.iinfo(t).max)
@@ -203,9 +213,7 @@ def _session_ids(series: pd.Series, problems: list[Problem]) -> pd.Series:
         whole = ~np.isnan(values) & (values == np.round(values)) & (np.abs(values) < 2**53)
         return pd.Series(values).astype("int64") if whole.all() else series.astype("string")
     # Each distinct ID is stripped, checked and converted once (converting every row builds a Python string per row).
-    codes, distinct = _factorized_text(series)
-    stripped = distinct.str.strip()
-    missing = np.append((stripped == "").to_numpy(dtype=bool), True)[codes]  # code -1: a missing value
+    codes, stripped, missing = _stripped_text(series)
     if p := _problem(S.SESSION_ID, "missing value", missing):
         problems.append(p)
     if not missing.any() and bool(stripped.str.fullmatch(INTEGER_TEXT).all()):
